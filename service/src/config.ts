@@ -1,0 +1,241 @@
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { z } from 'zod';
+
+/**
+ * The one typed configuration of both processes, parsed from the environment once at start-up.
+ * Nothing else in the service reads `process.env`.
+ *
+ * Secrets may be given as `NAME_FILE=/path` instead of `NAME=value`, which is how Kubernetes
+ * mounts a Secret as files: the file's content (trailing newline removed) becomes the value.
+ */
+const SECRET_VARIABLES = [
+  'MYSQL_PASSWORD',
+  'MYSQL_MIGRATION_PASSWORD',
+  'REDIS_PASSWORD',
+  'REDIS_SENTINEL_PASSWORD',
+  'S3_SECRET_ACCESS_KEY',
+  'JWT_PRIVATE_KEY',
+  'BACKUP_ENCRYPTION_KEY',
+] as const;
+
+const port = z.coerce.number().int().min(1).max(65_535);
+const milliseconds = z.coerce.number().int().min(1).max(3_600_000);
+const optionalText = z
+  .string()
+  .optional()
+  .transform((value) => (value === '' ? undefined : value));
+const hostPortList = z
+  .string()
+  .min(1)
+  .transform((value, ctx) =>
+    value.split(',').map((entry) => {
+      const match = /^\s*([^\s:]+):(\d{1,5})\s*$/.exec(entry);
+      if (!match || Number(match[2]) > 65_535) {
+        ctx.addIssue({ code: 'custom', message: `"${entry}" is not host:port` });
+        return { host: '', port: 0 };
+      }
+      return { host: match[1]!, port: Number(match[2]) };
+    }),
+  );
+
+const EnvSchema = z
+  .object({
+    NODE_ENV: z.enum(['development', 'test', 'production']).default('production'),
+    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    INSTANCE_ID: z.string().min(1).default(hostname()),
+
+    HOST: z.string().min(1).default('0.0.0.0'),
+    PORT: port.default(3000),
+    WORKER_HEALTH_PORT: port.default(3001),
+    BODY_LIMIT_BYTES: z.coerce.number().int().min(1_024).max(104_857_600).default(1_048_576),
+    SHUTDOWN_GRACE_MS: milliseconds.default(25_000),
+    READINESS_TIMEOUT_MS: milliseconds.default(1_000),
+
+    MYSQL_HOST: z.string().min(1),
+    MYSQL_PORT: port.default(3306),
+    MYSQL_REPLICA_HOST: optionalText,
+    MYSQL_REPLICA_PORT: port.default(3306),
+    MYSQL_DATABASE: z
+      .string()
+      .regex(/^[A-Za-z0-9_]{1,64}$/, 'letters, digits and _ only')
+      .default('parley'),
+    MYSQL_USER: z.string().min(1),
+    MYSQL_PASSWORD: z.string().default(''),
+    MYSQL_POOL_SIZE: z.coerce.number().int().min(1).max(500).default(20),
+    MYSQL_MIGRATION_USER: optionalText,
+    MYSQL_MIGRATION_PASSWORD: optionalText,
+
+    REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
+    REDIS_SENTINELS: hostPortList.optional(),
+    REDIS_SENTINEL_MASTER: z.string().min(1).default('mymaster'),
+    REDIS_PASSWORD: optionalText,
+    REDIS_SENTINEL_PASSWORD: optionalText,
+
+    S3_REGION: z.string().min(1).default('us-east-1'),
+    S3_ENDPOINT: z.url().optional(),
+    S3_FORCE_PATH_STYLE: z.stringbool().default(false),
+    S3_ATTACHMENTS_BUCKET: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'not a valid S3 bucket name'),
+    S3_BACKUPS_BUCKET: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'not a valid S3 bucket name'),
+    S3_ACCESS_KEY_ID: optionalText,
+    S3_SECRET_ACCESS_KEY: optionalText,
+  })
+  .superRefine((env, ctx) => {
+    if (env.REDIS_URL && env.REDIS_SENTINELS) {
+      ctx.addIssue({ code: 'custom', path: ['REDIS_URL'], message: 'set REDIS_URL or REDIS_SENTINELS, not both' });
+    }
+    if (!env.REDIS_URL && !env.REDIS_SENTINELS) {
+      ctx.addIssue({ code: 'custom', path: ['REDIS_URL'], message: 'set REDIS_URL or REDIS_SENTINELS' });
+    }
+    if (Boolean(env.S3_ACCESS_KEY_ID) !== Boolean(env.S3_SECRET_ACCESS_KEY)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['S3_ACCESS_KEY_ID'],
+        message: 'S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY go together (or neither, for IRSA/default chain)',
+      });
+    }
+  });
+
+type Env = z.infer<typeof EnvSchema>;
+
+export interface MysqlEndpoint {
+  host: string;
+  port: number;
+}
+
+export type RedisConfig =
+  | { kind: 'url'; url: string }
+  | {
+      kind: 'sentinel';
+      sentinels: MysqlEndpoint[];
+      masterName: string;
+      password: string | undefined;
+      sentinelPassword: string | undefined;
+    };
+
+export interface Config {
+  env: Env['NODE_ENV'];
+  logLevel: Env['LOG_LEVEL'];
+  instanceId: string;
+  http: { host: string; port: number; bodyLimitBytes: number };
+  worker: { healthPort: number };
+  shutdownGraceMs: number;
+  readinessTimeoutMs: number;
+  mysql: {
+    primary: MysqlEndpoint;
+    replica: MysqlEndpoint | undefined;
+    database: string;
+    user: string;
+    password: string;
+    poolSize: number;
+    migration: { user: string; password: string };
+  };
+  redis: RedisConfig;
+  s3: {
+    region: string;
+    endpoint: string | undefined;
+    forcePathStyle: boolean;
+    attachmentsBucket: string;
+    backupsBucket: string;
+    credentials: { accessKeyId: string; secretAccessKey: string } | undefined;
+  };
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n${problems.map((problem) => `  - ${problem}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Environment = Record<string, string | undefined>;
+
+function readFileSecrets(env: Environment): { env: Environment; problems: string[] } {
+  const resolved: Environment = { ...env };
+  const problems: string[] = [];
+  for (const name of SECRET_VARIABLES) {
+    const path = env[`${name}_FILE`];
+    if (!path) continue;
+    if (env[name] !== undefined && env[name] !== '') {
+      problems.push(`${name}: set ${name} or ${name}_FILE, not both`);
+      continue;
+    }
+    try {
+      resolved[name] = readFileSync(path, 'utf8').replace(/\r?\n$/, '');
+    } catch (error) {
+      problems.push(`${name}_FILE: cannot read ${path} (${(error as NodeJS.ErrnoException).code ?? error})`);
+    }
+  }
+  return { env: resolved, problems };
+}
+
+function toConfig(env: Env): Config {
+  return {
+    env: env.NODE_ENV,
+    logLevel: env.LOG_LEVEL,
+    instanceId: env.INSTANCE_ID,
+    http: { host: env.HOST, port: env.PORT, bodyLimitBytes: env.BODY_LIMIT_BYTES },
+    worker: { healthPort: env.WORKER_HEALTH_PORT },
+    shutdownGraceMs: env.SHUTDOWN_GRACE_MS,
+    readinessTimeoutMs: env.READINESS_TIMEOUT_MS,
+    mysql: {
+      primary: { host: env.MYSQL_HOST, port: env.MYSQL_PORT },
+      replica: env.MYSQL_REPLICA_HOST ? { host: env.MYSQL_REPLICA_HOST, port: env.MYSQL_REPLICA_PORT } : undefined,
+      database: env.MYSQL_DATABASE,
+      user: env.MYSQL_USER,
+      password: env.MYSQL_PASSWORD,
+      poolSize: env.MYSQL_POOL_SIZE,
+      migration: {
+        user: env.MYSQL_MIGRATION_USER ?? env.MYSQL_USER,
+        password: env.MYSQL_MIGRATION_PASSWORD ?? (env.MYSQL_MIGRATION_USER ? '' : env.MYSQL_PASSWORD),
+      },
+    },
+    redis: env.REDIS_URL
+      ? { kind: 'url', url: env.REDIS_URL }
+      : {
+          kind: 'sentinel',
+          sentinels: env.REDIS_SENTINELS ?? [],
+          masterName: env.REDIS_SENTINEL_MASTER,
+          password: env.REDIS_PASSWORD,
+          sentinelPassword: env.REDIS_SENTINEL_PASSWORD,
+        },
+    s3: {
+      region: env.S3_REGION,
+      endpoint: env.S3_ENDPOINT,
+      forcePathStyle: env.S3_FORCE_PATH_STYLE,
+      attachmentsBucket: env.S3_ATTACHMENTS_BUCKET,
+      backupsBucket: env.S3_BACKUPS_BUCKET,
+      credentials:
+        env.S3_ACCESS_KEY_ID && env.S3_SECRET_ACCESS_KEY
+          ? { accessKeyId: env.S3_ACCESS_KEY_ID, secretAccessKey: env.S3_SECRET_ACCESS_KEY }
+          : undefined,
+    },
+  };
+}
+
+/** Parses the environment; throws ConfigError listing every problem at once. */
+export function loadConfig(environment: Environment = process.env): Config {
+  const { env, problems } = readFileSecrets(environment);
+  const parsed = EnvSchema.safeParse(env);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      const name = issue.path.join('.') || '(environment)';
+      // Never echo the rejected value: it may be a secret.
+      const message = issue.code === 'invalid_type' && issue.input === undefined ? 'is required' : issue.message;
+      problems.push(`${name}: ${message}`);
+    }
+  }
+  if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);
+  return toConfig(parsed.data);
+}
+
+/** For entry points: a bad configuration is reported in full on stderr and the process exits 1. */
+export function loadConfigOrExit(environment: Environment = process.env): Config {
+  try {
+    return loadConfig(environment);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    process.stderr.write(`parley: ${error.message}\n`);
+    process.exit(1);
+  }
+}
