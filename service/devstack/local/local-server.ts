@@ -1,0 +1,93 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { openSync, closeSync, readFileSync } from 'node:fs';
+import { once } from 'node:events';
+import { retryUntil } from '../retry.js';
+import type { ServerControl } from '../types.js';
+
+export interface LocalServerSpec {
+  name: string;
+  host: string;
+  port: number;
+  command: string;
+  args: string[];
+  logFile: string;
+  /** Resolves once the server answers; called repeatedly until it does or the deadline passes. */
+  probe: () => Promise<void>;
+  startTimeoutMs?: number;
+}
+
+// setpriv (util-linux) sets PR_SET_PDEATHSIG before exec: if this Node process is SIGKILLed, the
+// kernel kills the server too, so not even a crashed test runner leaks a mariadbd.
+const hasSetpriv = spawnSync('setpriv', ['--help'], { stdio: 'ignore' }).status === 0;
+
+export class LocalServer implements ServerControl {
+  readonly name: string;
+  readonly host: string;
+  readonly port: number;
+  private child: ChildProcess | undefined;
+  private exited: Promise<unknown> | undefined;
+
+  constructor(private readonly spec: LocalServerSpec) {
+    this.name = spec.name;
+    this.host = spec.host;
+    this.port = spec.port;
+  }
+
+  pid(): number | undefined {
+    return this.isRunning() ? this.child?.pid : undefined;
+  }
+
+  isRunning(): boolean {
+    return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  async start(): Promise<void> {
+    if (this.isRunning()) return;
+    const log = openSync(this.spec.logFile, 'a');
+    const [command, args] = hasSetpriv
+      ? ['setpriv', ['--pdeathsig', 'KILL', '--', this.spec.command, ...this.spec.args]]
+      : [this.spec.command, this.spec.args];
+    const child = spawn(command as string, args as string[], { stdio: ['ignore', log, log] });
+    closeSync(log);
+    this.child = child;
+    this.exited = once(child, 'exit');
+    const died = this.exited.then(() => {
+      throw new Error(`${this.name} exited during start-up; log tail:\n${this.logTail()}`);
+    });
+    await Promise.race([
+      retryUntil(this.name, this.spec.startTimeoutMs ?? 30_000, async () => {
+        if (!this.isRunning()) throw new Error('not running');
+        await this.spec.probe();
+      }),
+      died,
+    ]).catch((error: unknown) => {
+      child.kill('SIGKILL');
+      throw error;
+    });
+    died.catch(() => undefined);
+  }
+
+  async stop(): Promise<void> {
+    await this.signalAndWait('SIGTERM', 15_000);
+  }
+
+  async kill(): Promise<void> {
+    await this.signalAndWait('SIGKILL', 5_000);
+  }
+
+  private async signalAndWait(signal: NodeJS.Signals, boundMs: number): Promise<void> {
+    if (!this.isRunning() || !this.child) return;
+    this.child.kill(signal);
+    const timer = setTimeout(() => this.child?.kill('SIGKILL'), boundMs);
+    await this.exited;
+    clearTimeout(timer);
+  }
+
+  private logTail(): string {
+    try {
+      return readFileSync(this.spec.logFile, 'utf8').split('\n').slice(-15).join('\n');
+    } catch {
+      return '(no log)';
+    }
+  }
+}
