@@ -9,6 +9,8 @@ import { z } from 'zod';
  * Secrets may be given as `NAME_FILE=/path` instead of `NAME=value`, which is how Kubernetes
  * mounts a Secret as files: the file's content (trailing newline removed) becomes the value.
  */
+type Environment = Record<string, string | undefined>;
+
 const SECRET_VARIABLES = [
   'MYSQL_PASSWORD',
   'MYSQL_MIGRATION_PASSWORD',
@@ -20,6 +22,8 @@ const SECRET_VARIABLES = [
 ] as const;
 
 const port = z.coerce.number().int().min(1).max(65_535);
+// 0 asks the OS for a free port: what tests and a second local instance use.
+const listenPort = z.coerce.number().int().min(0).max(65_535);
 const milliseconds = z.coerce.number().int().min(1).max(3_600_000);
 const optionalText = z
   .string()
@@ -46,8 +50,10 @@ const EnvSchema = z
     INSTANCE_ID: z.string().min(1).default(hostname()),
 
     HOST: z.string().min(1).default('0.0.0.0'),
-    PORT: port.default(3000),
-    WORKER_HEALTH_PORT: port.default(3001),
+    PORT: listenPort.default(3000),
+    // The API's probes and metrics listener: it stays open while the main port drains on SIGTERM.
+    MANAGEMENT_PORT: listenPort.default(9464),
+    WORKER_HEALTH_PORT: listenPort.default(3001),
     BODY_LIMIT_BYTES: z.coerce.number().int().min(1_024).max(104_857_600).default(1_048_576),
     SHUTDOWN_GRACE_MS: milliseconds.default(25_000),
     READINESS_TIMEOUT_MS: milliseconds.default(1_000),
@@ -79,22 +85,22 @@ const EnvSchema = z
     S3_BACKUPS_BUCKET: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'not a valid S3 bucket name'),
     S3_ACCESS_KEY_ID: optionalText,
     S3_SECRET_ACCESS_KEY: optionalText,
-  })
-  .superRefine((env, ctx) => {
-    if (env.REDIS_URL && env.REDIS_SENTINELS) {
-      ctx.addIssue({ code: 'custom', path: ['REDIS_URL'], message: 'set REDIS_URL or REDIS_SENTINELS, not both' });
-    }
-    if (!env.REDIS_URL && !env.REDIS_SENTINELS) {
-      ctx.addIssue({ code: 'custom', path: ['REDIS_URL'], message: 'set REDIS_URL or REDIS_SENTINELS' });
-    }
-    if (Boolean(env.S3_ACCESS_KEY_ID) !== Boolean(env.S3_SECRET_ACCESS_KEY)) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['S3_ACCESS_KEY_ID'],
-        message: 'S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY go together (or neither, for IRSA/default chain)',
-      });
-    }
   });
+
+// Rules across variables. Kept outside the schema because zod skips refinements while any field is
+// invalid, and the operator should see every problem in one go.
+function crossVariableProblems(env: Environment): string[] {
+  const set = (name: string) => env[name] !== undefined && env[name] !== '';
+  const problems: string[] = [];
+  if (set('REDIS_URL') && set('REDIS_SENTINELS')) problems.push('REDIS_URL: set REDIS_URL or REDIS_SENTINELS, not both');
+  if (!set('REDIS_URL') && !set('REDIS_SENTINELS')) problems.push('REDIS_URL: set REDIS_URL or REDIS_SENTINELS');
+  if (set('S3_ACCESS_KEY_ID') !== set('S3_SECRET_ACCESS_KEY')) {
+    problems.push(
+      'S3_ACCESS_KEY_ID: S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY go together (or neither, for IRSA/default chain)',
+    );
+  }
+  return problems;
+}
 
 type Env = z.infer<typeof EnvSchema>;
 
@@ -117,7 +123,7 @@ export interface Config {
   env: Env['NODE_ENV'];
   logLevel: Env['LOG_LEVEL'];
   instanceId: string;
-  http: { host: string; port: number; bodyLimitBytes: number };
+  http: { host: string; port: number; managementPort: number; bodyLimitBytes: number };
   worker: { healthPort: number };
   shutdownGraceMs: number;
   readinessTimeoutMs: number;
@@ -148,8 +154,6 @@ export class ConfigError extends Error {
   }
 }
 
-type Environment = Record<string, string | undefined>;
-
 function readFileSecrets(env: Environment): { env: Environment; problems: string[] } {
   const resolved: Environment = { ...env };
   const problems: string[] = [];
@@ -174,7 +178,12 @@ function toConfig(env: Env): Config {
     env: env.NODE_ENV,
     logLevel: env.LOG_LEVEL,
     instanceId: env.INSTANCE_ID,
-    http: { host: env.HOST, port: env.PORT, bodyLimitBytes: env.BODY_LIMIT_BYTES },
+    http: {
+      host: env.HOST,
+      port: env.PORT,
+      managementPort: env.MANAGEMENT_PORT,
+      bodyLimitBytes: env.BODY_LIMIT_BYTES,
+    },
     worker: { healthPort: env.WORKER_HEALTH_PORT },
     shutdownGraceMs: env.SHUTDOWN_GRACE_MS,
     readinessTimeoutMs: env.READINESS_TIMEOUT_MS,
@@ -221,10 +230,11 @@ export function loadConfig(environment: Environment = process.env): Config {
     for (const issue of parsed.error.issues) {
       const name = issue.path.join('.') || '(environment)';
       // Never echo the rejected value: it may be a secret.
-      const message = issue.code === 'invalid_type' && issue.input === undefined ? 'is required' : issue.message;
-      problems.push(`${name}: ${message}`);
+      const missing = issue.path.length === 1 && env[String(issue.path[0])] === undefined;
+      problems.push(`${name}: ${missing ? 'is required' : issue.message}`);
     }
   }
+  problems.push(...crossVariableProblems(env));
   if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);
   return toConfig(parsed.data);
 }

@@ -1,0 +1,136 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from './config.js';
+
+const VALID = {
+  MYSQL_HOST: 'mysql.internal',
+  MYSQL_USER: 'parley_app',
+  MYSQL_PASSWORD: 'secret',
+  REDIS_URL: 'redis://redis.internal:6379',
+  S3_ATTACHMENTS_BUCKET: 'parley-attachments',
+  S3_BACKUPS_BUCKET: 'parley-backups',
+};
+
+function problemsOf(env: Record<string, string | undefined>): string[] {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    if (error instanceof ConfigError) return error.problems;
+    throw error;
+  }
+  return [];
+}
+
+const secrets = mkdtempSync(join(tmpdir(), 'parley-config-test-'));
+afterAll(() => rmSync(secrets, { recursive: true, force: true }));
+
+describe('config', () => {
+  it('parses a minimal valid environment with production defaults', () => {
+    const config = loadConfig(VALID);
+    expect(config.env).toBe('production');
+    expect(config.http).toMatchObject({ port: 3000, managementPort: 9464, host: '0.0.0.0' });
+    expect(config.mysql).toMatchObject({ primary: { host: 'mysql.internal', port: 3306 }, replica: undefined });
+    expect(config.mysql.migration).toEqual({ user: 'parley_app', password: 'secret' });
+    expect(config.redis).toEqual({ kind: 'url', url: 'redis://redis.internal:6379' });
+    expect(config.s3.credentials).toBeUndefined();
+  });
+
+  it('parses Sentinel addresses into host/port pairs', () => {
+    const { REDIS_URL: _unused, ...withoutUrl } = VALID;
+    const config = loadConfig({ ...withoutUrl, REDIS_SENTINELS: 's-0:26379, s-1:26380', REDIS_PASSWORD: 'pw' });
+    expect(config.redis).toEqual({
+      kind: 'sentinel',
+      sentinels: [
+        { host: 's-0', port: 26379 },
+        { host: 's-1', port: 26380 },
+      ],
+      masterName: 'mymaster',
+      password: 'pw',
+      sentinelPassword: undefined,
+    });
+  });
+
+  it.each([
+    ['PORT', 'http', /PORT: /],
+    ['PORT', '70000', /PORT: /],
+    ['MYSQL_PORT', '0', /MYSQL_PORT: /],
+    ['MYSQL_POOL_SIZE', '0', /MYSQL_POOL_SIZE: /],
+    ['LOG_LEVEL', 'loud', /LOG_LEVEL: /],
+    ['NODE_ENV', 'staging', /NODE_ENV: /],
+    ['REDIS_URL', 'http://redis', /REDIS_URL: /],
+    ['S3_ATTACHMENTS_BUCKET', 'Bad_Bucket', /S3_ATTACHMENTS_BUCKET: not a valid S3 bucket name/],
+    ['S3_FORCE_PATH_STYLE', 'maybe', /S3_FORCE_PATH_STYLE: /],
+    ['S3_ENDPOINT', 'not a url', /S3_ENDPOINT: /],
+    ['MYSQL_DATABASE', 'parley;drop', /MYSQL_DATABASE: letters, digits and _ only/],
+  ])('reports a bad %s (%s)', (name, value, expected) => {
+    const problems = problemsOf({ ...VALID, [name]: value });
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(expected);
+  });
+
+  it('reports a malformed Sentinel list', () => {
+    const { REDIS_URL: _unused, ...withoutUrl } = VALID;
+    expect(problemsOf({ ...withoutUrl, REDIS_SENTINELS: 's-0:26379,nonsense' })).toEqual([
+      'REDIS_SENTINELS: "nonsense" is not host:port',
+    ]);
+  });
+
+  it('reports every problem at once, and never echoes a secret value', () => {
+    const problems = problemsOf({ PORT: 'x', MYSQL_PASSWORD: 'hunter2', S3_ACCESS_KEY_ID: 'AKIA' });
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        'MYSQL_HOST: is required',
+        'MYSQL_USER: is required',
+        'S3_ATTACHMENTS_BUCKET: is required',
+        'S3_BACKUPS_BUCKET: is required',
+        'REDIS_URL: set REDIS_URL or REDIS_SENTINELS',
+        expect.stringMatching(/^PORT: /),
+        expect.stringMatching(/^S3_ACCESS_KEY_ID: S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY go together/),
+      ]),
+    );
+    expect(problems.join('\n')).not.toContain('hunter2');
+  });
+
+  it('rejects REDIS_URL together with REDIS_SENTINELS', () => {
+    expect(problemsOf({ ...VALID, REDIS_SENTINELS: 's:26379' })).toEqual([
+      'REDIS_URL: set REDIS_URL or REDIS_SENTINELS, not both',
+    ]);
+  });
+
+  it('reads secrets from *_FILE as Kubernetes mounts them, without the trailing newline', () => {
+    const file = join(secrets, 'mysql-password');
+    writeFileSync(file, 's3cr3t\n');
+    const { MYSQL_PASSWORD: _unused, ...withoutPassword } = VALID;
+    expect(loadConfig({ ...withoutPassword, MYSQL_PASSWORD_FILE: file }).mysql.password).toBe('s3cr3t');
+  });
+
+  it('reports an unreadable *_FILE and a secret given twice', () => {
+    const problems = problemsOf({ ...VALID, MYSQL_PASSWORD_FILE: join(secrets, 'missing'), REDIS_PASSWORD: 'a', REDIS_PASSWORD_FILE: '/x' });
+    expect(problems).toEqual([
+      `MYSQL_PASSWORD: set MYSQL_PASSWORD or MYSQL_PASSWORD_FILE, not both`,
+      'REDIS_PASSWORD: set REDIS_PASSWORD or REDIS_PASSWORD_FILE, not both',
+    ]);
+    const { MYSQL_PASSWORD: _unused, ...withoutPassword } = VALID;
+    expect(problemsOf({ ...withoutPassword, MYSQL_PASSWORD_FILE: join(secrets, 'missing') })).toEqual([
+      `MYSQL_PASSWORD_FILE: cannot read ${join(secrets, 'missing')} (ENOENT)`,
+    ]);
+  });
+
+  it.each(['main-api', 'main-worker'])('%s exits 1 and lists every problem on stderr', (entry) => {
+    const result = spawnSync(process.execPath, ['--import', 'tsx', `src/${entry}.ts`], {
+      cwd: new URL('..', import.meta.url),
+      env: { PATH: process.env.PATH, PORT: 'nope', MYSQL_HOST: 'db' },
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    expect(result.status).toBe(1);
+    expect(result.stderr).toContain('parley: invalid configuration:');
+    for (const name of ['PORT', 'MYSQL_USER', 'REDIS_URL', 'S3_ATTACHMENTS_BUCKET', 'S3_BACKUPS_BUCKET']) {
+      expect(result.stderr).toContain(`  - ${name}: `);
+    }
+    expect(result.stderr).not.toContain('    at '); // a list of problems, not a stack trace
+  });
+});

@@ -1,0 +1,125 @@
+import { sql } from 'drizzle-orm';
+import {
+  bigint,
+  char,
+  datetime,
+  index,
+  int,
+  mysqlEnum,
+  mysqlTable,
+  primaryKey,
+  uniqueIndex,
+  varchar,
+} from 'drizzle-orm/mysql-core';
+
+/*
+ * Valid on MySQL 8.4 and MariaDB 10.11 alike. Ids of users, rooms and attachments are UUIDv7
+ * strings (time-ordered, so inserts append to the clustered index); message ids are an
+ * auto-increment BIGINT because they are the cursor for pagination and for realtime resume.
+ */
+const createdAt = () =>
+  datetime('created_at', { mode: 'date', fsp: 3 })
+    .notNull()
+    .default(sql`CURRENT_TIMESTAMP(3)`);
+
+export const users = mysqlTable('users', {
+  id: char('id', { length: 36 }).primaryKey(),
+  username: varchar('username', { length: 32 }).notNull().unique('users_username_unique'),
+  passwordHash: varchar('password_hash', { length: 255 }).notNull(),
+  createdAt: createdAt(),
+});
+
+export const rooms = mysqlTable(
+  'rooms',
+  {
+    id: char('id', { length: 36 }).primaryKey(),
+    name: varchar('name', { length: 100 }).notNull(),
+    visibility: mysqlEnum('visibility', ['public', 'private']).notNull(),
+    ownerId: char('owner_id', { length: 36 })
+      .notNull()
+      .references(() => users.id),
+    createdAt: createdAt(),
+  },
+  (table) => [index('rooms_visibility_id_idx').on(table.visibility, table.id)],
+);
+
+export const roomMemberships = mysqlTable(
+  'room_memberships',
+  {
+    roomId: char('room_id', { length: 36 })
+      .notNull()
+      .references(() => rooms.id, { onDelete: 'cascade' }),
+    userId: char('user_id', { length: 36 })
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    role: mysqlEnum('role', ['owner', 'member']).notNull().default('member'),
+    joinedAt: datetime('joined_at', { mode: 'date', fsp: 3 })
+      .notNull()
+      .default(sql`CURRENT_TIMESTAMP(3)`),
+  },
+  (table) => [primaryKey({ columns: [table.roomId, table.userId] }), index('room_memberships_user_idx').on(table.userId)],
+);
+
+export const messages = mysqlTable(
+  'messages',
+  {
+    id: bigint('id', { mode: 'number', unsigned: true }).autoincrement().primaryKey(),
+    roomId: char('room_id', { length: 36 })
+      .notNull()
+      .references(() => rooms.id, { onDelete: 'cascade' }),
+    authorId: char('author_id', { length: 36 })
+      .notNull()
+      .references(() => users.id),
+    body: varchar('body', { length: 4000 }).notNull(),
+    // Idempotency keys are scoped per user, so the last guard against a duplicate is
+    // (room, author, key); rows posted without a key (NULL) never collide.
+    idempotencyKey: varchar('idempotency_key', { length: 255 }),
+    createdAt: createdAt(),
+  },
+  (table) => [
+    uniqueIndex('messages_room_author_idempotency_unique').on(table.roomId, table.authorId, table.idempotencyKey),
+    // Cursor pagination: WHERE room_id = ? AND id < ? ORDER BY id DESC LIMIT n.
+    index('messages_room_id_idx').on(table.roomId, table.id),
+  ],
+);
+
+export const attachments = mysqlTable(
+  'attachments',
+  {
+    id: char('id', { length: 36 }).primaryKey(),
+    roomId: char('room_id', { length: 36 })
+      .notNull()
+      .references(() => rooms.id, { onDelete: 'cascade' }),
+    uploaderId: char('uploader_id', { length: 36 })
+      .notNull()
+      .references(() => users.id),
+    messageId: bigint('message_id', { mode: 'number', unsigned: true }).references(() => messages.id, {
+      onDelete: 'set null',
+    }),
+    objectKey: varchar('object_key', { length: 512 }).notNull().unique('attachments_object_key_unique'),
+    contentType: varchar('content_type', { length: 127 }).notNull(),
+    sizeBytes: bigint('size_bytes', { mode: 'number', unsigned: true }).notNull(),
+    sha256: char('sha256', { length: 64 }).notNull(),
+    // Visible only once the worker has checked size, type and checksum of the uploaded object.
+    status: mysqlEnum('status', ['pending', 'verified', 'rejected']).notNull().default('pending'),
+    createdAt: createdAt(),
+    verifiedAt: datetime('verified_at', { mode: 'date', fsp: 3 }),
+  },
+  (table) => [index('attachments_room_created_idx').on(table.roomId, table.createdAt)],
+);
+
+/** The durable ledger behind the Redis leaderboards; the worker writes it in batches. */
+export const points = mysqlTable(
+  'points',
+  {
+    id: bigint('id', { mode: 'number', unsigned: true }).autoincrement().primaryKey(),
+    userId: char('user_id', { length: 36 })
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    roomId: char('room_id', { length: 36 }).references(() => rooms.id, { onDelete: 'set null' }),
+    delta: int('delta').notNull(),
+    reason: varchar('reason', { length: 64 }).notNull(),
+    createdAt: createdAt(),
+  },
+  (table) => [index('points_user_created_idx').on(table.userId, table.createdAt)],
+);

@@ -1,0 +1,136 @@
+import { drizzle, type MySql2Database } from 'drizzle-orm/mysql2';
+import { sql } from 'drizzle-orm';
+import mysql, { type Pool, type PoolOptions } from 'mysql2/promise';
+import type { Config, MysqlEndpoint } from '../config.js';
+import * as schema from '../db/schema.js';
+import { DependencyUnavailable, type Breaker } from './breakers.js';
+
+export type Db = MySql2Database<typeof schema>;
+
+// Errors that say the server is unreachable or unusable, as opposed to a bad query or a duplicate key.
+const CONNECTION_ERROR_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENOTFOUND',
+  'PROTOCOL_CONNECTION_LOST',
+  'PROTOCOL_SEQUENCE_TIMEOUT',
+  'ER_CON_COUNT_ERROR',
+  'ER_SERVER_SHUTDOWN',
+  'ER_OPTION_PREVENTS_STATEMENT', // a write reached a read-only server (a demoted primary)
+]);
+
+export function isConnectionError(error: unknown): boolean {
+  const code = (error as { code?: string } | undefined)?.code;
+  return (code !== undefined && CONNECTION_ERROR_CODES.has(code)) || error instanceof DependencyUnavailable;
+}
+
+function createPool(config: Config['mysql'], endpoint: MysqlEndpoint, credentials = config): Pool {
+  const options: PoolOptions = {
+    host: endpoint.host,
+    port: endpoint.port,
+    user: credentials.user,
+    password: credentials.password,
+    database: config.database,
+    connectionLimit: config.poolSize,
+    maxIdle: config.poolSize,
+    idleTimeout: 60_000,
+    waitForConnections: true,
+    // Bounded: when the database is slow, callers fail instead of queueing without end.
+    queueLimit: config.poolSize * 50,
+    connectTimeout: 2_000,
+    enableKeepAlive: true,
+    timezone: 'Z',
+    charset: 'utf8mb4_unicode_ci',
+    supportBigNumbers: true,
+    bigNumberStrings: false,
+  };
+  return mysql.createPool(options);
+}
+
+export interface PoolStats {
+  total: number;
+  idle: number;
+  waiting: number;
+}
+
+function poolStats(pool: Pool): PoolStats {
+  // mysql2 exposes no public stats API; these queues have been stable across its v2 and v3.
+  const inner = (pool as unknown as { pool: Record<string, { length: number } | undefined> }).pool;
+  return {
+    total: inner._allConnections?.length ?? 0,
+    idle: inner._freeConnections?.length ?? 0,
+    waiting: inner._connectionQueue?.length ?? 0,
+  };
+}
+
+export interface Database {
+  /** Writes, and reads that must see the latest write. Goes through the primary's breaker. */
+  write<T>(query: (db: Db) => Promise<T>): Promise<T>;
+  /** Reads from the replica; falls back to the primary when the replica is down or its circuit open. */
+  read<T>(query: (db: Db) => Promise<T>): Promise<T>;
+  ping(target: 'primary' | 'replica', timeoutMs: number): Promise<void>;
+  stats(): { primary: PoolStats; replica: PoolStats | undefined };
+  hasReplica: boolean;
+  close(): Promise<void>;
+}
+
+export function createDatabase(
+  config: Config['mysql'],
+  breakers: { primary: Breaker; replica: Breaker },
+  onReplicaFallback: (error: unknown) => void = () => undefined,
+): Database {
+  const primaryPool = createPool(config, config.primary);
+  const replicaPool = config.replica ? createPool(config, config.replica) : undefined;
+  const primary = drizzle({ client: primaryPool, schema, mode: 'default' });
+  const replica = replicaPool ? drizzle({ client: replicaPool, schema, mode: 'default' }) : undefined;
+
+  const write = <T>(query: (db: Db) => Promise<T>) => breakers.primary.run(() => query(primary));
+
+  return {
+    hasReplica: replica !== undefined,
+    write,
+    read: async (query) => {
+      if (!replica) return write(query);
+      try {
+        return await breakers.replica.run(() => query(replica));
+      } catch (error) {
+        if (!isConnectionError(error)) throw error;
+        onReplicaFallback(error);
+        return write(query);
+      }
+    },
+    ping: async (target, timeoutMs) => {
+      const pool = target === 'primary' ? primaryPool : replicaPool;
+      if (!pool) throw new Error('no replica configured');
+      const connection = await pool.getConnection();
+      try {
+        await connection.query({ sql: 'SELECT 1', timeout: timeoutMs });
+      } finally {
+        connection.release();
+      }
+    },
+    stats: () => ({ primary: poolStats(primaryPool), replica: replicaPool ? poolStats(replicaPool) : undefined }),
+    close: async () => {
+      await Promise.allSettled([primaryPool.end(), replicaPool?.end()]);
+    },
+  };
+}
+
+/** A short-lived connection with the migration user's privileges (DDL), for the migrate entry point. */
+export function createMigrationConnection(config: Config['mysql']) {
+  return mysql.createConnection({
+    host: config.primary.host,
+    port: config.primary.port,
+    user: config.migration.user,
+    password: config.migration.password,
+    database: config.database,
+    connectTimeout: 5_000,
+    timezone: 'Z',
+    multipleStatements: false,
+  });
+}
+
+export { sql };
