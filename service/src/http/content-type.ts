@@ -11,7 +11,7 @@ const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
 export function requireJsonBody(): MiddlewareHandler {
   return async (c, next) => {
     if (BODY_METHODS.has(c.req.method)) {
-      const hasBody = c.req.header('content-length') !== '0' && (c.req.header('content-length') || c.req.header('transfer-encoding'));
+      const hasBody = c.req.raw.body !== null && c.req.header('content-length') !== '0';
       const contentType = c.req.header('content-type') ?? '';
       if (hasBody && !JSON_TYPE.test(contentType)) {
         throw new ProblemError(

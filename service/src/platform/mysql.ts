@@ -22,9 +22,13 @@ const CONNECTION_ERROR_CODES = new Set([
   'ER_OPTION_PREVENTS_STATEMENT', // a write reached a read-only server (a demoted primary)
 ]);
 
+/** True for errors that mean "the server is not usable"; drizzle wraps driver errors, so follow `cause`. */
 export function isConnectionError(error: unknown): boolean {
-  const code = (error as { code?: string } | undefined)?.code;
-  return (code !== undefined && CONNECTION_ERROR_CODES.has(code)) || error instanceof DependencyUnavailable;
+  for (let current = error, depth = 0; current instanceof Error && depth < 5; current = current.cause, depth++) {
+    const code = (current as { code?: string }).code;
+    if ((code !== undefined && CONNECTION_ERROR_CODES.has(code)) || current instanceof DependencyUnavailable) return true;
+  }
+  return false;
 }
 
 function createPool(config: Config['mysql'], endpoint: MysqlEndpoint, credentials = config): Pool {

@@ -1,0 +1,105 @@
+import { sql } from 'drizzle-orm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { users } from '../../db/schema.js';
+import { buildTestApp, type TestApp } from '../../test-support/app.js';
+import { startTestStack, type TestStack } from '../../test-support/stack.js';
+
+let testStack: TestStack;
+let subject: TestApp;
+
+beforeAll(async () => {
+  testStack = await startTestStack({ redisTopology: 'single' });
+  subject = buildTestApp(testStack.config);
+});
+afterAll(async () => {
+  await subject?.close();
+  await testStack?.stack.stop();
+});
+
+async function readyz() {
+  const response = await subject.app.request('/readyz');
+  return { status: response.status, body: (await response.json()) as Record<string, any> };
+}
+
+async function eventually<T>(probe: () => Promise<T>, accept: (value: T) => boolean, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (accept(value) || Date.now() > deadline) return value;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+describe('/livez and /readyz', () => {
+  it('is alive and ready with every dependency up, and reports pool stats', async () => {
+    expect((await subject.app.request('/livez')).status).toBe(200);
+    // Ready once the clients have connected, which takes a moment after start-up.
+    const { status, body } = await eventually(readyz, (result) => result.status === 200);
+    expect(status).toBe(200);
+    expect(body.status).toBe('ready');
+    expect(Object.keys(body.checks).sort()).toEqual(['mysql-primary', 'mysql-replica', 'redis']);
+    for (const check of Object.values(body.checks)) expect(check).toMatchObject({ status: 'up' });
+    expect(body.pools.primary).toEqual({ total: expect.any(Number), idle: expect.any(Number), waiting: 0 });
+  });
+
+  it('is 503 while the MySQL primary is stopped, and 200 again after it restarts', async () => {
+    await testStack.stack.mysql.primary.stop();
+    const down = await readyz();
+    expect(down.status).toBe(503);
+    expect(down.body.status).toBe('not-ready');
+    expect(down.body.checks['mysql-primary']).toMatchObject({ status: 'down', required: true, error: expect.any(String) });
+    expect((await subject.app.request('/livez')).status).toBe(200); // liveness does not follow dependencies
+
+    await testStack.stack.mysql.primary.start();
+    await testStack.stack.mysql.waitForReplication();
+    const up = await eventually(readyz, (result) => result.status === 200);
+    expect(up.status).toBe(200);
+  });
+
+  it('stays ready when only the replica is down (it is optional)', async () => {
+    await testStack.stack.mysql.replica!.stop();
+    try {
+      const { status, body } = await readyz();
+      expect(status).toBe(200);
+      expect(body.checks['mysql-replica']).toMatchObject({ status: 'down', required: false });
+    } finally {
+      await testStack.stack.mysql.replica!.start();
+    }
+  });
+
+  it('answers within the readiness deadline even when the primary hangs', async () => {
+    const pid = testStack.stack.mysql.primary.pid()!;
+    process.kill(pid, 'SIGSTOP');
+    try {
+      const startedAt = performance.now();
+      const { status, body } = await readyz();
+      expect(status).toBe(503);
+      expect(body.checks['mysql-primary'].error).toMatch(/no answer within 1000 ms/);
+      expect(performance.now() - startedAt).toBeLessThan(5_000); // bound generous for a shared machine
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+  });
+});
+
+describe('read routing', () => {
+  it('reads from the replica while it is up', async () => {
+    const serverId = await subject.db.read((db) => db.execute(sql`SELECT @@server_id AS id`));
+    expect((serverId[0] as unknown as { id: number }[])[0]!.id).toBe(2);
+  });
+
+  it('falls back to the primary when the replica is stopped', async () => {
+    await subject.db.write((db) =>
+      db.insert(users).values({ id: '0191d3b4-5d0e-7a3c-9f1e-3c2b1a00f00d', username: 'fallback', passwordHash: 'x' }),
+    );
+    await testStack.stack.mysql.replica!.stop();
+    try {
+      const rows = await subject.db.read((db) => db.select({ username: users.username }).from(users));
+      expect(rows).toContainEqual({ username: 'fallback' });
+      const serverId = await subject.db.read((db) => db.execute(sql`SELECT @@server_id AS id`));
+      expect((serverId[0] as unknown as { id: number }[])[0]!.id).toBe(1);
+    } finally {
+      await testStack.stack.mysql.replica!.start();
+    }
+  });
+});
