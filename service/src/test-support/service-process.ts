@@ -32,7 +32,8 @@ export async function startServiceProcess(
   const logs: Record<string, unknown>[] = [];
   let stderr = '';
   let buffered = '';
-  const exited = once(child, 'exit').then(([code]) => code as number | null);
+  // 'close', not 'exit': it fires after stdout is drained, so the last log lines are in `logs`.
+  const exited = once(child, 'close').then(([code]) => code as number | null);
   const ready = new Promise<Record<string, number>>((resolve, reject) => {
     child.stdout!.on('data', (chunk: Buffer) => {
       buffered += chunk.toString();
