@@ -1,0 +1,178 @@
+import * as aws from '@pulumi/aws';
+import * as pulumi from '@pulumi/pulumi';
+
+export const MYSQL_PORT = 3306;
+export const REDIS_PORT = 6379;
+export const DATABASE_NAME = 'parley';
+/** RDS master user; its password is the Secret's `mysql-root-password`. */
+export const MYSQL_ADMIN_USER = 'parley_admin';
+
+export interface ManagedDataPlaneArgs {
+  stack: string;
+  environment: 'dev' | 'prod';
+  network: { vpcId: string; subnetIds: string[]; clientSecurityGroupIds: string[] };
+  database: {
+    instanceClass: string;
+    allocatedStorageGb: number;
+    backupRetentionDays: number;
+    multiAz?: boolean;
+    deletionProtection?: boolean;
+  };
+  cache: { nodeType: string; replicas: number };
+  keyArn: pulumi.Input<string>;
+  mysqlRootPassword: pulumi.Input<string>;
+  redisPassword: pulumi.Input<string>;
+  tags: Record<string, string>;
+}
+
+/**
+ * `dataPlane: aws-managed`: RDS for MySQL 8.4 (writer, Multi-AZ in prod, plus a read replica) and
+ * ElastiCache for Redis with automatic failover, both encrypted with the stack's key and reachable
+ * only from the security groups of the nodes or pods that run Parley.
+ */
+export class ManagedDataPlane extends pulumi.ComponentResource {
+  readonly writer: aws.rds.Instance;
+  readonly reader: aws.rds.Instance;
+  readonly redis: aws.elasticache.ReplicationGroup;
+  readonly writerHost: pulumi.Output<string>;
+  readonly readerHost: pulumi.Output<string>;
+  readonly redisUrl: pulumi.Output<string>;
+
+  constructor(name: string, args: ManagedDataPlaneArgs, opts?: pulumi.ComponentResourceOptions) {
+    super('parley:data:ManagedDataPlane', name, {}, opts);
+    const child = { parent: this };
+    const isProd = args.environment === 'prod';
+    const prefix = `parley-${args.stack}`;
+
+    const allowFromClients = (sgName: string, port: number, what: string): aws.ec2.SecurityGroup => {
+      const group = new aws.ec2.SecurityGroup(
+        sgName,
+        { vpcId: args.network.vpcId, description: `Parley ${args.stack}: ${what} clients`, tags: args.tags },
+        child,
+      );
+      args.network.clientSecurityGroupIds.forEach((clientGroup, index) => {
+        new aws.vpc.SecurityGroupIngressRule(
+          `${sgName}-${index}`,
+          {
+            securityGroupId: group.id,
+            referencedSecurityGroupId: clientGroup,
+            ipProtocol: 'tcp',
+            fromPort: port,
+            toPort: port,
+            description: `${what} from ${clientGroup}`,
+          },
+          child,
+        );
+      });
+      return group;
+    };
+
+    // MySQL: writer and one read replica. The service's MySQL client does not speak TLS yet, so
+    // `require_secure_transport` stays at the engine default (OFF); traffic stays inside the VPC.
+    const mysqlGroup = allowFromClients(`${name}-mysql`, MYSQL_PORT, 'MySQL');
+    const subnets = new aws.rds.SubnetGroup(
+      `${name}-mysql`,
+      { subnetIds: args.network.subnetIds, tags: args.tags },
+      child,
+    );
+    const common = {
+      instanceClass: args.database.instanceClass,
+      storageEncrypted: true,
+      kmsKeyId: args.keyArn,
+      vpcSecurityGroupIds: [mysqlGroup.id],
+      publiclyAccessible: false,
+      autoMinorVersionUpgrade: true,
+      copyTagsToSnapshot: true,
+      tags: args.tags,
+    };
+    const deletionProtection = args.database.deletionProtection ?? isProd;
+    this.writer = new aws.rds.Instance(
+      `${name}-mysql`,
+      {
+        ...common,
+        identifier: `${prefix}-mysql`,
+        engine: 'mysql',
+        engineVersion: '8.4',
+        allocatedStorage: args.database.allocatedStorageGb,
+        maxAllocatedStorage: args.database.allocatedStorageGb * 4,
+        storageType: 'gp3',
+        dbName: DATABASE_NAME,
+        username: MYSQL_ADMIN_USER,
+        password: args.mysqlRootPassword,
+        dbSubnetGroupName: subnets.name,
+        multiAz: args.database.multiAz ?? isProd,
+        // A read replica needs automated backups on its source.
+        backupRetentionPeriod: args.database.backupRetentionDays,
+        deletionProtection,
+        skipFinalSnapshot: !isProd,
+        ...(isProd ? { finalSnapshotIdentifier: `${prefix}-mysql-final` } : {}),
+      },
+      child,
+    );
+    this.reader = new aws.rds.Instance(
+      `${name}-mysql-replica`,
+      {
+        ...common,
+        identifier: `${prefix}-mysql-replica`,
+        replicateSourceDb: this.writer.identifier,
+        deletionProtection,
+        skipFinalSnapshot: true,
+      },
+      child,
+    );
+
+    // Redis: primary + replicas across AZs; ElastiCache promotes a replica when the primary fails.
+    const redisGroup = allowFromClients(`${name}-redis`, REDIS_PORT, 'Redis');
+    const cacheSubnets = new aws.elasticache.SubnetGroup(
+      `${name}-redis`,
+      { subnetIds: args.network.subnetIds, tags: args.tags },
+      child,
+    );
+    const cacheParameters = new aws.elasticache.ParameterGroup(
+      `${name}-redis`,
+      {
+        family: 'redis7',
+        description: `Parley ${args.stack}: Redis 7 for BullMQ`,
+        // BullMQ loses jobs silently if Redis evicts keys.
+        parameters: [{ name: 'maxmemory-policy', value: 'noeviction' }],
+        tags: args.tags,
+      },
+      child,
+    );
+    this.redis = new aws.elasticache.ReplicationGroup(
+      `${name}-redis`,
+      {
+        replicationGroupId: `${prefix}-redis`,
+        description: `Parley ${args.stack}: cache, rate limits, pub/sub and queues`,
+        engine: 'redis',
+        engineVersion: '7.1',
+        nodeType: args.cache.nodeType,
+        numCacheClusters: 1 + args.cache.replicas,
+        automaticFailoverEnabled: true,
+        multiAzEnabled: true,
+        port: REDIS_PORT,
+        parameterGroupName: cacheParameters.name,
+        subnetGroupName: cacheSubnets.name,
+        securityGroupIds: [redisGroup.id],
+        atRestEncryptionEnabled: true,
+        kmsKeyId: args.keyArn,
+        transitEncryptionEnabled: true,
+        authToken: args.redisPassword,
+        snapshotRetentionLimit: isProd ? 7 : 1,
+        autoMinorVersionUpgrade: true,
+        tags: args.tags,
+      },
+      child,
+    );
+
+    this.writerHost = this.writer.address;
+    this.readerHost = this.reader.address;
+    // rediss: ElastiCache speaks TLS only (transit encryption); the password comes from the Secret.
+    this.redisUrl = pulumi.interpolate`rediss://${this.redis.primaryEndpointAddress}:${REDIS_PORT}`;
+    this.registerOutputs({
+      writerHost: this.writerHost,
+      readerHost: this.readerHost,
+      redisUrl: this.redisUrl,
+    });
+  }
+}

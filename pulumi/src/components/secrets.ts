@@ -1,0 +1,142 @@
+import { createPrivateKey } from 'node:crypto';
+
+import * as aws from '@pulumi/aws';
+import * as k8s from '@pulumi/kubernetes';
+import * as pulumi from '@pulumi/pulumi';
+import * as random from '@pulumi/random';
+import * as tls from '@pulumi/tls';
+
+import type { SecretKey } from '../config.js';
+
+/** The Secret's keys, as the chart's `secrets.existingSecret` contract names them. */
+export const SECRET_DATA_KEYS: Record<SecretKey, string> = {
+  mysqlPassword: 'mysql-password',
+  mysqlMigrationPassword: 'mysql-migration-password',
+  mysqlRootPassword: 'mysql-root-password',
+  mysqlReplicationPassword: 'mysql-replication-password',
+  redisPassword: 'redis-password',
+  jwtPrivateKey: 'jwt-private-key',
+  backupEncryptionKey: 'backup-encryption-key',
+};
+
+export interface ParleySecretsArgs {
+  stack: string;
+  namespace: pulumi.Input<string>;
+  secretName: string;
+  /** Values the operator set as config secrets; every other one is generated. */
+  overrides: Partial<Record<SecretKey, pulumi.Output<string>>>;
+  backend: 'kubernetes' | 'aws-secrets-manager';
+  clusterSecretStore?: string;
+  tags: Record<string, string>;
+}
+
+/** Fails the deployment, without echoing the value, unless the key is an Ed25519 PKCS#8 PEM. */
+export function assertEd25519Pkcs8Pem(pem: string): string {
+  let type: string | undefined;
+  try {
+    type = pem.includes('-----BEGIN PRIVATE KEY-----') ? createPrivateKey(pem).asymmetricKeyType : undefined;
+  } catch {
+    type = undefined;
+  }
+  if (type !== 'ed25519') {
+    throw new Error(
+      'parley:jwtPrivateKey must be an Ed25519 private key in PKCS#8 PEM ("BEGIN PRIVATE KEY")',
+    );
+  }
+  return pem;
+}
+
+/**
+ * Every credential Parley needs, in one Kubernetes Secret that the chart mounts through
+ * `secrets.existingSecret`: written directly, or (opt-in) kept in AWS Secrets Manager and synced
+ * into the namespace by External Secrets. Values are secret outputs from start to end.
+ */
+export class ParleySecrets extends pulumi.ComponentResource {
+  readonly secretName: string;
+  readonly values: Record<SecretKey, pulumi.Output<string>>;
+  readonly secretsManagerSecret?: aws.secretsmanager.Secret;
+
+  constructor(name: string, args: ParleySecretsArgs, opts?: pulumi.ComponentResourceOptions) {
+    super('parley:secrets:ParleySecrets', name, {}, opts);
+    const child = { parent: this };
+
+    // Letters and digits only: these end up in connection strings and MySQL GRANTs unescaped.
+    const password = (key: SecretKey, length = 32): pulumi.Output<string> =>
+      args.overrides[key] ??
+      new random.RandomPassword(`${name}-${SECRET_DATA_KEYS[key]}`, { length, special: false }, child).result;
+
+    const jwtPrivateKey =
+      args.overrides.jwtPrivateKey?.apply(assertEd25519Pkcs8Pem) ??
+      new tls.PrivateKey(`${name}-jwt`, { algorithm: 'ED25519' }, child).privateKeyPemPkcs8;
+
+    const values: Record<SecretKey, pulumi.Output<string>> = {
+      mysqlPassword: password('mysqlPassword'),
+      mysqlMigrationPassword: password('mysqlMigrationPassword'),
+      mysqlRootPassword: password('mysqlRootPassword'),
+      mysqlReplicationPassword: password('mysqlReplicationPassword'),
+      redisPassword: password('redisPassword'),
+      jwtPrivateKey,
+      // The backup key is stretched with scrypt by the worker; 64 characters is ~380 bits.
+      backupEncryptionKey: password('backupEncryptionKey', 64),
+    };
+    // Explicitly secret, whatever their source marked them: they flow into other resources' inputs.
+    this.values = Object.fromEntries(
+      Object.entries(values).map(([key, value]) => [key, pulumi.secret(value)]),
+    ) as Record<SecretKey, pulumi.Output<string>>;
+    this.secretName = args.secretName;
+
+    const keys = Object.keys(SECRET_DATA_KEYS) as SecretKey[];
+    const stringData = pulumi.secret(
+      pulumi
+        .all(keys.map((key) => this.values[key]))
+        .apply((resolved) =>
+          Object.fromEntries(keys.map((key, index) => [SECRET_DATA_KEYS[key], resolved[index]!])),
+        ),
+    );
+    const metadata = {
+      name: args.secretName,
+      namespace: args.namespace,
+      labels: { 'app.kubernetes.io/part-of': 'parley', 'app.kubernetes.io/managed-by': 'pulumi' },
+    };
+
+    if (args.backend === 'kubernetes') {
+      new k8s.core.v1.Secret(name, { metadata, type: 'Opaque', stringData }, child);
+    } else {
+      this.secretsManagerSecret = new aws.secretsmanager.Secret(
+        name,
+        {
+          name: `parley/${args.stack}/app`,
+          description: `Parley ${args.stack}: credentials synced into Kubernetes by External Secrets`,
+          recoveryWindowInDays: 7,
+          tags: args.tags,
+        },
+        child,
+      );
+      new aws.secretsmanager.SecretVersion(
+        name,
+        {
+          secretId: this.secretsManagerSecret.id,
+          secretString: pulumi.secret(stringData.apply((data) => JSON.stringify(data))),
+        },
+        child,
+      );
+      new k8s.apiextensions.CustomResource(
+        name,
+        {
+          apiVersion: 'external-secrets.io/v1',
+          kind: 'ExternalSecret',
+          metadata,
+          spec: {
+            refreshInterval: '1h',
+            secretStoreRef: { kind: 'ClusterSecretStore', name: args.clusterSecretStore },
+            target: { name: args.secretName, creationPolicy: 'Owner' },
+            dataFrom: [{ extract: { key: this.secretsManagerSecret.name } }],
+          },
+        },
+        child,
+      );
+    }
+
+    this.registerOutputs({ secretName: this.secretName });
+  }
+}

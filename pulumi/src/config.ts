@@ -1,0 +1,327 @@
+import * as pulumi from '@pulumi/pulumi';
+import { z } from 'zod';
+
+/**
+ * The typed stack configuration, read once from `Pulumi.<stack>.yaml` and validated as a whole:
+ * a bad stack fails before any resource is planned, with every problem listed.
+ *
+ * Secrets (passwords, the JWT key) are not part of this schema: they are read with
+ * `config.getSecret` in `readSecretOverrides` so they stay secret outputs from the first moment.
+ */
+
+export const PROJECT = 'parley';
+
+// The service's own rule (service/src/config.ts, S3_*_BUCKET) ...
+const SERVICE_BUCKET_RULE = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
+
+/** Problems with a bucket name, by the service's rule plus the S3 naming rules it does not check. */
+export function bucketNameProblems(name: string): string[] {
+  const problems: string[] = [];
+  if (!SERVICE_BUCKET_RULE.test(name)) {
+    problems.push(
+      'must be 3-63 characters of a-z, 0-9, "." and "-", starting and ending with a letter or digit',
+    );
+  }
+  // ... and what it lets through: the TLS-only bucket policy needs virtual-hosted-style HTTPS,
+  // whose wildcard certificate does not cover names with dots.
+  if (name.includes('.'))
+    problems.push('must not contain "." (breaks TLS for virtual-hosted-style requests)');
+  if (name.includes('--')) problems.push('must not contain "--"');
+  if (/^(xn--|sthree-|amzn-s3-demo-)/.test(name)) problems.push('must not start with a reserved prefix');
+  if (/(-s3alias|--ol-s3|--x-s3|--table-s3)$/.test(name))
+    problems.push('must not end with a reserved suffix');
+  return problems;
+}
+
+const bucketName = z.string().superRefine((name, ctx) => {
+  for (const message of bucketNameProblems(name)) ctx.addIssue({ code: 'custom', message });
+});
+
+const dnsLabel = z
+  .string()
+  .regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'must be a DNS label (a-z, 0-9, "-", at most 63)');
+
+const hostname = z
+  .string()
+  .regex(
+    /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/,
+    'must be a fully qualified DNS name in lower case, e.g. chat.example.com',
+  );
+
+// The cluster's IAM OIDC provider: IRSA trusts tokens that this issuer signs, and nothing else.
+const OIDC_PROVIDER_ARN = /^arn:aws[a-z-]*:iam::\d{12}:oidc-provider\/([a-z0-9.-]+(\/[A-Za-z0-9._-]+)*)$/;
+
+/** `https://` or `http://localhost` origins only, no paths and no wildcards. */
+const corsOrigin = z.string().superRefine((origin, ctx) => {
+  let url: URL;
+  try {
+    url = new URL(origin);
+  } catch {
+    ctx.addIssue({ code: 'custom', message: `"${origin}" is not a URL origin` });
+    return;
+  }
+  const isLocal = url.protocol === 'http:' && ['localhost', '127.0.0.1'].includes(url.hostname);
+  if (url.protocol !== 'https:' && !isLocal) {
+    ctx.addIssue({ code: 'custom', message: `"${origin}" must use https (http only for localhost)` });
+  }
+  if (url.origin !== origin || origin.includes('*')) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `"${origin}" must be a bare origin like https://chat.example.com`,
+    });
+  }
+});
+
+const days = (max: number) => z.coerce.number().int().min(1, 'must be at least 1 day').max(max);
+const replicas = z.coerce.number().int().min(1).max(100);
+const autoscaling = z
+  .object({ minReplicas: replicas.default(2), maxReplicas: replicas.default(10) })
+  .strict()
+  .refine((a) => a.minReplicas <= a.maxReplicas, { message: 'minReplicas must not exceed maxReplicas' });
+
+const ingress = z
+  .object({
+    controller: z.enum(['nginx-inc', 'haproxy']),
+    className: z.string().min(1).optional(),
+    clusterIssuer: z.string().min(1).optional(),
+    tlsSecretName: dnsLabel.optional(),
+  })
+  .strict();
+
+const gateway = z
+  .object({
+    parentRefs: z
+      .array(
+        z
+          .object({
+            name: z.string().min(1),
+            namespace: dnsLabel.optional(),
+            sectionName: z.string().optional(),
+          })
+          .strict(),
+      )
+      .min(1),
+  })
+  .strict();
+
+const network = z
+  .object({
+    vpcId: z.string().regex(/^vpc-[0-9a-f]+$/, 'must be a VPC id (vpc-...)'),
+    subnetIds: z
+      .array(z.string().regex(/^subnet-[0-9a-f]+$/, 'must be a subnet id (subnet-...)'))
+      .min(2, 'needs at least two subnets in different availability zones'),
+    clientSecurityGroupIds: z
+      .array(z.string().regex(/^sg-[0-9a-f]+$/, 'must be a security group id (sg-...)'))
+      .min(1, 'needs the security group of the nodes or pods that run Parley'),
+  })
+  .strict();
+
+const StackConfigSchema = z
+  .object({
+    environment: z.enum(['dev', 'prod']),
+    awsRegion: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d$/, 'must be an AWS region such as eu-west-1'),
+    hostname,
+    oidcProviderArn: z
+      .string()
+      .regex(
+        OIDC_PROVIDER_ARN,
+        'must be the ARN of the cluster IAM OIDC provider, e.g. arn:aws:iam::123456789012:oidc-provider/oidc.eks.eu-west-1.amazonaws.com/id/ABC',
+      ),
+    namespace: dnsLabel.default('parley'),
+    releaseName: dnsLabel.default('parley'),
+    serviceAccountName: dnsLabel.default('parley'),
+    chartPath: z.string().min(1).default('../charts/parley'),
+    image: z
+      .object({
+        repository: z.string().min(1),
+        tag: z.string().min(1).optional(),
+        digest: z
+          .string()
+          .regex(/^sha256:[0-9a-f]{64}$/, 'must be sha256:<64 hex>')
+          .optional(),
+      })
+      .strict()
+      .optional(),
+    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
+    buckets: z
+      .object({ attachments: bucketName.optional(), backups: bucketName.optional() })
+      .strict()
+      .default({}),
+    backupRetentionDays: days(3650).default(30),
+    noncurrentVersionRetentionDays: days(3650).default(30),
+    abortIncompleteUploadDays: days(30).default(2),
+    corsOrigins: z.array(corsOrigin).min(1, 'list at least one origin that uploads attachments'),
+    ingress: ingress.optional(),
+    gateway: gateway.optional(),
+    api: autoscaling.default({ minReplicas: 2, maxReplicas: 10 }),
+    worker: autoscaling.default({ minReplicas: 1, maxReplicas: 5 }),
+    secretsBackend: z.enum(['kubernetes', 'aws-secrets-manager']).default('kubernetes'),
+    externalSecrets: z
+      .object({ clusterSecretStore: z.string().min(1) })
+      .strict()
+      .optional(),
+    dataPlane: z.enum(['in-cluster', 'aws-managed']).default('in-cluster'),
+    network: network.optional(),
+    database: z
+      .object({
+        instanceClass: z
+          .string()
+          .regex(/^db\.[a-z0-9]+\.[a-z0-9]+$/)
+          .default('db.t4g.medium'),
+        allocatedStorageGb: z.coerce.number().int().min(20).max(65_536).default(50),
+        backupRetentionDays: days(35).default(7),
+        multiAz: z.boolean().optional(),
+        deletionProtection: z.boolean().optional(),
+      })
+      .strict()
+      .default({
+        instanceClass: 'db.t4g.medium',
+        allocatedStorageGb: 50,
+        backupRetentionDays: 7,
+      }),
+    cache: z
+      .object({
+        nodeType: z
+          .string()
+          .regex(/^cache\.[a-z0-9]+\.[a-z0-9]+$/)
+          .default('cache.t4g.small'),
+        replicas: z.coerce.number().int().min(1).max(5).default(1),
+      })
+      .strict()
+      .default({ nodeType: 'cache.t4g.small', replicas: 1 }),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    if (Boolean(c.ingress) === Boolean(c.gateway)) {
+      ctx.addIssue({ code: 'custom', path: ['ingress'], message: 'set exactly one of ingress or gateway' });
+    }
+    if (c.secretsBackend === 'aws-secrets-manager' && !c.externalSecrets) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['externalSecrets'],
+        message: 'secretsBackend aws-secrets-manager needs externalSecrets.clusterSecretStore',
+      });
+    }
+    if (c.dataPlane === 'aws-managed' && !c.network) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['network'],
+        message: 'dataPlane aws-managed needs network.{vpcId, subnetIds, clientSecurityGroupIds}',
+      });
+    }
+    const { attachments, backups } = c.buckets;
+    if (attachments && attachments === backups) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['buckets', 'backups'],
+        message: 'must differ from buckets.attachments',
+      });
+    }
+  });
+
+export type StackConfig = z.output<typeof StackConfigSchema> & {
+  /** Issuer host/path of the OIDC provider, as IAM condition keys spell it. */
+  oidcIssuer: string;
+  stack: string;
+};
+
+export class StackConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid stack configuration:\n${problems.map((problem) => `  - ${problem}`).join('\n')}`);
+    this.name = 'StackConfigError';
+  }
+}
+
+// Keys whose values are YAML objects or lists; Pulumi hands them over as JSON text.
+const STRUCTURED_KEYS = [
+  'image',
+  'buckets',
+  'corsOrigins',
+  'ingress',
+  'gateway',
+  'api',
+  'worker',
+  'externalSecrets',
+  'network',
+  'database',
+  'cache',
+] as const;
+const SCALAR_KEYS = [
+  'environment',
+  'hostname',
+  'oidcProviderArn',
+  'namespace',
+  'releaseName',
+  'serviceAccountName',
+  'chartPath',
+  'logLevel',
+  'backupRetentionDays',
+  'noncurrentVersionRetentionDays',
+  'abortIncompleteUploadDays',
+  'secretsBackend',
+  'dataPlane',
+] as const;
+
+export const SECRET_KEYS = [
+  'mysqlPassword',
+  'mysqlMigrationPassword',
+  'mysqlRootPassword',
+  'mysqlReplicationPassword',
+  'redisPassword',
+  'jwtPrivateKey',
+  'backupEncryptionKey',
+] as const;
+export type SecretKey = (typeof SECRET_KEYS)[number];
+
+function configKey(path: PropertyKey[]): string {
+  const [head, ...rest] = path;
+  if (head === 'awsRegion') return 'aws:region';
+  return `${PROJECT}:${[String(head ?? ''), ...rest.map(String)].join('.')}`;
+}
+
+/** Reads and validates the stack's configuration; throws StackConfigError listing every problem. */
+export function loadStackConfig(): StackConfig {
+  const config = new pulumi.Config(PROJECT);
+  const problems: string[] = [];
+  const raw: Record<string, unknown> = { awsRegion: new pulumi.Config('aws').get('region') };
+
+  for (const key of SCALAR_KEYS) raw[key] = config.get(key);
+  for (const key of STRUCTURED_KEYS) {
+    const text = config.get(key);
+    if (text === undefined) continue;
+    try {
+      raw[key] = JSON.parse(text);
+    } catch {
+      problems.push(`${PROJECT}:${key}: must be a YAML object or list`);
+    }
+  }
+  const known = new Set<string>([...SCALAR_KEYS, ...STRUCTURED_KEYS, ...SECRET_KEYS]);
+  for (const key of Object.keys(pulumi.runtime.allConfig())) {
+    const [namespace, name] = key.split(':');
+    if (namespace === PROJECT && name && !known.has(name)) problems.push(`${key}: unknown key (typo?)`);
+  }
+
+  const parsed = StackConfigSchema.safeParse(raw);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      // Never echo the rejected value back: a secret may have been put under the wrong key.
+      const missing = issue.code === 'invalid_type' && issue.input === undefined;
+      problems.push(`${configKey(issue.path)}: ${missing ? 'is required' : issue.message}`);
+    }
+  }
+  if (problems.length > 0 || !parsed.success) throw new StackConfigError(problems);
+
+  const issuer = OIDC_PROVIDER_ARN.exec(parsed.data.oidcProviderArn)![1]!;
+  return { ...parsed.data, oidcIssuer: issuer, stack: pulumi.getStack() };
+}
+
+/** Secrets the operator set with `pulumi config set --secret`; the rest are generated. */
+export function readSecretOverrides(): Partial<Record<SecretKey, pulumi.Output<string>>> {
+  const config = new pulumi.Config(PROJECT);
+  const overrides: Partial<Record<SecretKey, pulumi.Output<string>>> = {};
+  for (const key of SECRET_KEYS) {
+    const value = config.getSecret(key);
+    if (value !== undefined) overrides[key] = value;
+  }
+  return overrides;
+}

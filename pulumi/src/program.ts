@@ -1,0 +1,147 @@
+import type * as pulumi from '@pulumi/pulumi';
+
+import type { SecretKey, StackConfig } from './config.js';
+import { DATABASE_NAME, MYSQL_PORT, ManagedDataPlane } from './components/data-plane.js';
+import { ServiceIdentity } from './components/identity.js';
+import { ParleyNamespace, ParleyRelease } from './components/release.js';
+import { ParleySecrets } from './components/secrets.js';
+import { ParleyStorage } from './components/storage.js';
+import { chartValues } from './values.js';
+
+/** The database user the service connects as (the chart's `mysql.external.user`). */
+export const SERVICE_DATABASE_USER = 'parley';
+
+export interface ParleyStack {
+  storage: ParleyStorage;
+  identity: ServiceIdentity;
+  secrets: ParleySecrets;
+  dataPlane?: ManagedDataPlane;
+  release: ParleyRelease;
+  outputs: {
+    hostname: string;
+    url: string;
+    namespace: pulumi.Output<string>;
+    attachmentsBucket: pulumi.Output<string>;
+    backupsBucket: pulumi.Output<string>;
+    serviceRoleArn: pulumi.Output<string>;
+    storageKeyArn: pulumi.Output<string>;
+    secretName: string;
+    releaseStatus: pulumi.Output<string>;
+    mysqlWriterHost?: pulumi.Output<string>;
+    mysqlReaderHost?: pulumi.Output<string>;
+    redisUrl?: pulumi.Output<string>;
+  };
+}
+
+/** Wires the components together: storage → identity → secrets (→ managed data) → release. */
+export function deployParley(
+  config: StackConfig,
+  secretOverrides: Partial<Record<SecretKey, pulumi.Output<string>>>,
+): ParleyStack {
+  const tags = {
+    project: 'parley',
+    stack: config.stack,
+    environment: config.environment,
+    'managed-by': 'pulumi',
+  };
+
+  const storage = new ParleyStorage('parley', {
+    stack: config.stack,
+    environment: config.environment,
+    attachmentsBucketName: config.buckets.attachments,
+    backupsBucketName: config.buckets.backups,
+    backupRetentionDays: config.backupRetentionDays,
+    noncurrentVersionRetentionDays: config.noncurrentVersionRetentionDays,
+    abortIncompleteUploadDays: config.abortIncompleteUploadDays,
+    corsOrigins: config.corsOrigins,
+    tags,
+  });
+
+  const identity = new ServiceIdentity('parley-service', {
+    stack: config.stack,
+    oidcProviderArn: config.oidcProviderArn,
+    oidcIssuer: config.oidcIssuer,
+    namespace: config.namespace,
+    serviceAccountName: config.serviceAccountName,
+    attachmentsBucketArn: storage.attachments.arn,
+    backupsBucketArn: storage.backups.arn,
+    keyArn: storage.key.arn,
+    tags,
+  });
+
+  const namespace = new ParleyNamespace('parley', { namespace: config.namespace });
+
+  const secrets = new ParleySecrets('parley', {
+    stack: config.stack,
+    namespace: namespace.name,
+    secretName: `${config.releaseName}-credentials`,
+    overrides: secretOverrides,
+    backend: config.secretsBackend,
+    clusterSecretStore: config.externalSecrets?.clusterSecretStore,
+    tags,
+  });
+
+  const dataPlane =
+    config.dataPlane === 'aws-managed' && config.network
+      ? new ManagedDataPlane('parley', {
+          stack: config.stack,
+          environment: config.environment,
+          network: config.network,
+          database: config.database,
+          cache: config.cache,
+          keyArn: storage.key.arn,
+          mysqlRootPassword: secrets.values.mysqlRootPassword,
+          redisPassword: secrets.values.redisPassword,
+          tags,
+        })
+      : undefined;
+
+  const values = chartValues(config, {
+    awsRegion: config.awsRegion,
+    secretName: secrets.secretName,
+    roleArn: identity.roleArn,
+    attachmentsBucket: storage.attachments.name,
+    backupsBucket: storage.backups.name,
+    managed: dataPlane && {
+      writerHost: dataPlane.writerHost,
+      readerHost: dataPlane.readerHost,
+      port: MYSQL_PORT,
+      database: DATABASE_NAME,
+      user: SERVICE_DATABASE_USER,
+      redisUrl: dataPlane.redisUrl,
+    },
+  });
+
+  const release = new ParleyRelease(
+    'parley',
+    { chartPath: config.chartPath, releaseName: config.releaseName, namespace: namespace.name, values },
+    // The pods mount the Secret and assume the role from their first start.
+    { dependsOn: [secrets, identity, ...(dataPlane ? [dataPlane] : [])] },
+  );
+
+  return {
+    storage,
+    identity,
+    secrets,
+    dataPlane,
+    release,
+    outputs: {
+      hostname: config.hostname,
+      url: `https://${config.hostname}`,
+      namespace: namespace.name,
+      attachmentsBucket: storage.attachments.name,
+      backupsBucket: storage.backups.name,
+      serviceRoleArn: identity.roleArn,
+      storageKeyArn: storage.key.arn,
+      secretName: secrets.secretName,
+      releaseStatus: release.status,
+      ...(dataPlane
+        ? {
+            mysqlWriterHost: dataPlane.writerHost,
+            mysqlReaderHost: dataPlane.readerHost,
+            redisUrl: dataPlane.redisUrl,
+          }
+        : {}),
+    },
+  };
+}

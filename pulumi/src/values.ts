@@ -1,0 +1,75 @@
+import type * as pulumi from '@pulumi/pulumi';
+
+import type { StackConfig } from './config.js';
+
+/**
+ * The chart values a stack hands to `charts/parley`, built only from the agreed top-level contract
+ * (image, api, worker, config, secrets, serviceAccount, s3, ingress, gateway, redis, mysql, minio,
+ * networkPolicy); everything below those keys keeps the chart's defaults.
+ */
+export interface ReleaseWiring {
+  awsRegion: string;
+  secretName: string;
+  roleArn: pulumi.Input<string>;
+  attachmentsBucket: pulumi.Input<string>;
+  backupsBucket: pulumi.Input<string>;
+  /** Set with `dataPlane: aws-managed`; otherwise the chart runs MySQL and Redis in the cluster. */
+  managed?: {
+    writerHost: pulumi.Input<string>;
+    readerHost: pulumi.Input<string>;
+    port: number;
+    database: string;
+    user: string;
+    redisUrl: pulumi.Input<string>;
+  };
+}
+
+export type ChartValues = Record<string, unknown>;
+
+export function chartValues(config: StackConfig, wiring: ReleaseWiring): ChartValues {
+  const values: ChartValues = {
+    config: { logLevel: config.logLevel },
+    secrets: { existingSecret: wiring.secretName },
+    serviceAccount: {
+      create: true,
+      name: config.serviceAccountName,
+      // IRSA: EKS injects web-identity credentials for this role into every pod of the account.
+      annotations: { 'eks.amazonaws.com/role-arn': wiring.roleArn },
+    },
+    s3: {
+      region: wiring.awsRegion,
+      attachmentsBucket: wiring.attachmentsBucket,
+      backupsBucket: wiring.backupsBucket,
+    },
+    api: { autoscaling: { enabled: true, ...config.api } },
+    worker: { autoscaling: { enabled: true, ...config.worker } },
+    ingress: config.ingress
+      ? {
+          enabled: true,
+          controller: config.ingress.controller,
+          ...(config.ingress.className ? { className: config.ingress.className } : {}),
+          host: config.hostname,
+          tls: {
+            secretName: config.ingress.tlsSecretName ?? `${config.releaseName}-tls`,
+            ...(config.ingress.clusterIssuer ? { clusterIssuer: config.ingress.clusterIssuer } : {}),
+          },
+        }
+      : { enabled: false },
+    gateway: config.gateway
+      ? { enabled: true, parentRefs: config.gateway.parentRefs, hostnames: [config.hostname] }
+      : { enabled: false },
+    // S3 is the real thing on AWS; the in-cluster MinIO is for clusters without it.
+    minio: { enabled: false },
+    networkPolicy: { enabled: true },
+  };
+  if (config.image) values.image = { ...config.image };
+  if (wiring.managed) {
+    const { writerHost, readerHost, port, database, user, redisUrl } = wiring.managed;
+    values.mysql = { enabled: false, external: { writerHost, readerHost, port, database, user } };
+    values.redis = { enabled: false, external: { url: redisUrl } };
+  } else {
+    values.mysql = { enabled: true };
+    values.redis = { enabled: true };
+  }
+  return values;
+}
