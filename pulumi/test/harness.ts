@@ -181,3 +181,28 @@ export function only(resources: Recorded[], type: string, name?: string): Record
 export function ofType(resources: Recorded[], type: string): Recorded[] {
   return resources.filter((r) => r.type === type);
 }
+
+/**
+ * Validates `settings` as the stack's configuration and runs the program on the mocks. The
+ * program's modules are imported only after `setMocks`, as Pulumi requires.
+ */
+export async function runParley(stack: string, settings: StackSettings, secretKeys: string[] = []) {
+  await useStack(stack, settings, secretKeys);
+  const { loadStackConfig, readSecretOverrides } = await import('../src/config.js');
+  const { deployParley } = await import('../src/program.js');
+  const parley = deployParley(loadStackConfig(), readSecretOverrides());
+  const resources = await settle();
+  return { parley, resources };
+}
+
+/** Runs only the configuration step and returns its error message (or undefined if it passes). */
+export async function configProblem(settings: StackSettings): Promise<string | undefined> {
+  await useStack('dev', settings);
+  const { loadStackConfig } = await import('../src/config.js');
+  try {
+    loadStackConfig();
+    return undefined;
+  } catch (error) {
+    return (error as Error).message;
+  }
+}
