@@ -1,3 +1,5 @@
+import { createPrivateKey } from 'node:crypto';
+
 import * as pulumi from '@pulumi/pulumi';
 import { z } from 'zod';
 
@@ -273,6 +275,31 @@ export const SECRET_KEYS = [
 ] as const;
 export type SecretKey = (typeof SECRET_KEYS)[number];
 
+function isEd25519Pkcs8Pem(pem: string): boolean {
+  if (!pem.includes('-----BEGIN PRIVATE KEY-----')) return false;
+  try {
+    return createPrivateKey(pem).asymmetricKeyType === 'ed25519';
+  } catch {
+    return false;
+  }
+}
+
+/** What is wrong with an operator-supplied secret, described without repeating it. */
+export function secretOverrideProblem(key: SecretKey, value: string): string | undefined {
+  if (key === 'jwtPrivateKey') {
+    return isEd25519Pkcs8Pem(value)
+      ? undefined
+      : 'must be an Ed25519 private key in PKCS#8 PEM ("-----BEGIN PRIVATE KEY-----")';
+  }
+  // The strictest consumer decides: ElastiCache AUTH tokens are 16-128 printable characters
+  // without @, " or /; the same rule keeps MySQL passwords safe in connection strings.
+  if (value.length < 16 || value.length > 128) return 'must be 16 to 128 characters long';
+  if (!/^[\x21-\x7e]+$/.test(value) || /[@"/]/.test(value)) {
+    return 'may only contain printable ASCII without spaces, "@", \'"\' or "/"';
+  }
+  return undefined;
+}
+
 function configKey(path: PropertyKey[]): string {
   const [head, ...rest] = path;
   if (head === 'awsRegion') return 'aws:region';
@@ -299,6 +326,13 @@ export function loadStackConfig(): StackConfig {
   for (const key of Object.keys(pulumi.runtime.allConfig())) {
     const [namespace, name] = key.split(':');
     if (namespace === PROJECT && name && !known.has(name)) problems.push(`${key}: unknown key (typo?)`);
+  }
+
+  for (const key of SECRET_KEYS) {
+    // The raw value, read only to validate it: it is never logged and leaves here as a secret.
+    const value = pulumi.runtime.getConfig(`${PROJECT}:${key}`);
+    const problem = value === undefined ? undefined : secretOverrideProblem(key, value);
+    if (problem) problems.push(`${PROJECT}:${key}: ${problem}`);
   }
 
   const parsed = StackConfigSchema.safeParse(raw);

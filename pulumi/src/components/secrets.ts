@@ -1,5 +1,3 @@
-import { createPrivateKey } from 'node:crypto';
-
 import * as aws from '@pulumi/aws';
 import * as k8s from '@pulumi/kubernetes';
 import * as pulumi from '@pulumi/pulumi';
@@ -23,27 +21,11 @@ export interface ParleySecretsArgs {
   stack: string;
   namespace: pulumi.Input<string>;
   secretName: string;
-  /** Values the operator set as config secrets; every other one is generated. */
+  /** Values the operator set as config secrets (validated by loadStackConfig); the rest are generated. */
   overrides: Partial<Record<SecretKey, pulumi.Output<string>>>;
   backend: 'kubernetes' | 'aws-secrets-manager';
   clusterSecretStore?: string;
   tags: Record<string, string>;
-}
-
-/** Fails the deployment, without echoing the value, unless the key is an Ed25519 PKCS#8 PEM. */
-export function assertEd25519Pkcs8Pem(pem: string): string {
-  let type: string | undefined;
-  try {
-    type = pem.includes('-----BEGIN PRIVATE KEY-----') ? createPrivateKey(pem).asymmetricKeyType : undefined;
-  } catch {
-    type = undefined;
-  }
-  if (type !== 'ed25519') {
-    throw new Error(
-      'parley:jwtPrivateKey must be an Ed25519 private key in PKCS#8 PEM ("BEGIN PRIVATE KEY")',
-    );
-  }
-  return pem;
 }
 
 /**
@@ -66,7 +48,7 @@ export class ParleySecrets extends pulumi.ComponentResource {
       new random.RandomPassword(`${name}-${SECRET_DATA_KEYS[key]}`, { length, special: false }, child).result;
 
     const jwtPrivateKey =
-      args.overrides.jwtPrivateKey?.apply(assertEd25519Pkcs8Pem) ??
+      args.overrides.jwtPrivateKey ??
       new tls.PrivateKey(`${name}-jwt`, { algorithm: 'ED25519' }, child).privateKeyPemPkcs8;
 
     const values: Record<SecretKey, pulumi.Output<string>> = {
