@@ -192,34 +192,33 @@ const StackConfigSchema = z
       .strict()
       .default({ nodeType: 'cache.t4g.small', replicas: 1 }),
   })
-  .strict()
-  .superRefine((c, ctx) => {
-    if (Boolean(c.ingress) === Boolean(c.gateway)) {
-      ctx.addIssue({ code: 'custom', path: ['ingress'], message: 'set exactly one of ingress or gateway' });
-    }
-    if (c.secretsBackend === 'aws-secrets-manager' && !c.externalSecrets) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['externalSecrets'],
-        message: 'secretsBackend aws-secrets-manager needs externalSecrets.clusterSecretStore',
-      });
-    }
-    if (c.dataPlane === 'aws-managed' && !c.network) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['network'],
-        message: 'dataPlane aws-managed needs network.{vpcId, subnetIds, clientSecurityGroupIds}',
-      });
-    }
-    const { attachments, backups } = c.buckets;
-    if (attachments && attachments === backups) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['buckets', 'backups'],
-        message: 'must differ from buckets.attachments',
-      });
-    }
-  });
+  .strict();
+
+/**
+ * Rules that span keys. Checked on the raw values, not as a zod refinement: zod skips refinements
+ * when any field is invalid, and the operator should see every problem in one run.
+ */
+function crossKeyProblems(raw: Record<string, unknown>): string[] {
+  const problems: string[] = [];
+  const present = (key: string) => raw[key] !== undefined;
+  if (present('ingress') === present('gateway'))
+    problems.push(`${PROJECT}:ingress: set exactly one of ingress or gateway`);
+  if (raw.secretsBackend === 'aws-secrets-manager' && !present('externalSecrets')) {
+    problems.push(
+      `${PROJECT}:externalSecrets: secretsBackend aws-secrets-manager needs externalSecrets.clusterSecretStore`,
+    );
+  }
+  if (raw.dataPlane === 'aws-managed' && !present('network')) {
+    problems.push(
+      `${PROJECT}:network: dataPlane aws-managed needs network.{vpcId, subnetIds, clientSecurityGroupIds}`,
+    );
+  }
+  const buckets = raw.buckets as { attachments?: unknown; backups?: unknown } | undefined;
+  if (buckets?.attachments !== undefined && buckets.attachments === buckets.backups) {
+    problems.push(`${PROJECT}:buckets.backups: must differ from buckets.attachments`);
+  }
+  return problems;
+}
 
 export type StackConfig = z.output<typeof StackConfigSchema> & {
   /** Issuer host/path of the OIDC provider, as IAM condition keys spell it. */
@@ -343,6 +342,7 @@ export function loadStackConfig(): StackConfig {
       problems.push(`${configKey(issue.path)}: ${missing ? 'is required' : issue.message}`);
     }
   }
+  problems.push(...crossKeyProblems(raw));
   if (problems.length > 0 || !parsed.success) throw new StackConfigError(problems);
 
   const issuer = OIDC_PROVIDER_ARN.exec(parsed.data.oidcProviderArn)![1]!;

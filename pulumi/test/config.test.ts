@@ -1,0 +1,137 @@
+import { generateKeyPairSync } from 'node:crypto';
+
+import { describe, expect, it } from 'vitest';
+
+import { configProblem, exampleStack, runParley, useStack, type StackSettings } from './harness.js';
+
+const dev = exampleStack('dev');
+const without = (settings: StackSettings, key: string): StackSettings => {
+  const copy = { ...settings };
+  delete copy[key];
+  return copy;
+};
+
+describe('stack configuration', () => {
+  it.each(['dev', 'prod'] as const)('accepts the example %s stack', async (stack) => {
+    expect(await configProblem(exampleStack(stack))).toBeUndefined();
+  });
+
+  it('rejects a stack without the cluster OIDC provider, saying which key is missing', async () => {
+    expect(await configProblem(without(dev, 'parley:oidcProviderArn'))).toBe(
+      'invalid stack configuration:\n  - parley:oidcProviderArn: is required',
+    );
+  });
+
+  it('rejects an OIDC provider that is not an IAM OIDC provider ARN', async () => {
+    const message = await configProblem({
+      ...dev,
+      'parley:oidcProviderArn': 'https://oidc.eks.eu-west-1.amazonaws.com/id/ABC',
+    });
+    expect(message).toContain('parley:oidcProviderArn: must be the ARN of the cluster IAM OIDC provider');
+  });
+
+  it.each([
+    ['Parley-Attachments', 'must be 3-63 characters'],
+    ['ab', 'must be 3-63 characters'],
+    ['parley.attachments', 'must not contain "."'],
+    ['xn--parley', 'must not start with a reserved prefix'],
+    ['parley-attachments-', 'must be 3-63 characters'],
+  ])('rejects the bucket name %j with a clear message', async (name, reason) => {
+    const message = await configProblem({ ...dev, 'parley:buckets': { attachments: name } });
+    expect(message).toContain(`parley:buckets.attachments: ${reason}`);
+  });
+
+  it('rejects the same name for both buckets', async () => {
+    const message = await configProblem({
+      ...dev,
+      'parley:buckets': { attachments: 'parley-x', backups: 'parley-x' },
+    });
+    expect(message).toContain('parley:buckets.backups: must differ from buckets.attachments');
+  });
+
+  it.each([0, -5])('rejects a backup retention of %i days', async (days) => {
+    expect(await configProblem({ ...dev, 'parley:backupRetentionDays': days })).toBe(
+      'invalid stack configuration:\n  - parley:backupRetentionDays: must be at least 1 day',
+    );
+  });
+
+  it.each([
+    ['*', 'is not a URL origin'],
+    ['http://chat.example.com', 'must use https'],
+    ['https://chat.example.com/upload', 'must be a bare origin'],
+    ['https://*.example.com', 'must be a bare origin'],
+  ])('rejects the CORS origin %j', async (origin, reason) => {
+    expect(await configProblem({ ...dev, 'parley:corsOrigins': [origin] })).toContain(
+      `parley:corsOrigins.0: "${origin}" ${reason}`,
+    );
+  });
+
+  it('lists every problem at once, not just the first', async () => {
+    const message = await configProblem({
+      ...without(without(dev, 'parley:oidcProviderArn'), 'parley:ingress'),
+      'parley:backupRetentionDays': 0,
+      'parley:buckets': { backups: 'Bad_Name' },
+      'parley:dataPlane': 'aws-managed',
+      'parley:hostnme': 'typo.example.com',
+    });
+    expect(message?.split('\n')).toEqual([
+      'invalid stack configuration:',
+      '  - parley:hostnme: unknown key (typo?)',
+      '  - parley:oidcProviderArn: is required',
+      expect.stringMatching(/^ {2}- parley:buckets\.backups: must be 3-63 characters/),
+      '  - parley:backupRetentionDays: must be at least 1 day',
+      '  - parley:ingress: set exactly one of ingress or gateway',
+      '  - parley:network: dataPlane aws-managed needs network.{vpcId, subnetIds, clientSecurityGroupIds}',
+    ]);
+  });
+
+  it('requires the AWS region, since the chart needs it for S3', async () => {
+    expect(await configProblem(without(dev, 'aws:region'))).toContain('aws:region: is required');
+  });
+
+  it('rejects both ingress and gateway at once', async () => {
+    const message = await configProblem({ ...dev, 'parley:gateway': { parentRefs: [{ name: 'public' }] } });
+    expect(message).toContain('parley:ingress: set exactly one of ingress or gateway');
+  });
+
+  it('rejects the Secrets Manager backend without a ClusterSecretStore', async () => {
+    expect(await configProblem({ ...dev, 'parley:secretsBackend': 'aws-secrets-manager' })).toContain(
+      'parley:externalSecrets: secretsBackend aws-secrets-manager needs externalSecrets.clusterSecretStore',
+    );
+  });
+
+  it('rejects a JWT key that is not Ed25519, without echoing it', async () => {
+    const rsa = generateKeyPairSync('rsa', { modulusLength: 1024 })
+      .privateKey.export({ type: 'pkcs8', format: 'pem' })
+      .toString();
+    await useStack('dev', { ...dev, 'parley:jwtPrivateKey': rsa }, ['parley:jwtPrivateKey']);
+    const { loadStackConfig } = await import('../src/config.js');
+    let message = '';
+    try {
+      loadStackConfig();
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    expect(message).toBe(
+      'invalid stack configuration:\n  - parley:jwtPrivateKey: must be an Ed25519 private key in PKCS#8 PEM ("-----BEGIN PRIVATE KEY-----")',
+    );
+    expect(message).not.toContain(rsa.split('\n')[1]);
+  });
+
+  it('rejects a short or URL-breaking password, without echoing it', async () => {
+    const message = await configProblem({
+      ...dev,
+      'parley:redisPassword': 'short',
+      'parley:mysqlPassword': 'has/slash-and-long-enough',
+    });
+    expect(message).toContain('parley:mysqlPassword: may only contain printable ASCII');
+    expect(message).toContain('parley:redisPassword: must be 16 to 128 characters long');
+    expect(message).not.toContain('has/slash');
+  });
+
+  it('stops the program before any resource is created', async () => {
+    await expect(runParley('dev', without(dev, 'parley:oidcProviderArn'))).rejects.toThrow(
+      'parley:oidcProviderArn: is required',
+    );
+  });
+});
