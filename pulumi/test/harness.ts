@@ -124,7 +124,9 @@ const mocks: pulumi.runtime.Mocks = {
     const inputs = unwrapSecrets(args.inputs) as Record<string, Loose>;
     recorded.push({ type: args.type, name: args.name, raw: args.inputs, inputs });
     const { id, state } = providerState(args.type, args.name, inputs);
-    return { id, state: { ...inputs, ...state } };
+    // AWS auto-names resources whose name is not given; the logical name stands in for it.
+    const autoName = args.type.startsWith('aws:') ? { name: args.name } : {};
+    return { id, state: { ...autoName, ...inputs, ...state } };
   },
   call(args) {
     throw new Error(`unexpected provider call ${args.token}`);
