@@ -338,7 +338,7 @@ export function loadStackConfig(): StackConfig {
   if (!parsed.success) {
     for (const issue of parsed.error.issues) {
       // Never echo the rejected value back: a secret may have been put under the wrong key.
-      const missing = issue.code === 'invalid_type' && issue.input === undefined;
+      const missing = issue.input === undefined && ['invalid_type', 'invalid_value'].includes(issue.code);
       problems.push(`${configKey(issue.path)}: ${missing ? 'is required' : issue.message}`);
     }
   }

@@ -135,3 +135,19 @@ describe('stack configuration', () => {
     );
   });
 });
+
+describe('an empty stack', () => {
+  it('is told every required key', async () => {
+    expect(await configProblem({})).toBe(
+      [
+        'invalid stack configuration:',
+        '  - parley:environment: is required',
+        '  - aws:region: is required',
+        '  - parley:hostname: is required',
+        '  - parley:oidcProviderArn: is required',
+        '  - parley:corsOrigins: is required',
+        '  - parley:ingress: set exactly one of ingress or gateway',
+      ].join('\n'),
+    );
+  });
+});
