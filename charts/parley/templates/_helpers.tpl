@@ -1,0 +1,356 @@
+{{/* Names ------------------------------------------------------------------------------------ */}}
+{{- define "parley.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "parley.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* "<fullname>-<component>", e.g. parley-api */}}
+{{- define "parley.componentName" -}}
+{{- printf "%s-%s" (include "parley.fullname" .root) .component | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Labels ----------------------------------------------------------------------------------- */}}
+{{- define "parley.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "parley.name" .root }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{- define "parley.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version | replace "+" "_" }}
+{{ include "parley.selectorLabels" . }}
+app.kubernetes.io/version: {{ .root.Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+app.kubernetes.io/part-of: parley
+{{- with .root.Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* Images: digest wins; otherwise an exact tag that is never "latest" ------------------------ */}}
+{{- define "parley.imageRef" -}}
+{{- $tag := toString (default .default .image.tag) -}}
+{{- if eq $tag "latest" -}}
+{{- fail (printf "%s: image tag \"latest\" is not allowed; pin an exact tag or a digest" .path) -}}
+{{- end -}}
+{{- if .image.digest -}}
+{{- printf "%s@%s" .image.repository .image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .image.repository $tag -}}
+{{- end -}}
+{{- end }}
+
+{{- define "parley.image" -}}
+{{- include "parley.imageRef" (dict "image" .Values.image "default" .Chart.AppVersion "path" "image") }}
+{{- end }}
+
+{{- define "parley.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "parley.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* The Secret holding every credential of the release. */}}
+{{- define "parley.secretName" -}}
+{{- default (include "parley.fullname" .) .Values.secrets.existingSecret }}
+{{- end }}
+
+{{- define "parley.secretsDir" -}}/var/run/secrets/parley{{- end }}
+
+{{/* Data endpoints ------------------------------------------------------------------------- */}}
+{{- define "parley.mysql.writerHost" -}}
+{{- if .Values.mysql.enabled -}}
+{{- include "parley.componentName" (dict "root" . "component" "mysql") -}}
+{{- else -}}
+{{- .Values.mysql.external.writerHost -}}
+{{- end -}}
+{{- end }}
+
+{{- define "parley.mysql.readerHost" -}}
+{{- if .Values.mysql.enabled -}}
+{{- if gt (int .Values.mysql.replicas.count) 0 -}}
+{{- include "parley.componentName" (dict "root" . "component" "mysql-read") -}}
+{{- end -}}
+{{- else -}}
+{{- .Values.mysql.external.readerHost -}}
+{{- end -}}
+{{- end }}
+
+{{- define "parley.mysql.port" -}}
+{{- if .Values.mysql.enabled }}3306{{ else }}{{ .Values.mysql.external.port }}{{ end -}}
+{{- end }}
+
+{{- define "parley.mysql.database" -}}
+{{- if .Values.mysql.enabled }}{{ .Values.mysql.database }}{{ else }}{{ .Values.mysql.external.database }}{{ end -}}
+{{- end }}
+
+{{- define "parley.mysql.user" -}}
+{{- if .Values.mysql.enabled }}{{ .Values.mysql.user }}{{ else }}{{ .Values.mysql.external.user }}{{ end -}}
+{{- end }}
+
+{{- define "parley.mysql.migrationUser" -}}
+{{- if .Values.mysql.enabled }}{{ .Values.mysql.migrationUser }}{{ else }}{{ default .Values.mysql.external.user .Values.mysql.external.migrationUser }}{{ end -}}
+{{- end }}
+
+{{- define "parley.redis.headless" -}}
+{{- printf "%s-headless" (include "parley.componentName" (dict "root" . "component" "redis")) -}}
+{{- end }}
+
+{{/* REDIS_SENTINELS for the in-cluster Sentinels: every pod by its stable DNS name. */}}
+{{- define "parley.redis.sentinels" -}}
+{{- $redis := include "parley.componentName" (dict "root" . "component" "redis") -}}
+{{- $headless := include "parley.redis.headless" . -}}
+{{- $hosts := list -}}
+{{- range $i := until (int .Values.redis.replicas) -}}
+{{- $hosts = append $hosts (printf "%s-%d.%s.%s.svc:26379" $redis $i $headless $.Release.Namespace) -}}
+{{- end -}}
+{{- join "," $hosts -}}
+{{- end }}
+
+{{- define "parley.s3.endpoint" -}}
+{{- if .Values.minio.enabled -}}
+{{- printf "http://%s:9000" (include "parley.componentName" (dict "root" . "component" "minio")) -}}
+{{- else -}}
+{{- .Values.s3.endpoint -}}
+{{- end -}}
+{{- end }}
+
+{{/* Validation of cross-field rules the JSON schema cannot express. ------------------------- */}}
+{{- define "parley.validate" -}}
+{{- $v := .Values -}}
+{{- if and $v.ingress.enabled $v.gateway.enabled -}}
+{{- fail "ingress.enabled and gateway.enabled are exclusive: choose one least-connections entry" -}}
+{{- end -}}
+{{- if and $v.worker.keda.enabled $v.worker.autoscaling.enabled -}}
+{{- fail "worker.keda.enabled and worker.autoscaling.enabled are exclusive: KEDA creates its own HPA; set worker.autoscaling.enabled=false" -}}
+{{- end -}}
+{{- if and (not $v.mysql.enabled) (not $v.mysql.external.writerHost) -}}
+{{- fail "mysql.enabled=false needs mysql.external.writerHost" -}}
+{{- end -}}
+{{- if and (not $v.mysql.enabled) (not $v.secrets.existingSecret) -}}
+{{- fail "mysql.enabled=false needs secrets.existingSecret: the chart cannot know an external database's passwords" -}}
+{{- end -}}
+{{- if not $v.redis.enabled -}}
+{{- if and (not $v.redis.external.url) (not $v.redis.external.sentinels) -}}
+{{- fail "redis.enabled=false needs redis.external.url or redis.external.sentinels" -}}
+{{- end -}}
+{{- if and $v.redis.external.url $v.redis.external.sentinels -}}
+{{- fail "set redis.external.url or redis.external.sentinels, not both" -}}
+{{- end -}}
+{{- end -}}
+{{- range $name := list "api" "worker" -}}
+{{- $pdb := (index $v $name).pdb -}}
+{{- if and $pdb.enabled (not (kindIs "invalid" $pdb.minAvailable)) (not (kindIs "invalid" $pdb.maxUnavailable)) -}}
+{{- fail (printf "%s.pdb: set minAvailable or maxUnavailable, not both (set the other to null)" $name) -}}
+{{- end -}}
+{{- $hpa := (index $v $name).autoscaling -}}
+{{- if and $hpa.enabled (gt (int $hpa.minReplicas) (int $hpa.maxReplicas)) -}}
+{{- fail (printf "%s.autoscaling.minReplicas (%d) is greater than maxReplicas (%d)" $name (int $hpa.minReplicas) (int $hpa.maxReplicas)) -}}
+{{- end -}}
+{{- end -}}
+{{- $apiDrain := add $v.api.preStopSleepSeconds (div (add $v.config.shutdownGraceMs 999) 1000) -}}
+{{- if le (int $v.api.terminationGracePeriodSeconds) (int $apiDrain) -}}
+{{- fail (printf "api.terminationGracePeriodSeconds (%d) must exceed api.preStopSleepSeconds + config.shutdownGraceMs (%d s) so WebSockets drain before SIGKILL" (int $v.api.terminationGracePeriodSeconds) (int $apiDrain)) -}}
+{{- end -}}
+{{- if le (int $v.worker.terminationGracePeriodSeconds) (int $v.worker.longestJobSeconds) -}}
+{{- fail (printf "worker.terminationGracePeriodSeconds (%d) must exceed worker.longestJobSeconds (%d): worker.close() waits for the running job" (int $v.worker.terminationGracePeriodSeconds) (int $v.worker.longestJobSeconds)) -}}
+{{- end -}}
+{{- if and $v.metrics.podMonitor.enabled $v.metrics.serviceMonitor.enabled -}}
+{{- fail "metrics.podMonitor and metrics.serviceMonitor both enabled would scrape every pod twice: choose one" -}}
+{{- end -}}
+{{- end }}
+
+{{/* Environment shared by api, worker and migrations. Secrets come as *_FILE paths. -------- */}}
+{{- define "parley.env" -}}
+{{- $root := . -}}
+{{- $dir := include "parley.secretsDir" . -}}
+- name: NODE_ENV
+  value: {{ .Values.config.nodeEnv | quote }}
+- name: LOG_LEVEL
+  value: {{ .Values.config.logLevel | quote }}
+- name: INSTANCE_ID
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.name
+- name: HOST
+  value: "0.0.0.0"
+- name: PORT
+  value: {{ .Values.api.port | quote }}
+- name: WORKER_HEALTH_PORT
+  value: {{ .Values.worker.healthPort | quote }}
+- name: BODY_LIMIT_BYTES
+  value: {{ .Values.config.bodyLimitBytes | quote }}
+- name: SHUTDOWN_GRACE_MS
+  value: {{ .Values.config.shutdownGraceMs | quote }}
+- name: READINESS_TIMEOUT_MS
+  value: {{ .Values.config.readinessTimeoutMs | quote }}
+- name: MYSQL_HOST
+  value: {{ include "parley.mysql.writerHost" . | quote }}
+- name: MYSQL_PORT
+  value: {{ include "parley.mysql.port" . | quote }}
+{{- with include "parley.mysql.readerHost" . }}
+- name: MYSQL_REPLICA_HOST
+  value: {{ . | quote }}
+- name: MYSQL_REPLICA_PORT
+  value: {{ include "parley.mysql.port" $root | quote }}
+{{- end }}
+- name: MYSQL_DATABASE
+  value: {{ include "parley.mysql.database" . | quote }}
+- name: MYSQL_USER
+  value: {{ include "parley.mysql.user" . | quote }}
+- name: MYSQL_PASSWORD_FILE
+  value: {{ $dir }}/mysql-password
+- name: MYSQL_POOL_SIZE
+  value: {{ .Values.config.mysqlPoolSize | quote }}
+{{- if .Values.redis.enabled }}
+- name: REDIS_SENTINELS
+  value: {{ include "parley.redis.sentinels" . | quote }}
+- name: REDIS_SENTINEL_MASTER
+  value: {{ .Values.redis.masterName | quote }}
+- name: REDIS_PASSWORD_FILE
+  value: {{ $dir }}/redis-password
+- name: REDIS_SENTINEL_PASSWORD_FILE
+  value: {{ $dir }}/redis-password
+{{- else if .Values.redis.external.url }}
+- name: REDIS_URL
+  value: {{ .Values.redis.external.url | quote }}
+{{- else }}
+- name: REDIS_SENTINELS
+  value: {{ join "," .Values.redis.external.sentinels | quote }}
+- name: REDIS_SENTINEL_MASTER
+  value: {{ .Values.redis.external.masterName | quote }}
+{{- end }}
+{{- if and (not .Values.redis.enabled) .Values.redis.external.authEnabled }}
+- name: REDIS_PASSWORD_FILE
+  value: {{ $dir }}/redis-password
+{{- end }}
+- name: S3_REGION
+  value: {{ .Values.s3.region | quote }}
+{{- with include "parley.s3.endpoint" . }}
+- name: S3_ENDPOINT
+  value: {{ . | quote }}
+{{- end }}
+- name: S3_FORCE_PATH_STYLE
+  value: {{ or .Values.s3.forcePathStyle .Values.minio.enabled | quote }}
+- name: S3_ATTACHMENTS_BUCKET
+  value: {{ .Values.s3.attachmentsBucket | quote }}
+- name: S3_BACKUPS_BUCKET
+  value: {{ .Values.s3.backupsBucket | quote }}
+{{- if or .Values.s3.existingSecret .Values.minio.enabled }}
+- name: S3_ACCESS_KEY_ID
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "parley.s3.secretName" . }}
+      key: access-key-id
+- name: S3_SECRET_ACCESS_KEY_FILE
+  value: /var/run/secrets/parley-s3/secret-access-key
+{{- end }}
+- name: JWT_PRIVATE_KEY_FILE
+  value: {{ $dir }}/jwt-private-key
+- name: BACKUP_ENCRYPTION_KEY_FILE
+  value: {{ $dir }}/backup-encryption-key
+{{- end }}
+
+{{- define "parley.s3.secretName" -}}
+{{- if .Values.s3.existingSecret -}}
+{{- .Values.s3.existingSecret -}}
+{{- else -}}
+{{- include "parley.componentName" (dict "root" . "component" "minio") -}}
+{{- end -}}
+{{- end }}
+
+{{/* Secret volumes: only the keys each process needs, read-only, 0400. */}}
+{{- define "parley.secretVolumes" -}}
+- name: secrets
+  secret:
+    secretName: {{ include "parley.secretName" .root }}
+    defaultMode: 0400
+    items:
+      {{- range .keys }}
+      - key: {{ . }}
+        path: {{ . }}
+      {{- end }}
+{{- if or .root.Values.s3.existingSecret .root.Values.minio.enabled }}
+- name: s3-secret
+  secret:
+    secretName: {{ include "parley.s3.secretName" .root }}
+    defaultMode: 0400
+    items:
+      - key: secret-access-key
+        path: secret-access-key
+{{- end }}
+{{- end }}
+
+{{- define "parley.secretVolumeMounts" -}}
+- name: secrets
+  mountPath: {{ include "parley.secretsDir" .root }}
+  readOnly: true
+{{- if or .root.Values.s3.existingSecret .root.Values.minio.enabled }}
+- name: s3-secret
+  mountPath: /var/run/secrets/parley-s3
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{/* Keys of the app Secret the api and worker read. */}}
+{{- define "parley.appSecretKeys" -}}
+{{- $keys := list "mysql-password" "jwt-private-key" "backup-encryption-key" -}}
+{{- if or .Values.redis.enabled .Values.redis.external.authEnabled -}}
+{{- $keys = append $keys "redis-password" -}}
+{{- end -}}
+{{- toJson $keys -}}
+{{- end }}
+
+{{- define "parley.topologySpread" -}}
+{{- if .spread.enabled }}
+topologySpreadConstraints:
+  - maxSkew: {{ .spread.maxSkew }}
+    topologyKey: topology.kubernetes.io/zone
+    whenUnsatisfiable: {{ .spread.zoneWhenUnsatisfiable }}
+    labelSelector:
+      matchLabels:
+        {{- include "parley.selectorLabels" . | nindent 8 }}
+    matchLabelKeys: [pod-template-hash]
+  - maxSkew: {{ .spread.maxSkew }}
+    topologyKey: kubernetes.io/hostname
+    whenUnsatisfiable: ScheduleAnyway
+    labelSelector:
+      matchLabels:
+        {{- include "parley.selectorLabels" . | nindent 8 }}
+    matchLabelKeys: [pod-template-hash]
+{{- end }}
+{{- end }}
+
+{{- define "parley.hpaMetrics" -}}
+metrics:
+  {{- if gt (int .targetCPUUtilizationPercentage) 0 }}
+  - type: Resource
+    resource:
+      name: cpu
+      target:
+        type: Utilization
+        averageUtilization: {{ .targetCPUUtilizationPercentage }}
+  {{- end }}
+  {{- if gt (int .targetMemoryUtilizationPercentage) 0 }}
+  - type: Resource
+    resource:
+      name: memory
+      target:
+        type: Utilization
+        averageUtilization: {{ .targetMemoryUtilizationPercentage }}
+  {{- end }}
+{{- end }}
