@@ -4,7 +4,14 @@ import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
   {
-    ignores: ['**/node_modules/**', '**/dist/**', '**/.tools/**', '**/bin/**', '**/.devstack/**', 'charts/**'],
+    ignores: [
+      '**/node_modules/**',
+      '**/dist/**',
+      '**/.tools/**',
+      '**/bin/**',
+      '**/.devstack/**',
+      'charts/**',
+    ],
   },
   js.configs.recommended,
   ...tseslint.configs.recommended,

@@ -46,15 +46,27 @@ describe('devstack (full topology)', () => {
   it('replicates a write on the primary to the replica within 2 s', async () => {
     const { primary, replica, app, database } = stack.mysql;
     const writer = await mysql.createConnection({ host: primary.host, port: primary.port, ...app, database });
-    const reader = await mysql.createConnection({ host: replica!.host, port: replica!.port, ...app, database });
-    const admin = await mysql.createConnection({ host: primary.host, port: primary.port, ...stack.mysql.admin });
+    const reader = await mysql.createConnection({
+      host: replica!.host,
+      port: replica!.port,
+      ...app,
+      database,
+    });
+    const admin = await mysql.createConnection({
+      host: primary.host,
+      port: primary.port,
+      ...stack.mysql.admin,
+    });
     try {
       await admin.query(`CREATE TABLE ${database}.replication_probe (id INT PRIMARY KEY, note VARCHAR(20))`);
       const writtenAt = performance.now();
       await writer.query('INSERT INTO replication_probe VALUES (1, ?)', ['hello']);
       let rows: unknown[] = [];
       while (rows.length === 0 && performance.now() - writtenAt < 2_000) {
-        [rows] = (await reader.query('SELECT note FROM replication_probe WHERE id = 1')) as [unknown[], unknown];
+        [rows] = (await reader.query('SELECT note FROM replication_probe WHERE id = 1')) as [
+          unknown[],
+          unknown,
+        ];
       }
       console.info(`replica saw the row after ${(performance.now() - writtenAt).toFixed(0)} ms`);
       expect(rows).toEqual([{ note: 'hello' }]);
@@ -65,7 +77,12 @@ describe('devstack (full topology)', () => {
 
   it('gives the app user no write access on the read-only replica', async () => {
     const { replica, app, database } = stack.mysql;
-    const connection = await mysql.createConnection({ host: replica!.host, port: replica!.port, ...app, database });
+    const connection = await mysql.createConnection({
+      host: replica!.host,
+      port: replica!.port,
+      ...app,
+      database,
+    });
     try {
       await expect(connection.query('CREATE TABLE nope (id INT)')).rejects.toMatchObject({
         code: expect.stringMatching(/ER_(TABLEACCESS_DENIED|DBACCESS_DENIED|OPTION_PREVENTS)/),
@@ -86,7 +103,11 @@ describe('devstack (full topology)', () => {
       await oldMaster.kill();
 
       let recoveredAfterMs: number | undefined;
-      for (let attempt = 0; recoveredAfterMs === undefined && performance.now() - killedAt < 30_000; attempt++) {
+      for (
+        let attempt = 0;
+        recoveredAfterMs === undefined && performance.now() - killedAt < 30_000;
+        attempt++
+      ) {
         try {
           await client.set(`after-${attempt}`, 'ok');
           recoveredAfterMs = performance.now() - killedAt;
@@ -119,7 +140,11 @@ describe('devstack (full topology)', () => {
     // 12 MiB in 5 MiB parts: three parts, the S3 minimum part size.
     const payload = Buffer.alloc(12 * 1024 * 1024, 0);
     for (let i = 0; i < payload.length; i += 4096) payload.writeUInt32BE(i, i);
-    const upload = new Upload({ client: s3, params: { Bucket, Key: 'big.bin', Body: payload }, partSize: 5 * 1024 * 1024 });
+    const upload = new Upload({
+      client: s3,
+      params: { Bucket, Key: 'big.bin', Body: payload },
+      partSize: 5 * 1024 * 1024,
+    });
     const parts: number[] = [];
     upload.on('httpUploadProgress', (progress) => progress.part && parts.push(progress.part));
     await upload.done();

@@ -12,7 +12,11 @@ export const ADMIN: Credentials = { user: 'root', password: 'parley-root-dev' };
 export type Flavor = 'mariadb' | 'mysql';
 
 export async function adminQuery(connection: ConnectionOptions, sql: string): Promise<unknown[]> {
-  const client = await mysql.createConnection({ ...connection, multipleStatements: true, connectTimeout: 2_000 });
+  const client = await mysql.createConnection({
+    ...connection,
+    multipleStatements: true,
+    connectTimeout: 2_000,
+  });
   try {
     const [rows] = await client.query(sql);
     return rows as unknown[];
@@ -68,7 +72,9 @@ export async function assembleMysqlStack(options: {
   const waitForReplication = async (timeoutMs = 10_000): Promise<void> => {
     if (!replica) return;
     const positionSql = flavor === 'mariadb' ? '@@gtid_binlog_pos' : '@@global.gtid_executed';
-    const [row] = (await adminQuery(adminConnection('primary'), `SELECT ${positionSql} AS pos`)) as { pos: string }[];
+    const [row] = (await adminQuery(adminConnection('primary'), `SELECT ${positionSql} AS pos`)) as {
+      pos: string;
+    }[];
     const position = (row?.pos ?? '').replace(/\s/g, '');
     const waitSql =
       flavor === 'mariadb'
@@ -81,5 +87,13 @@ export async function assembleMysqlStack(options: {
   };
   await waitForReplication();
 
-  return { primary, replica, database: DATABASE, app: APP, migration: MIGRATION, admin: ADMIN, waitForReplication };
+  return {
+    primary,
+    replica,
+    database: DATABASE,
+    app: APP,
+    migration: MIGRATION,
+    admin: ADMIN,
+    waitForReplication,
+  };
 }

@@ -6,7 +6,11 @@ import type { RedisStack, ServerControl } from './types.js';
 export const MASTER_NAME = 'mymaster';
 export const REDIS_PASSWORD = 'parley-redis-dev';
 
-export function redisNodeConfig(port: number, dir: string, master: { host: string; port: number } | undefined) {
+export function redisNodeConfig(
+  port: number,
+  dir: string,
+  master: { host: string; port: number } | undefined,
+) {
   return [
     `port ${port}`,
     'bind 127.0.0.1',
@@ -93,14 +97,18 @@ async function waitForSentinelDiscovery(nodes: ServerControl[], sentinels: Serve
     }
     for (const replica of nodes.slice(1)) {
       await withRedisClient(replica, REDIS_PASSWORD, async (client) => {
-        if (!(await client.info('replication')).includes('master_link_status:up')) throw new Error('replica not synced');
+        if (!(await client.info('replication')).includes('master_link_status:up'))
+          throw new Error('replica not synced');
       });
     }
   });
 }
 
 /** Builds the stack's controls over servers that a provider has started. */
-export async function assembleRedisStack(nodes: ServerControl[], sentinels: ServerControl[]): Promise<RedisStack> {
+export async function assembleRedisStack(
+  nodes: ServerControl[],
+  sentinels: ServerControl[],
+): Promise<RedisStack> {
   if (sentinels.length > 0) await waitForSentinelDiscovery(nodes, sentinels);
 
   const nodeOnPort = (port: number): ServerControl => {
@@ -120,7 +128,9 @@ export async function assembleRedisStack(nodes: ServerControl[], sentinels: Serv
     failover: async (timeoutMs = 15_000) => {
       if (sentinels.length === 0) throw new Error('failover needs the sentinel topology');
       const before = (await currentMaster()).port;
-      await withRedisClient(sentinels[0]!, undefined, (client) => client.call('SENTINEL', 'failover', MASTER_NAME));
+      await withRedisClient(sentinels[0]!, undefined, (client) =>
+        client.call('SENTINEL', 'failover', MASTER_NAME),
+      );
       return retryUntil('sentinel failover', timeoutMs, async () => {
         const now = await askSentinelForMaster(sentinels);
         if (now === before) throw new Error('master unchanged');

@@ -28,7 +28,12 @@ export interface AppDeps {
 
 export type App = OpenAPIHono<AppEnv>;
 
-const TARGET_NAMES: Record<string, string> = { json: 'body', query: 'query', param: 'path', header: 'header' };
+const TARGET_NAMES: Record<string, string> = {
+  json: 'body',
+  query: 'query',
+  param: 'path',
+  header: 'header',
+};
 
 /** zod failures become one 400 problem listing every bad field, never a 500. */
 const validationHook: Hook<unknown, AppEnv, string, unknown> = (result) => {
@@ -63,19 +68,21 @@ export function createApp(deps: AppDeps): App {
     if (deps.lifecycle.draining) c.header('Connection', 'close');
   });
   app.use(secureHeaders());
-  app.use(methodNotAllowed({
-    app,
-    onMethodNotAllowed: (c, methods) => {
-      throw new ProblemError(
-        405,
-        'method-not-allowed',
-        'Method Not Allowed',
-        `${c.req.method} is not allowed on ${c.req.path}; allowed: ${methods.join(', ')}`,
-        {},
-        { Allow: methods.join(', ') },
-      );
-    },
-  }));
+  app.use(
+    methodNotAllowed({
+      app,
+      onMethodNotAllowed: (c, methods) => {
+        throw new ProblemError(
+          405,
+          'method-not-allowed',
+          'Method Not Allowed',
+          `${c.req.method} is not allowed on ${c.req.path}; allowed: ${methods.join(', ')}`,
+          {},
+          { Allow: methods.join(', ') },
+        );
+      },
+    }),
+  );
   app.use(
     '/v1/*',
     bodyLimit({

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from './config.js';
+import { ConfigError, loadConfig, loadMigrationConfig } from './config.js';
 
 const VALID = {
   MYSQL_HOST: 'mysql.internal',
@@ -32,7 +32,10 @@ describe('config', () => {
     const config = loadConfig(VALID);
     expect(config.env).toBe('production');
     expect(config.http).toMatchObject({ port: 3000, managementPort: 9464, host: '0.0.0.0' });
-    expect(config.mysql).toMatchObject({ primary: { host: 'mysql.internal', port: 3306 }, replica: undefined });
+    expect(config.mysql).toMatchObject({
+      primary: { host: 'mysql.internal', port: 3306 },
+      replica: undefined,
+    });
     expect(config.mysql.migration).toEqual({ user: 'parley_app', password: 'secret' });
     expect(config.redis).toEqual({ kind: 'url', url: 'redis://redis.internal:6379' });
     expect(config.s3.credentials).toBeUndefined();
@@ -40,7 +43,11 @@ describe('config', () => {
 
   it('parses Sentinel addresses into host/port pairs', () => {
     const { REDIS_URL: _unused, ...withoutUrl } = VALID;
-    const config = loadConfig({ ...withoutUrl, REDIS_SENTINELS: 's-0:26379, s-1:26380', REDIS_PASSWORD: 'pw' });
+    const config = loadConfig({
+      ...withoutUrl,
+      REDIS_SENTINELS: 's-0:26379, s-1:26380',
+      REDIS_PASSWORD: 'pw',
+    });
     expect(config.redis).toEqual({
       kind: 'sentinel',
       sentinels: [
@@ -108,7 +115,12 @@ describe('config', () => {
   });
 
   it('reports an unreadable *_FILE and a secret given twice', () => {
-    const problems = problemsOf({ ...VALID, MYSQL_PASSWORD_FILE: join(secrets, 'missing'), REDIS_PASSWORD: 'a', REDIS_PASSWORD_FILE: '/x' });
+    const problems = problemsOf({
+      ...VALID,
+      MYSQL_PASSWORD_FILE: join(secrets, 'missing'),
+      REDIS_PASSWORD: 'a',
+      REDIS_PASSWORD_FILE: '/x',
+    });
     expect(problems).toEqual([
       `MYSQL_PASSWORD: set MYSQL_PASSWORD or MYSQL_PASSWORD_FILE, not both`,
       'REDIS_PASSWORD: set REDIS_PASSWORD or REDIS_PASSWORD_FILE, not both',
@@ -117,6 +129,20 @@ describe('config', () => {
     expect(problemsOf({ ...withoutPassword, MYSQL_PASSWORD_FILE: join(secrets, 'missing') })).toEqual([
       `MYSQL_PASSWORD_FILE: cannot read ${join(secrets, 'missing')} (ENOENT)`,
     ]);
+  });
+
+  it('gives the migration Job a MySQL-only config, with its own user', () => {
+    const config = loadMigrationConfig({
+      MYSQL_HOST: 'db',
+      MYSQL_USER: 'app',
+      MYSQL_MIGRATION_USER: 'migrator',
+      MYSQL_MIGRATION_PASSWORD: 'm',
+    });
+    expect(config.mysql).toMatchObject({
+      primary: { host: 'db', port: 3306 },
+      migration: { user: 'migrator', password: 'm' },
+    });
+    expect(() => loadMigrationConfig({ MYSQL_USER: 'app' })).toThrow(/MYSQL_HOST: is required/);
   });
 
   it.each(['main-api', 'main-worker'])('%s exits 1 and lists every problem on stderr', (entry) => {

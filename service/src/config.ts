@@ -43,57 +43,58 @@ const hostPortList = z
     }),
   );
 
-const EnvSchema = z
-  .object({
-    NODE_ENV: z.enum(['development', 'test', 'production']).default('production'),
-    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-    INSTANCE_ID: z.string().min(1).default(hostname()),
+const EnvSchema = z.object({
+  NODE_ENV: z.enum(['development', 'test', 'production']).default('production'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  INSTANCE_ID: z.string().min(1).default(hostname()),
 
-    HOST: z.string().min(1).default('0.0.0.0'),
-    PORT: listenPort.default(3000),
-    // The API's probes and metrics listener: it stays open while the main port drains on SIGTERM.
-    MANAGEMENT_PORT: listenPort.default(9464),
-    WORKER_HEALTH_PORT: listenPort.default(3001),
-    BODY_LIMIT_BYTES: z.coerce.number().int().min(1_024).max(104_857_600).default(1_048_576),
-    SHUTDOWN_GRACE_MS: milliseconds.default(25_000),
-    READINESS_TIMEOUT_MS: milliseconds.default(1_000),
+  HOST: z.string().min(1).default('0.0.0.0'),
+  PORT: listenPort.default(3000),
+  // The API's probes and metrics listener: it stays open while the main port drains on SIGTERM.
+  MANAGEMENT_PORT: listenPort.default(9464),
+  WORKER_HEALTH_PORT: listenPort.default(3001),
+  BODY_LIMIT_BYTES: z.coerce.number().int().min(1_024).max(104_857_600).default(1_048_576),
+  SHUTDOWN_GRACE_MS: milliseconds.default(25_000),
+  READINESS_TIMEOUT_MS: milliseconds.default(1_000),
 
-    MYSQL_HOST: z.string().min(1),
-    MYSQL_PORT: port.default(3306),
-    MYSQL_REPLICA_HOST: optionalText,
-    MYSQL_REPLICA_PORT: port.default(3306),
-    MYSQL_DATABASE: z
-      .string()
-      .regex(/^[A-Za-z0-9_]{1,64}$/, 'letters, digits and _ only')
-      .default('parley'),
-    MYSQL_USER: z.string().min(1),
-    MYSQL_PASSWORD: z.string().default(''),
-    MYSQL_POOL_SIZE: z.coerce.number().int().min(1).max(500).default(20),
-    MYSQL_MIGRATION_USER: optionalText,
-    MYSQL_MIGRATION_PASSWORD: optionalText,
+  MYSQL_HOST: z.string().min(1),
+  MYSQL_PORT: port.default(3306),
+  MYSQL_REPLICA_HOST: optionalText,
+  MYSQL_REPLICA_PORT: port.default(3306),
+  MYSQL_DATABASE: z
+    .string()
+    .regex(/^[A-Za-z0-9_]{1,64}$/, 'letters, digits and _ only')
+    .default('parley'),
+  MYSQL_USER: z.string().min(1),
+  MYSQL_PASSWORD: z.string().default(''),
+  MYSQL_POOL_SIZE: z.coerce.number().int().min(1).max(500).default(20),
+  MYSQL_MIGRATION_USER: optionalText,
+  MYSQL_MIGRATION_PASSWORD: optionalText,
 
-    REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
-    REDIS_SENTINELS: hostPortList.optional(),
-    REDIS_SENTINEL_MASTER: z.string().min(1).default('mymaster'),
-    REDIS_PASSWORD: optionalText,
-    REDIS_SENTINEL_PASSWORD: optionalText,
+  REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
+  REDIS_SENTINELS: hostPortList.optional(),
+  REDIS_SENTINEL_MASTER: z.string().min(1).default('mymaster'),
+  REDIS_PASSWORD: optionalText,
+  REDIS_SENTINEL_PASSWORD: optionalText,
 
-    S3_REGION: z.string().min(1).default('us-east-1'),
-    S3_ENDPOINT: z.url().optional(),
-    S3_FORCE_PATH_STYLE: z.stringbool().default(false),
-    S3_ATTACHMENTS_BUCKET: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'not a valid S3 bucket name'),
-    S3_BACKUPS_BUCKET: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'not a valid S3 bucket name'),
-    S3_ACCESS_KEY_ID: optionalText,
-    S3_SECRET_ACCESS_KEY: optionalText,
-  });
+  S3_REGION: z.string().min(1).default('us-east-1'),
+  S3_ENDPOINT: z.url().optional(),
+  S3_FORCE_PATH_STYLE: z.stringbool().default(false),
+  S3_ATTACHMENTS_BUCKET: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'not a valid S3 bucket name'),
+  S3_BACKUPS_BUCKET: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'not a valid S3 bucket name'),
+  S3_ACCESS_KEY_ID: optionalText,
+  S3_SECRET_ACCESS_KEY: optionalText,
+});
 
 // Rules across variables. Kept outside the schema because zod skips refinements while any field is
 // invalid, and the operator should see every problem in one go.
 function crossVariableProblems(env: Environment): string[] {
   const set = (name: string) => env[name] !== undefined && env[name] !== '';
   const problems: string[] = [];
-  if (set('REDIS_URL') && set('REDIS_SENTINELS')) problems.push('REDIS_URL: set REDIS_URL or REDIS_SENTINELS, not both');
-  if (!set('REDIS_URL') && !set('REDIS_SENTINELS')) problems.push('REDIS_URL: set REDIS_URL or REDIS_SENTINELS');
+  if (set('REDIS_URL') && set('REDIS_SENTINELS'))
+    problems.push('REDIS_URL: set REDIS_URL or REDIS_SENTINELS, not both');
+  if (!set('REDIS_URL') && !set('REDIS_SENTINELS'))
+    problems.push('REDIS_URL: set REDIS_URL or REDIS_SENTINELS');
   if (set('S3_ACCESS_KEY_ID') !== set('S3_SECRET_ACCESS_KEY')) {
     problems.push(
       'S3_ACCESS_KEY_ID: S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY go together (or neither, for IRSA/default chain)',
@@ -173,6 +174,39 @@ function readFileSecrets(env: Environment): { env: Environment; problems: string
   return { env: resolved, problems };
 }
 
+const MigrationEnvSchema = EnvSchema.pick({
+  NODE_ENV: true,
+  LOG_LEVEL: true,
+  INSTANCE_ID: true,
+  MYSQL_HOST: true,
+  MYSQL_PORT: true,
+  MYSQL_REPLICA_HOST: true,
+  MYSQL_REPLICA_PORT: true,
+  MYSQL_DATABASE: true,
+  MYSQL_USER: true,
+  MYSQL_PASSWORD: true,
+  MYSQL_POOL_SIZE: true,
+  MYSQL_MIGRATION_USER: true,
+  MYSQL_MIGRATION_PASSWORD: true,
+});
+
+function toMysqlConfig(env: z.infer<typeof MigrationEnvSchema>): Config['mysql'] {
+  return {
+    primary: { host: env.MYSQL_HOST, port: env.MYSQL_PORT },
+    replica: env.MYSQL_REPLICA_HOST
+      ? { host: env.MYSQL_REPLICA_HOST, port: env.MYSQL_REPLICA_PORT }
+      : undefined,
+    database: env.MYSQL_DATABASE,
+    user: env.MYSQL_USER,
+    password: env.MYSQL_PASSWORD,
+    poolSize: env.MYSQL_POOL_SIZE,
+    migration: {
+      user: env.MYSQL_MIGRATION_USER ?? env.MYSQL_USER,
+      password: env.MYSQL_MIGRATION_PASSWORD ?? (env.MYSQL_MIGRATION_USER ? '' : env.MYSQL_PASSWORD),
+    },
+  };
+}
+
 function toConfig(env: Env): Config {
   return {
     env: env.NODE_ENV,
@@ -187,18 +221,7 @@ function toConfig(env: Env): Config {
     worker: { healthPort: env.WORKER_HEALTH_PORT },
     shutdownGraceMs: env.SHUTDOWN_GRACE_MS,
     readinessTimeoutMs: env.READINESS_TIMEOUT_MS,
-    mysql: {
-      primary: { host: env.MYSQL_HOST, port: env.MYSQL_PORT },
-      replica: env.MYSQL_REPLICA_HOST ? { host: env.MYSQL_REPLICA_HOST, port: env.MYSQL_REPLICA_PORT } : undefined,
-      database: env.MYSQL_DATABASE,
-      user: env.MYSQL_USER,
-      password: env.MYSQL_PASSWORD,
-      poolSize: env.MYSQL_POOL_SIZE,
-      migration: {
-        user: env.MYSQL_MIGRATION_USER ?? env.MYSQL_USER,
-        password: env.MYSQL_MIGRATION_PASSWORD ?? (env.MYSQL_MIGRATION_USER ? '' : env.MYSQL_PASSWORD),
-      },
-    },
+    mysql: toMysqlConfig(env),
     redis: env.REDIS_URL
       ? { kind: 'url', url: env.REDIS_URL }
       : {
@@ -222,10 +245,13 @@ function toConfig(env: Env): Config {
   };
 }
 
-/** Parses the environment; throws ConfigError listing every problem at once. */
-export function loadConfig(environment: Environment = process.env): Config {
+function parseEnvironment<Schema extends z.ZodType<object>>(
+  schema: Schema,
+  environment: Environment,
+  crossChecks: (env: Environment) => string[],
+): z.infer<Schema> {
   const { env, problems } = readFileSecrets(environment);
-  const parsed = EnvSchema.safeParse(env);
+  const parsed = schema.safeParse(env);
   if (!parsed.success) {
     for (const issue of parsed.error.issues) {
       const name = issue.path.join('.') || '(environment)';
@@ -234,18 +260,34 @@ export function loadConfig(environment: Environment = process.env): Config {
       problems.push(`${name}: ${missing ? 'is required' : issue.message}`);
     }
   }
-  problems.push(...crossVariableProblems(env));
+  problems.push(...crossChecks(env));
   if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);
-  return toConfig(parsed.data);
+  return parsed.data;
+}
+
+/** Parses the environment; throws ConfigError listing every problem at once. */
+export function loadConfig(environment: Environment = process.env): Config {
+  return toConfig(parseEnvironment(EnvSchema, environment, crossVariableProblems));
+}
+
+export type MigrationConfig = Pick<Config, 'logLevel' | 'instanceId' | 'mysql'>;
+
+/** The migration Job needs MySQL only: it must not fail for want of S3 or Redis settings. */
+export function loadMigrationConfig(environment: Environment = process.env): MigrationConfig {
+  const env = parseEnvironment(MigrationEnvSchema, environment, () => []);
+  return { logLevel: env.LOG_LEVEL, instanceId: env.INSTANCE_ID, mysql: toMysqlConfig(env) };
 }
 
 /** For entry points: a bad configuration is reported in full on stderr and the process exits 1. */
-export function loadConfigOrExit(environment: Environment = process.env): Config {
+export function exitOnConfigError<T>(load: () => T): T {
   try {
-    return loadConfig(environment);
+    return load();
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     process.stderr.write(`parley: ${error.message}\n`);
     process.exit(1);
   }
 }
+
+export const loadConfigOrExit = (environment: Environment = process.env): Config =>
+  exitOnConfigError(() => loadConfig(environment));

@@ -7,7 +7,10 @@ import { startTestStack, type TestStack } from './test-support/stack.js';
 let testStack: TestStack;
 
 beforeAll(async () => {
-  testStack = await startTestStack({ mysqlReplica: false, redisTopology: 'single' }, { READINESS_TIMEOUT_MS: '3000' });
+  testStack = await startTestStack(
+    { mysqlReplica: false, redisTopology: 'single' },
+    { READINESS_TIMEOUT_MS: '3000' },
+  );
 });
 afterAll(() => testStack?.stack.stop());
 

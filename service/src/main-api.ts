@@ -1,7 +1,7 @@
 import { createApp, healthFor } from './app.js';
 import { loadConfigOrExit } from './config.js';
 import { openDependencies } from './platform/dependencies.js';
-import { listen, type RunningServer } from './platform/http-server.js';
+import { listen } from './platform/http-server.js';
 import { Lifecycle } from './platform/lifecycle.js';
 import { createLogger } from './platform/logger.js';
 import { createMetrics } from './platform/metrics.js';
@@ -13,14 +13,13 @@ const metrics = createMetrics();
 
 // Closers run in reverse: the API port drains first, then Redis and MySQL close, and the
 // management port (probes answer 503, metrics stay scrapeable during the drain) closes last.
-let management: RunningServer | undefined;
-lifecycle.register('management server', () => management?.close(1_000));
 const { db, redis } = openDependencies(config, logger, metrics, lifecycle);
-management = await listen(
+const management = await listen(
   healthFor({ config, metrics, lifecycle, db, redis }).fetch,
   config.http.host,
   config.http.managementPort,
 );
+lifecycle.registerLast('management server', () => management.close(1_000));
 
 const app = createApp({ config, logger, metrics, lifecycle, db, redis });
 const api = await listen(app.fetch, config.http.host, config.http.port);

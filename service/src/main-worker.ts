@@ -10,7 +10,7 @@ import {
   scheduleHeartbeat,
 } from './features/maintenance/heartbeat.js';
 import { openDependencies } from './platform/dependencies.js';
-import { listen, type RunningServer } from './platform/http-server.js';
+import { listen } from './platform/http-server.js';
 import { Lifecycle } from './platform/lifecycle.js';
 import { createLogger } from './platform/logger.js';
 import { createMetrics } from './platform/metrics.js';
@@ -21,8 +21,6 @@ const logger = createLogger(config, 'worker');
 const lifecycle = new Lifecycle(logger);
 const metrics = createMetrics();
 
-let management: RunningServer | undefined;
-lifecycle.register('management server', () => management?.close(1_000));
 const { db, redis } = openDependencies(config, logger, metrics, lifecycle);
 
 const maintenanceQueue = createQueue(config, QUEUES.maintenance);
@@ -36,14 +34,16 @@ const worker = createWorker(config, QUEUES.maintenance, async (job: Job) => {
   throw new Error(`unknown job "${job.name}" on queue ${QUEUES.maintenance}`);
 });
 worker.on('completed', () => progress.recordProgress());
-worker.on('failed', (job, error) => logger.error({ job: job?.name, jobId: job?.id, err: error }, 'job failed'));
+worker.on('failed', (job, error) =>
+  logger.error({ job: job?.name, jobId: job?.id, err: error }, 'job failed'),
+);
 worker.on('error', (error) => logger.error({ err: error }, 'worker error'));
 // worker.close() waits for active jobs without a bound: the pod's grace period must cover the longest.
 lifecycle.register('maintenance worker', () => worker.close());
 
 await scheduleHeartbeat(maintenanceQueue);
 
-management = await listen(
+const management = await listen(
   healthRoutes({
     checks: dependencyChecks(db, redis),
     timeoutMs: config.readinessTimeoutMs,
@@ -54,6 +54,8 @@ management = await listen(
   config.http.host,
   config.worker.healthPort,
 );
+
+lifecycle.registerLast('management server', () => management.close(1_000));
 
 lifecycle.exitOnSignals();
 logger.info({ healthPort: management.port }, 'worker started');

@@ -3,7 +3,13 @@ import { GenericContainer, getContainerRuntimeClient, Wait, type StartedTestCont
 import { serviceEnv } from '../env.js';
 import { ADMIN, adminQuery, assembleMysqlStack } from '../mysql-topology.js';
 import { freePorts } from '../ports.js';
-import { assembleRedisStack, pingRedis, REDIS_PASSWORD, redisNodeConfig, sentinelConfig } from '../redis-topology.js';
+import {
+  assembleRedisStack,
+  pingRedis,
+  REDIS_PASSWORD,
+  redisNodeConfig,
+  sentinelConfig,
+} from '../redis-topology.js';
 import { retryUntil } from '../retry.js';
 import type { Devstack, DevstackOptions, S3Stack, ServerControl } from '../types.js';
 
@@ -78,7 +84,9 @@ class ContainerServer implements ServerControl {
 
 function mysqlContainer(role: 'primary' | 'replica', port: number): ContainerServer {
   const roleArgs =
-    role === 'primary' ? ['--server-id=1', '--log-bin=mysql-bin'] : ['--server-id=2', '--read-only=ON', '--super-read-only=ON'];
+    role === 'primary'
+      ? ['--server-id=1', '--log-bin=mysql-bin']
+      : ['--server-id=2', '--read-only=ON', '--super-read-only=ON'];
   const definition = new GenericContainer(IMAGES.mysql)
     .withEnvironment({ MYSQL_ROOT_PASSWORD: ADMIN.password, MYSQL_ROOT_HOST: '%' })
     .withCommand([
@@ -102,19 +110,35 @@ function mysqlContainer(role: 'primary' | 'replica', port: number): ContainerSer
 function redisContainer(name: string, port: number, config: string, sentinel: boolean): ContainerServer {
   const configFile = '/data/redis.conf';
   const definition = new GenericContainer(IMAGES.redis)
-    .withCopyContentToContainer([{ content: config.replace(/^dir .*$/m, 'dir /data'), target: configFile, mode: 0o666 }])
+    .withCopyContentToContainer([
+      { content: config.replace(/^dir .*$/m, 'dir /data'), target: configFile, mode: 0o666 },
+    ])
     .withCommand(sentinel ? ['redis-server', configFile, '--sentinel'] : ['redis-server', configFile]);
   return new ContainerServer(name, port, definition, () =>
     pingRedis({ host: '127.0.0.1', port }, sentinel ? undefined : REDIS_PASSWORD),
   );
 }
 
-async function startMinio(port: number, consolePort: number, track: (server: ServerControl) => void): Promise<S3Stack> {
+async function startMinio(
+  port: number,
+  consolePort: number,
+  track: (server: ServerControl) => void,
+): Promise<S3Stack> {
   const credentials = { accessKeyId: 'parley-minio', secretAccessKey: 'parley-minio-dev' };
   const endpoint = `http://127.0.0.1:${port}`;
   const definition = new GenericContainer(IMAGES.minio)
-    .withEnvironment({ MINIO_ROOT_USER: credentials.accessKeyId, MINIO_ROOT_PASSWORD: credentials.secretAccessKey })
-    .withCommand(['server', '/data', '--address', `127.0.0.1:${port}`, '--console-address', `127.0.0.1:${consolePort}`]);
+    .withEnvironment({
+      MINIO_ROOT_USER: credentials.accessKeyId,
+      MINIO_ROOT_PASSWORD: credentials.secretAccessKey,
+    })
+    .withCommand([
+      'server',
+      '/data',
+      '--address',
+      `127.0.0.1:${port}`,
+      '--console-address',
+      `127.0.0.1:${consolePort}`,
+    ]);
   const server = new ContainerServer('minio', port, definition, async () => {
     const response = await fetch(`${endpoint}/minio/health/ready`);
     if (!response.ok) throw new Error(`minio not ready: ${response.status}`);
@@ -153,15 +177,21 @@ export async function startContainerDevstack(options: DevstackOptions = {}): Pro
 
     const master = { host: '127.0.0.1', port: redisPorts[0]! };
     const topology = options.redisTopology ?? 'sentinel';
-    const nodes = [redisContainer('redis-0', master.port, redisNodeConfig(master.port, '/data', undefined), false)];
+    const nodes = [
+      redisContainer('redis-0', master.port, redisNodeConfig(master.port, '/data', undefined), false),
+    ];
     if (topology === 'sentinel') {
-      nodes.push(redisContainer('redis-1', redisPorts[1]!, redisNodeConfig(redisPorts[1]!, '/data', master), false));
+      nodes.push(
+        redisContainer('redis-1', redisPorts[1]!, redisNodeConfig(redisPorts[1]!, '/data', master), false),
+      );
     }
     const sentinels =
       topology === 'sentinel'
         ? redisPorts
             .slice(2, 5)
-            .map((port, i) => redisContainer(`sentinel-${i}`, port, sentinelConfig(port, '/data', master), true))
+            .map((port, i) =>
+              redisContainer(`sentinel-${i}`, port, sentinelConfig(port, '/data', master), true),
+            )
         : [];
     [...nodes, ...sentinels].forEach(track);
 

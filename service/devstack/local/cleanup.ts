@@ -5,7 +5,8 @@ import { join } from 'node:path';
 /**
  * Guarantees that a stack leaves nothing behind, however its process ends:
  * - normal exit or an uncaught error: the `exit` hook SIGKILLs every server and removes the temp dir;
- * - SIGINT/SIGTERM/SIGHUP: the same, then the signal's default action;
+ * - SIGINT/SIGTERM/SIGHUP with no other handler: the same, then the signal's default action (a
+ *   host with its own handler, like `npm run dev`, stops the stack itself);
  * - SIGKILL of this process: servers were spawned with PR_SET_PDEATHSIG (setpriv), so the kernel
  *   kills them; the orphaned temp dir is swept by the next stack (its owner pid is dead).
  */
@@ -39,12 +40,16 @@ function installHooks(): void {
     for (const resources of registered) releaseSync(resources);
   });
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    process.once(signal, () => {
+    const onSignal = () => {
+      // A host that handles the signal itself (npm run dev) stops the stack in order; the exit hook
+      // above still covers it. Otherwise clean up and die of the signal as the default would.
+      if (process.listenerCount(signal) > 1) return;
+      process.off(signal, onSignal);
       for (const resources of registered) releaseSync(resources);
       registered.clear();
-      // Only re-raise when nobody else handles the signal; otherwise the host decides how to exit.
-      if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
-    });
+      process.kill(process.pid, signal);
+    };
+    process.on(signal, onSignal);
   }
 }
 

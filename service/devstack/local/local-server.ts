@@ -20,6 +20,11 @@ export interface LocalServerSpec {
 // kernel kills the server too, so not even a crashed test runner leaks a mariadbd.
 const hasSetpriv = spawnSync('setpriv', ['--help'], { stdio: 'ignore' }).status === 0;
 
+/** The command line that runs `command` so the kernel sends it `signal` when this process dies. */
+export function diesWithParent(command: string, args: string[], signal: 'KILL' | 'TERM'): [string, string[]] {
+  return hasSetpriv ? ['setpriv', ['--pdeathsig', signal, '--', command, ...args]] : [command, args];
+}
+
 export class LocalServer implements ServerControl {
   readonly name: string;
   readonly host: string;
@@ -44,10 +49,10 @@ export class LocalServer implements ServerControl {
   async start(): Promise<void> {
     if (this.isRunning()) return;
     const log = openSync(this.spec.logFile, 'a');
-    const [command, args] = hasSetpriv
-      ? ['setpriv', ['--pdeathsig', 'KILL', '--', this.spec.command, ...this.spec.args]]
-      : [this.spec.command, this.spec.args];
-    const child = spawn(command as string, args as string[], { stdio: ['ignore', log, log] });
+    const [command, args] = diesWithParent(this.spec.command, this.spec.args, 'KILL');
+    // Own process group: a Ctrl-C in the terminal reaches the owner, which stops the servers in order
+    // after the service has closed its connections, instead of every server dying at once.
+    const child = spawn(command, args, { stdio: ['ignore', log, log], detached: true });
     closeSync(log);
     this.child = child;
     this.exited = once(child, 'exit');

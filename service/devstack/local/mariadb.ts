@@ -46,11 +46,19 @@ function mariadbServer(dir: string, role: 'primary' | 'replica', port: number): 
 function initialiseDataDir(target: string): void {
   const result = spawnSync(
     'mariadb-install-db',
-    ['--no-defaults', `--datadir=${target}`, '--auth-root-authentication-method=normal', '--skip-test-db', '--user=root'],
+    [
+      '--no-defaults',
+      `--datadir=${target}`,
+      '--auth-root-authentication-method=normal',
+      '--skip-test-db',
+      '--user=root',
+    ],
     { encoding: 'utf8' },
   );
   if (result.status !== 0) {
-    throw new Error(`mariadb-install-db failed (${result.status ?? result.error?.message}):\n${result.stderr}`);
+    throw new Error(
+      `mariadb-install-db failed (${result.status ?? result.error?.message}):\n${result.stderr}`,
+    );
   }
 }
 

@@ -1,12 +1,24 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { assembleRedisStack, pingRedis, REDIS_PASSWORD, redisNodeConfig, sentinelConfig } from '../redis-topology.js';
+import {
+  assembleRedisStack,
+  pingRedis,
+  REDIS_PASSWORD,
+  redisNodeConfig,
+  sentinelConfig,
+} from '../redis-topology.js';
 import type { RedisStack, ServerControl } from '../types.js';
 import { LocalServer } from './local-server.js';
 
 // Config files rather than flags: Sentinel rewrites them on failover, so a restarted old master
 // comes back as a replica of the new one.
-function redisServer(dir: string, name: string, port: number, config: string, sentinel: boolean): LocalServer {
+function redisServer(
+  dir: string,
+  name: string,
+  port: number,
+  config: string,
+  sentinel: boolean,
+): LocalServer {
   const serverDir = join(dir, name);
   mkdirSync(serverDir, { recursive: true });
   const configFile = join(serverDir, 'redis.conf');

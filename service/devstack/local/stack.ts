@@ -54,7 +54,9 @@ export async function startLocalDevstack(options: DevstackOptions = {}): Promise
   const [mysql, redis, s3] = started;
   if (mysql.status === 'rejected' || redis.status === 'rejected' || s3.status === 'rejected') {
     await stop();
-    const reasons = started.flatMap((result) => (result.status === 'rejected' ? [String(result.reason)] : []));
+    const reasons = started.flatMap((result) =>
+      result.status === 'rejected' ? [String(result.reason)] : [],
+    );
     throw new Error(`devstack (local) failed to start:\n${reasons.join('\n')}`);
   }
   return {

@@ -35,7 +35,11 @@ const tablesSql = `SELECT table_name AS name FROM information_schema.tables WHER
 
 describe('migrations', () => {
   it('run concurrently from three processes-worth of connections: one applies, the others find nothing to do', async () => {
-    await Promise.all([runMigrations(config.mysql, logger), runMigrations(config.mysql, logger), runMigrations(config.mysql, logger)]);
+    await Promise.all([
+      runMigrations(config.mysql, logger),
+      runMigrations(config.mysql, logger),
+      runMigrations(config.mysql, logger),
+    ]);
     const tables = (await query<{ name: string }>(tablesSql)).map((row) => row.name).sort();
     expect(tables).toEqual([
       '__drizzle_migrations',
@@ -61,10 +65,19 @@ describe('migrations', () => {
   });
 
   it('create the keys the domain relies on: unique (room, author, idempotency key) and the cursor index', async () => {
-    const indexes = await query<{ Key_name: string; Column_name: string; Non_unique: number }>('SHOW INDEX FROM messages');
-    const columnsOf = (name: string) => indexes.filter((index) => index.Key_name === name).map((index) => index.Column_name);
-    expect(columnsOf('messages_room_author_idempotency_unique')).toEqual(['room_id', 'author_id', 'idempotency_key']);
-    expect(indexes.find((index) => index.Key_name === 'messages_room_author_idempotency_unique')?.Non_unique).toBe(0);
+    const indexes = await query<{ Key_name: string; Column_name: string; Non_unique: number }>(
+      'SHOW INDEX FROM messages',
+    );
+    const columnsOf = (name: string) =>
+      indexes.filter((index) => index.Key_name === name).map((index) => index.Column_name);
+    expect(columnsOf('messages_room_author_idempotency_unique')).toEqual([
+      'room_id',
+      'author_id',
+      'idempotency_key',
+    ]);
+    expect(
+      indexes.find((index) => index.Key_name === 'messages_room_author_idempotency_unique')?.Non_unique,
+    ).toBe(0);
     expect(columnsOf('messages_room_id_idx')).toEqual(['room_id', 'id']);
   });
 
@@ -92,7 +105,9 @@ describe('migrations', () => {
       database: stack.mysql.database,
     });
     try {
-      await expect(app.query('DROP TABLE messages')).rejects.toMatchObject({ code: 'ER_TABLEACCESS_DENIED_ERROR' });
+      await expect(app.query('DROP TABLE messages')).rejects.toMatchObject({
+        code: 'ER_TABLEACCESS_DENIED_ERROR',
+      });
     } finally {
       await app.end();
     }

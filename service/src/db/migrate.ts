@@ -2,7 +2,7 @@ import { fileURLToPath } from 'node:url';
 import { drizzle } from 'drizzle-orm/mysql2';
 import { migrate } from 'drizzle-orm/mysql2/migrator';
 import type { Connection } from 'mysql2/promise';
-import { loadConfigOrExit, type Config } from '../config.js';
+import { exitOnConfigError, loadMigrationConfig, type Config } from '../config.js';
 import { createLogger, type Logger } from '../platform/logger.js';
 import { createMigrationConnection } from '../platform/mysql.js';
 
@@ -10,7 +10,11 @@ import { createMigrationConnection } from '../platform/mysql.js';
 export const MIGRATIONS_FOLDER = fileURLToPath(new URL('../../drizzle', import.meta.url));
 const LOCK_NAME = 'parley:migrate';
 
-async function withNamedLock<T>(connection: Connection, timeoutSeconds: number, work: () => Promise<T>): Promise<T> {
+async function withNamedLock<T>(
+  connection: Connection,
+  timeoutSeconds: number,
+  work: () => Promise<T>,
+): Promise<T> {
   // GET_LOCK is held by this session on MySQL and MariaDB alike, and released if the Job dies.
   const [rows] = await connection.query('SELECT GET_LOCK(?, ?) AS acquired', [LOCK_NAME, timeoutSeconds]);
   if ((rows as { acquired: number | null }[])[0]?.acquired !== 1) {
@@ -47,7 +51,7 @@ export async function runMigrations(
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const config = loadConfigOrExit();
+  const config = exitOnConfigError(() => loadMigrationConfig());
   const logger = createLogger(config, 'migrate');
   try {
     await runMigrations(config.mysql, logger);

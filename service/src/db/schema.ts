@@ -57,7 +57,10 @@ export const roomMemberships = mysqlTable(
       .notNull()
       .default(sql`CURRENT_TIMESTAMP(3)`),
   },
-  (table) => [primaryKey({ columns: [table.roomId, table.userId] }), index('room_memberships_user_idx').on(table.userId)],
+  (table) => [
+    primaryKey({ columns: [table.roomId, table.userId] }),
+    index('room_memberships_user_idx').on(table.userId),
+  ],
 );
 
 export const messages = mysqlTable(
@@ -77,7 +80,11 @@ export const messages = mysqlTable(
     createdAt: createdAt(),
   },
   (table) => [
-    uniqueIndex('messages_room_author_idempotency_unique').on(table.roomId, table.authorId, table.idempotencyKey),
+    uniqueIndex('messages_room_author_idempotency_unique').on(
+      table.roomId,
+      table.authorId,
+      table.idempotencyKey,
+    ),
     // Cursor pagination: WHERE room_id = ? AND id < ? ORDER BY id DESC LIMIT n.
     index('messages_room_id_idx').on(table.roomId, table.id),
   ],

@@ -26,7 +26,9 @@ const probeRoute = createRoute({
       },
     },
   },
-  responses: { 200: { description: 'echo', content: { 'application/json': { schema: z.object({ ok: z.boolean() }) } } } },
+  responses: {
+    200: { description: 'echo', content: { 'application/json': { schema: z.object({ ok: z.boolean() }) } } },
+  },
 });
 
 beforeAll(async () => {
@@ -61,7 +63,13 @@ const cases: Case[] = [
   ['unknown route with POST', '/v2/probe', json({}), 404, /no route matches POST \/v2\/probe/],
   ['path traversal attempt', '/v1/../../etc/passwd', {}, 404, /no route matches/],
   ['encoded garbage in the path', '/v1/%ff%fe', {}, 404, /no route matches/],
-  ['DELETE on the probe route', probe, { method: 'DELETE' }, 405, /DELETE is not allowed on .*; allowed: POST/],
+  [
+    'DELETE on the probe route',
+    probe,
+    { method: 'DELETE' },
+    405,
+    /DELETE is not allowed on .*; allowed: POST/,
+  ],
   ['PUT on /livez', '/livez', { method: 'PUT' }, 405, /allowed: GET, HEAD/],
   ['POST on /readyz', '/readyz', json({}), 405, /allowed: GET, HEAD/],
   ['PATCH on /metrics', '/metrics', { method: 'PATCH' }, 405, /allowed: GET/],
@@ -71,12 +79,48 @@ const cases: Case[] = [
   ['bare word body', probe, json('hello'), 400, /not valid JSON/],
   ['body of NaN', probe, json('{"name":"a","count":NaN}'), 400, /not valid JSON/],
   ['oversized body', probe, json({ name: big, count: 1 }), 413, /limited to 2048 bytes/],
-  ['oversized body without JSON type', probe, { method: 'POST', body: big, headers: { 'Content-Type': 'text/plain' } }, 413, /limited to 2048 bytes/],
-  ['text/plain body', probe, { method: 'POST', body: '{}', headers: { 'Content-Type': 'text/plain' } }, 415, /must be application\/json, not "text\/plain"/],
-  ['form body', probe, { method: 'POST', body: 'a=1', headers: { 'Content-Type': 'application/x-www-form-urlencoded' } }, 415, /application\/json/],
-  ['multipart body', probe, { method: 'POST', body: '--x--', headers: { 'Content-Type': 'multipart/form-data; boundary=x' } }, 415, /application\/json/],
-  ['XML body', probe, { method: 'POST', body: '<a/>', headers: { 'Content-Type': 'application/xml' } }, 415, /application\/json/],
-  ['body without a content type', probe, { method: 'POST', body: new Uint8Array([123, 125]) }, 415, /not untyped/],
+  [
+    'oversized body without JSON type',
+    probe,
+    { method: 'POST', body: big, headers: { 'Content-Type': 'text/plain' } },
+    413,
+    /limited to 2048 bytes/,
+  ],
+  [
+    'text/plain body',
+    probe,
+    { method: 'POST', body: '{}', headers: { 'Content-Type': 'text/plain' } },
+    415,
+    /must be application\/json, not "text\/plain"/,
+  ],
+  [
+    'form body',
+    probe,
+    { method: 'POST', body: 'a=1', headers: { 'Content-Type': 'application/x-www-form-urlencoded' } },
+    415,
+    /application\/json/,
+  ],
+  [
+    'multipart body',
+    probe,
+    { method: 'POST', body: '--x--', headers: { 'Content-Type': 'multipart/form-data; boundary=x' } },
+    415,
+    /application\/json/,
+  ],
+  [
+    'XML body',
+    probe,
+    { method: 'POST', body: '<a/>', headers: { 'Content-Type': 'application/xml' } },
+    415,
+    /application\/json/,
+  ],
+  [
+    'body without a content type',
+    probe,
+    { method: 'POST', body: new Uint8Array([123, 125]) },
+    415,
+    /not untyped/,
+  ],
   ['JSON array instead of object', probe, json([1, 2]), 400, /body: /],
   ['JSON null', probe, json('null'), 400, /body: /],
   ['JSON string', probe, json('"name"'), 400, /body: /],
@@ -102,7 +146,11 @@ describe('the HTTP edge answers bad requests with problem+json', () => {
     expect(response.status).toBe(status);
     expect(response.headers.get('content-type')).toBe('application/problem+json');
     const body = (await response.json()) as Record<string, unknown>;
-    expect(body).toMatchObject({ status, type: expect.stringMatching(/^urn:parley:problem:/), title: expect.any(String) });
+    expect(body).toMatchObject({
+      status,
+      type: expect.stringMatching(/^urn:parley:problem:/),
+      title: expect.any(String),
+    });
     expect(body.detail).toMatch(detail);
     if (status < 500) expect(JSON.stringify(body)).not.toMatch(/\bat .*\.ts:\d+/);
   });
@@ -146,8 +194,9 @@ describe('request ids', () => {
   it('generates one when the client sends none or an unusable one', async () => {
     const generated = (await subject.app.request('/nope')).headers.get('x-request-id');
     expect(generated).toMatch(/^[0-9a-f-]{36}$/);
-    const replaced = (await subject.app.request('/nope', { headers: { 'X-Request-Id': 'bad id with spaces' } }))
-      .headers.get('x-request-id');
+    const replaced = (
+      await subject.app.request('/nope', { headers: { 'X-Request-Id': 'bad id with spaces' } })
+    ).headers.get('x-request-id');
     expect(replaced).toMatch(/^[0-9a-f-]{36}$/);
   });
 });
@@ -156,7 +205,9 @@ describe('metrics', () => {
   it('records request durations by route pattern, not raw path', async () => {
     await subject.app.request(`/v1/probe/${ID}`, json({ name: 'ok', count: 1 }));
     const metrics = await (await subject.app.request('/metrics')).text();
-    expect(metrics).toMatch(/http_server_request_duration_seconds_count\{method="POST",route="\/v1\/probe\/:id",status_code="200"\} \d+/);
+    expect(metrics).toMatch(
+      /http_server_request_duration_seconds_count\{method="POST",route="\/v1\/probe\/:id",status_code="200"\} \d+/,
+    );
     expect(metrics).toMatch(/route="unmatched",status_code="404"/);
     expect(metrics).not.toContain(ID);
     expect(metrics).toMatch(/nodejs_eventloop_lag_p99_seconds/);

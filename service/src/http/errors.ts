@@ -42,9 +42,15 @@ export const handleError: ErrorHandler<AppEnv> = (error, c: Context<AppEnv>) => 
   c.get('log')?.error({ err: error }, 'unhandled error');
   return problemResponse(
     c,
-    new ProblemError(500, 'internal-error', 'Internal Server Error', `an unexpected error occurred; request id ${c.get('requestId')}`, {
-      requestId: c.get('requestId'),
-    }),
+    new ProblemError(
+      500,
+      'internal-error',
+      'Internal Server Error',
+      `an unexpected error occurred; request id ${c.get('requestId')}`,
+      {
+        requestId: c.get('requestId'),
+      },
+    ),
   );
 };
 

@@ -65,7 +65,11 @@ export class Conflict extends ProblemError {
   }
 }
 
-export function problemResponse(c: Context, problem: ProblemError, extraHeaders: Record<string, string> = {}) {
+export function problemResponse(
+  c: Context,
+  problem: ProblemError,
+  extraHeaders: Record<string, string> = {},
+) {
   const body = problem.toProblem(c.req.path);
   return c.body(JSON.stringify(body), problem.status, {
     'Content-Type': PROBLEM_CONTENT_TYPE,

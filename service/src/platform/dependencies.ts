@@ -17,11 +17,24 @@ export interface Dependencies {
  * Opens the connections both processes share and registers their close with the lifecycle, so
  * they close after the servers that use them have drained.
  */
-export function openDependencies(config: Config, logger: Logger, metrics: Metrics, lifecycle: Lifecycle): Dependencies {
+export function openDependencies(
+  config: Config,
+  logger: Logger,
+  metrics: Metrics,
+  lifecycle: Lifecycle,
+): Dependencies {
   const createBreaker = createBreakerFactory(metrics.registry);
   const breakers = {
-    primary: createBreaker('mysql-primary', { timeoutMs: 5_000, openMs: 5_000, isFailure: isConnectionError }),
-    replica: createBreaker('mysql-replica', { timeoutMs: 2_000, openMs: 5_000, isFailure: isConnectionError }),
+    primary: createBreaker('mysql-primary', {
+      timeoutMs: 5_000,
+      openMs: 5_000,
+      isFailure: isConnectionError,
+    }),
+    replica: createBreaker('mysql-replica', {
+      timeoutMs: 2_000,
+      openMs: 5_000,
+      isFailure: isConnectionError,
+    }),
     redis: createBreaker('redis', { timeoutMs: 1_000, openMs: 3_000, isFailure: () => true }),
   };
   const db = createDatabase(config.mysql, breakers, (error) =>

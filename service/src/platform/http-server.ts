@@ -9,7 +9,11 @@ export interface RunningServer {
   close(graceMs: number): Promise<void>;
 }
 
-export function listen(fetch: (request: Request) => Response | Promise<Response>, host: string, port: number) {
+export function listen(
+  fetch: (request: Request) => Response | Promise<Response>,
+  host: string,
+  port: number,
+) {
   return new Promise<RunningServer>((resolve, reject) => {
     const server = serve({ fetch, hostname: host, port }, (info: AddressInfo) => {
       resolve({ server, port: info.port, close: (graceMs) => closeGracefully(server as Server, graceMs) });

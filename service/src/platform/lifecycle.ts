@@ -8,6 +8,7 @@ type Closer = () => Promise<unknown> | unknown;
  */
 export class Lifecycle {
   private readonly closers: { name: string; close: Closer }[] = [];
+  private readonly finalClosers: { name: string; close: Closer }[] = [];
   private drainingSince: number | undefined;
   private shuttingDown: Promise<void> | undefined;
 
@@ -15,6 +16,11 @@ export class Lifecycle {
 
   register(name: string, close: Closer): void {
     this.closers.push({ name, close });
+  }
+
+  /** Closed after everything registered with `register`, e.g. the listener that reports the drain. */
+  registerLast(name: string, close: Closer): void {
+    this.finalClosers.unshift({ name, close });
   }
 
   get draining(): boolean {
@@ -30,14 +36,17 @@ export class Lifecycle {
   private async runShutdown(reason: string, perCloserTimeoutMs: number): Promise<void> {
     this.drainingSince = Date.now();
     this.logger.info({ reason }, 'shutting down');
-    for (const { name, close } of [...this.closers].reverse()) {
+    for (const { name, close } of [...[...this.closers].reverse(), ...this.finalClosers]) {
       const startedAt = Date.now();
       let timer: NodeJS.Timeout | undefined;
       try {
         await Promise.race([
           Promise.resolve().then(close),
           new Promise((_, reject) => {
-            timer = setTimeout(() => reject(new Error(`timed out after ${perCloserTimeoutMs} ms`)), perCloserTimeoutMs);
+            timer = setTimeout(
+              () => reject(new Error(`timed out after ${perCloserTimeoutMs} ms`)),
+              perCloserTimeoutMs,
+            );
           }),
         ]);
         this.logger.info({ resource: name, ms: Date.now() - startedAt }, 'closed');

@@ -24,9 +24,14 @@ const CONNECTION_ERROR_CODES = new Set([
 
 /** True for errors that mean "the server is not usable"; drizzle wraps driver errors, so follow `cause`. */
 export function isConnectionError(error: unknown): boolean {
-  for (let current = error, depth = 0; current instanceof Error && depth < 5; current = current.cause, depth++) {
+  for (
+    let current = error, depth = 0;
+    current instanceof Error && depth < 5;
+    current = current.cause, depth++
+  ) {
     const code = (current as { code?: string }).code;
-    if ((code !== undefined && CONNECTION_ERROR_CODES.has(code)) || current instanceof DependencyUnavailable) return true;
+    if ((code !== undefined && CONNECTION_ERROR_CODES.has(code)) || current instanceof DependencyUnavailable)
+      return true;
   }
   return false;
 }
@@ -116,7 +121,10 @@ export function createDatabase(
         connection.release();
       }
     },
-    stats: () => ({ primary: poolStats(primaryPool), replica: replicaPool ? poolStats(replicaPool) : undefined }),
+    stats: () => ({
+      primary: poolStats(primaryPool),
+      replica: replicaPool ? poolStats(replicaPool) : undefined,
+    }),
     close: async () => {
       await Promise.allSettled([primaryPool.end(), replicaPool?.end()]);
     },

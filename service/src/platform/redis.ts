@@ -9,7 +9,11 @@ import type { RedisConfig } from '../config.js';
  * `purpose: 'bullmq'` follows BullMQ's requirements: maxRetriesPerRequest must be null so a blocked
  * worker waits out an outage instead of crashing.
  */
-export function createRedis(config: RedisConfig, purpose: 'app' | 'subscriber' | 'bullmq', name: string = purpose): Redis {
+export function createRedis(
+  config: RedisConfig,
+  purpose: 'app' | 'subscriber' | 'bullmq',
+  name: string = purpose,
+): Redis {
   const common: RedisOptions = {
     connectionName: `parley-${name}`,
     maxRetriesPerRequest: purpose === 'app' ? 2 : null,

@@ -28,6 +28,20 @@ export function buildTestApp(config: Config): TestApp {
   const lifecycle = new Lifecycle(logger);
   const metrics = createMetrics();
   const dependencies = openDependencies(config, logger, metrics, lifecycle);
-  const app = createApp({ config, logger, metrics, lifecycle, db: dependencies.db, redis: dependencies.redis });
-  return { app, metrics, lifecycle, logLines, ...dependencies, close: () => lifecycle.shutdown('test finished') };
+  const app = createApp({
+    config,
+    logger,
+    metrics,
+    lifecycle,
+    db: dependencies.db,
+    redis: dependencies.redis,
+  });
+  return {
+    app,
+    metrics,
+    lifecycle,
+    logLines,
+    ...dependencies,
+    close: () => lifecycle.shutdown('test finished'),
+  };
 }

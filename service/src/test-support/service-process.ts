@@ -26,7 +26,11 @@ export async function startServiceProcess(
   // `node --import tsx`, not the tsx CLI: one process, so signals reach the service itself.
   const child = spawn(process.execPath, ['--import', 'tsx', `src/${entry}.ts`], {
     cwd: SERVICE_ROOT,
-    env: { PATH: process.env.PATH ?? '', ...env, LOG_LEVEL: env.LOG_LEVEL === 'silent' ? 'info' : (env.LOG_LEVEL ?? 'info') },
+    env: {
+      PATH: process.env.PATH ?? '',
+      ...env,
+      LOG_LEVEL: env.LOG_LEVEL === 'silent' ? 'info' : (env.LOG_LEVEL ?? 'info'),
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: Record<string, unknown>[] = [];
@@ -56,7 +60,9 @@ export async function startServiceProcess(
       }
     });
     child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    void exited.then((code) => reject(new Error(`${entry} exited with ${code} before listening:\n${stderr}`)));
+    void exited.then((code) =>
+      reject(new Error(`${entry} exited with ${code} before listening:\n${stderr}`)),
+    );
   });
   const timeout = setTimeout(() => child.kill('SIGKILL'), 60_000);
   try {

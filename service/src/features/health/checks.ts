@@ -7,7 +7,13 @@ export function dependencyChecks(db: Database, redis: Redis): DependencyCheck[] 
   return [
     { name: 'mysql-primary', required: true, check: (timeoutMs) => db.ping('primary', timeoutMs) },
     ...(db.hasReplica
-      ? [{ name: 'mysql-replica', required: false, check: (timeoutMs: number) => db.ping('replica', timeoutMs) }]
+      ? [
+          {
+            name: 'mysql-replica',
+            required: false,
+            check: (timeoutMs: number) => db.ping('replica', timeoutMs),
+          },
+        ]
       : []),
     {
       name: 'redis',

@@ -24,7 +24,10 @@ export function healthRoutes(options: HealthOptions): Hono {
 
   app.get('/livez', (c) => {
     const liveness = options.liveness?.() ?? { alive: true };
-    return c.json({ status: liveness.alive ? 'alive' : 'stalled', ...liveness.detail }, liveness.alive ? 200 : 503);
+    return c.json(
+      { status: liveness.alive ? 'alive' : 'stalled', ...liveness.detail },
+      liveness.alive ? 200 : 503,
+    );
   });
 
   app.get('/readyz', async (c) => {

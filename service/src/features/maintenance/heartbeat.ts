@@ -11,7 +11,11 @@ export const HEARTBEAT_EVERY_MS = 15_000;
  * event loop is stuck stops completing it, and /livez says so, where a ping would still pass.
  */
 export async function scheduleHeartbeat(queue: Queue): Promise<void> {
-  await queue.upsertJobScheduler(HEARTBEAT_JOB, { every: HEARTBEAT_EVERY_MS }, { name: HEARTBEAT_JOB, data: {} });
+  await queue.upsertJobScheduler(
+    HEARTBEAT_JOB,
+    { every: HEARTBEAT_EVERY_MS },
+    { name: HEARTBEAT_JOB, data: {} },
+  );
 }
 
 /** Proves the worker's MySQL path works too: one round trip to the primary, returned as the result. */
