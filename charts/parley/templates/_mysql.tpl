@@ -1,0 +1,183 @@
+{{/* One StatefulSet template for the MySQL primary and the replicas. Args: root, role. */}}
+{{- define "parley.mysql.statefulset" -}}
+{{- $root := .root -}}
+{{- $role := .role -}}
+{{- $component := ternary "mysql-primary" "mysql-replica" (eq $role "primary") -}}
+{{- $ctx := dict "root" $root "component" $component -}}
+{{- $name := include "parley.componentName" $ctx -}}
+{{- $spec := ternary $root.Values.mysql.primary $root.Values.mysql.replicas (eq $role "primary") -}}
+{{- $configMap := include "parley.componentName" (dict "root" $root "component" "mysql") -}}
+{{- $secretsDir := include "parley.secretsDir" $root -}}
+{{- $image := include "parley.imageRef" (dict "image" $root.Values.mysql.image "default" "" "path" "mysql.image") -}}
+apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: {{ $name }}
+  labels:
+    {{- include "parley.labels" $ctx | nindent 4 }}
+spec:
+  serviceName: {{ $name }}-headless
+  replicas: {{ ternary 1 $root.Values.mysql.replicas.count (eq $role "primary") }}
+  podManagementPolicy: Parallel
+  selector:
+    matchLabels:
+      {{- include "parley.selectorLabels" $ctx | nindent 6 }}
+  template:
+    metadata:
+      labels:
+        {{- include "parley.labels" $ctx | nindent 8 }}
+        app.kubernetes.io/database: mysql
+      annotations:
+        checksum/config: {{ include (print $root.Template.BasePath "/mysql-configmap.yaml") $root | sha256sum }}
+    spec:
+      automountServiceAccountToken: false
+      securityContext:
+        runAsNonRoot: true
+        runAsUser: 999
+        runAsGroup: 999
+        fsGroup: 999
+        seccompProfile:
+          type: RuntimeDefault
+      terminationGracePeriodSeconds: 60
+      affinity:
+        podAntiAffinity:
+          # Keep the primary and its replicas on different nodes.
+          preferredDuringSchedulingIgnoredDuringExecution:
+            - weight: 100
+              podAffinityTerm:
+                topologyKey: kubernetes.io/hostname
+                labelSelector:
+                  matchLabels:
+                    app.kubernetes.io/instance: {{ $root.Release.Name }}
+                    app.kubernetes.io/database: mysql
+      {{- with $root.Values.mysql.nodeSelector }}
+      nodeSelector:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- with $root.Values.mysql.tolerations }}
+      tolerations:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      initContainers:
+        - name: config
+          image: {{ $image }}
+          imagePullPolicy: {{ $root.Values.mysql.image.pullPolicy }}
+          command: ["sh", "/config/server-id.sh"]
+          env:
+            - name: ROLE
+              value: {{ $role }}
+            - name: POD_NAME
+              valueFrom:
+                fieldRef:
+                  fieldPath: metadata.name
+            - name: HEADLESS
+              value: {{ $name }}-headless
+          resources:
+            requests: { cpu: 10m, memory: 16Mi }
+            limits: { memory: 32Mi }
+          securityContext:
+            {{- toYaml $root.Values.containerSecurityContext | nindent 12 }}
+          volumeMounts:
+            - { name: config, mountPath: /config, readOnly: true }
+            - { name: conf-d, mountPath: /conf.d }
+      containers:
+        - name: mysql
+          image: {{ $image }}
+          imagePullPolicy: {{ $root.Values.mysql.image.pullPolicy }}
+          args: ["mysqld"]
+          ports:
+            - { name: mysql, containerPort: 3306, protocol: TCP }
+          env:
+            - name: MYSQL_ROOT_PASSWORD_FILE
+              value: {{ $secretsDir }}/mysql-root-password
+            # root only over the local socket: the app and migrations have their own users.
+            - name: MYSQL_ROOT_HOST
+              value: localhost
+            - name: PARLEY_DATABASE
+              value: {{ $root.Values.mysql.database | quote }}
+            - name: PARLEY_USER
+              value: {{ $root.Values.mysql.user | quote }}
+            - name: PARLEY_MIGRATION_USER
+              value: {{ $root.Values.mysql.migrationUser | quote }}
+            - name: PARLEY_PRIMARY_HOST
+              value: {{ include "parley.componentName" (dict "root" $root "component" "mysql") }}
+          startupProbe:
+            exec:
+              command: ["sh", "-c", "MYSQL_PWD=\"$(cat {{ $secretsDir }}/mysql-root-password)\" mysqladmin -uroot --protocol=socket ping"]
+            periodSeconds: 5
+            failureThreshold: 120
+          livenessProbe:
+            exec:
+              command: ["sh", "-c", "MYSQL_PWD=\"$(cat {{ $secretsDir }}/mysql-root-password)\" mysqladmin -uroot --protocol=socket ping"]
+            periodSeconds: 10
+            timeoutSeconds: 5
+            failureThreshold: 6
+          readinessProbe:
+            exec:
+              {{- if eq $role "primary" }}
+              command: ["sh", "-c", "MYSQL_PWD=\"$(cat {{ $secretsDir }}/mysql-root-password)\" mysql -uroot --protocol=socket -e 'SELECT 1'"]
+              {{- else }}
+              # A replica serves reads only while both replication threads run.
+              command: ["sh", "-c", "MYSQL_PWD=\"$(cat {{ $secretsDir }}/mysql-root-password)\" mysql -uroot --protocol=socket -e 'SHOW REPLICA STATUS\\G' | grep -c -E 'Replica_(IO|SQL)_Running: Yes' | grep -q 2"]
+              {{- end }}
+            periodSeconds: 5
+            timeoutSeconds: 5
+            failureThreshold: 3
+          resources:
+            {{- toYaml $spec.resources | nindent 12 }}
+          securityContext:
+            {{- toYaml $root.Values.containerSecurityContext | nindent 12 }}
+          volumeMounts:
+            - { name: data, mountPath: /var/lib/mysql }
+            - { name: conf-d, mountPath: /etc/mysql/conf.d, readOnly: true }
+            - { name: run, mountPath: /var/run/mysqld }
+            - { name: tmp, mountPath: /tmp }
+            - { name: mysql-files, mountPath: /var/lib/mysql-files }
+            - name: config
+              mountPath: /docker-entrypoint-initdb.d/10-{{ $role }}-init.sh
+              subPath: {{ $role }}-init.sh
+              readOnly: true
+            - { name: secrets, mountPath: {{ $secretsDir }}, readOnly: true }
+      volumes:
+        - name: config
+          configMap:
+            name: {{ $configMap }}
+            items:
+              - { key: common.cnf, path: common.cnf }
+              {{- if ne $role "primary" }}
+              - { key: replica.cnf, path: replica.cnf }
+              {{- end }}
+              - { key: server-id.sh, path: server-id.sh }
+              - { key: {{ $role }}-init.sh, path: {{ $role }}-init.sh }
+        - { name: conf-d, emptyDir: {} }
+        - { name: run, emptyDir: {} }
+        - { name: tmp, emptyDir: {} }
+        - { name: mysql-files, emptyDir: {} }
+        - name: secrets
+          secret:
+            secretName: {{ include "parley.secretName" $root }}
+            defaultMode: 0400
+            items:
+              - { key: mysql-root-password, path: mysql-root-password }
+              - { key: mysql-replication-password, path: mysql-replication-password }
+              {{- if eq $role "primary" }}
+              - { key: mysql-password, path: mysql-password }
+              - { key: mysql-migration-password, path: mysql-migration-password }
+              {{- end }}
+  persistentVolumeClaimRetentionPolicy:
+    whenDeleted: Retain
+    whenScaled: Retain
+  volumeClaimTemplates:
+    - metadata:
+        name: data
+        labels:
+          {{- include "parley.selectorLabels" $ctx | nindent 10 }}
+      spec:
+        accessModes: [ReadWriteOnce]
+        {{- with $spec.persistence.storageClass }}
+        storageClassName: {{ . }}
+        {{- end }}
+        resources:
+          requests:
+            storage: {{ $spec.persistence.size }}
+{{- end }}
