@@ -354,3 +354,10 @@ metrics:
         averageUtilization: {{ .targetMemoryUtilizationPercentage }}
   {{- end }}
 {{- end }}
+
+{{/* A NetworkPolicy peer: the pods of one component of this release. */}}
+{{- define "parley.np.peer" -}}
+- podSelector:
+    matchLabels:
+      {{- include "parley.selectorLabels" . | nindent 6 }}
+{{- end }}
