@@ -169,6 +169,9 @@ app.kubernetes.io/part-of: parley
 {{- if le (int $v.worker.terminationGracePeriodSeconds) (int $v.worker.longestJobSeconds) -}}
 {{- fail (printf "worker.terminationGracePeriodSeconds (%d) must exceed worker.longestJobSeconds (%d): worker.close() waits for the running job" (int $v.worker.terminationGracePeriodSeconds) (int $v.worker.longestJobSeconds)) -}}
 {{- end -}}
+{{- if and $v.redis.enabled (gt (int $v.redis.sentinel.quorum) (int $v.redis.replicas)) -}}
+{{- fail (printf "redis.sentinel.quorum (%d) cannot exceed redis.replicas (%d): Sentinel could never agree on a failover" (int $v.redis.sentinel.quorum) (int $v.redis.replicas)) -}}
+{{- end -}}
 {{- if and $v.metrics.podMonitor.enabled $v.metrics.serviceMonitor.enabled -}}
 {{- fail "metrics.podMonitor and metrics.serviceMonitor both enabled would scrape every pod twice: choose one" -}}
 {{- end -}}
