@@ -31,19 +31,23 @@ describe('npm run dev', () => {
       dev.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
       dev.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
       const exited = once(dev, 'close');
-      try {
-        const deadline = Date.now() + 90_000;
-        let readiness = 0;
-        while (Date.now() < deadline && readiness !== 200) {
+      const deadline = Date.now() + 90_000;
+      const statusOf = async (url: string) => {
+        let status = 0;
+        while (Date.now() < deadline && status !== 200) {
           await new Promise((resolve) => setTimeout(resolve, 250));
-          readiness = await fetch(`http://127.0.0.1:${port}/readyz`).then(
-            (r) => r.status,
+          status = await fetch(url).then(
+            (response) => response.status,
             () => 0,
           );
         }
-        expect(readiness, output).toBe(200);
+        return status;
+      };
+      try {
+        // The API and the worker start independently; wait for each.
+        expect(await statusOf(`http://127.0.0.1:${port}/readyz`), output).toBe(200);
+        expect(await statusOf(`http://127.0.0.1:${workerPort}/readyz`), output).toBe(200);
         expect(output).toContain(`API          http://localhost:${port}`);
-        expect((await fetch(`http://127.0.0.1:${workerPort}/readyz`)).status).toBe(200);
         const openapi = (await (await fetch(`http://127.0.0.1:${port}/openapi.json`)).json()) as {
           openapi: string;
         };
