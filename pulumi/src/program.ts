@@ -8,8 +8,9 @@ import { ParleySecrets } from './components/secrets.js';
 import { ParleyStorage } from './components/storage.js';
 import { chartValues } from './values.js';
 
-/** The database user the service connects as (the chart's `mysql.external.user`). */
+/** Database users of the service (DML) and its migrations (DDL), as the chart names them. */
 export const SERVICE_DATABASE_USER = 'parley';
+export const MIGRATION_DATABASE_USER = 'parley_migrator';
 
 export interface ParleyStack {
   storage: ParleyStorage;
@@ -108,6 +109,7 @@ export function deployParley(
       port: MYSQL_PORT,
       database: DATABASE_NAME,
       user: SERVICE_DATABASE_USER,
+      migrationUser: MIGRATION_DATABASE_USER,
       redisUrl: dataPlane.redisUrl,
     },
   });

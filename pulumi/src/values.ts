@@ -20,6 +20,7 @@ export interface ReleaseWiring {
     port: number;
     database: string;
     user: string;
+    migrationUser: string;
     redisUrl: pulumi.Input<string>;
   };
 }
@@ -64,8 +65,11 @@ export function chartValues(config: StackConfig, wiring: ReleaseWiring): ChartVa
   };
   if (config.image) values.image = { ...config.image };
   if (wiring.managed) {
-    const { writerHost, readerHost, port, database, user, redisUrl } = wiring.managed;
-    values.mysql = { enabled: false, external: { writerHost, readerHost, port, database, user } };
+    const { writerHost, readerHost, port, database, user, migrationUser, redisUrl } = wiring.managed;
+    values.mysql = {
+      enabled: false,
+      external: { writerHost, readerHost, port, database, user, migrationUser },
+    };
     values.redis = { enabled: false, external: { url: redisUrl } };
   } else {
     values.mysql = { enabled: true };

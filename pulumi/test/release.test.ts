@@ -88,6 +88,7 @@ describe('the Helm release', () => {
           port: 3306,
           database: 'parley',
           user: 'parley',
+          migrationUser: 'parley_migrator',
         },
       },
       redis: {

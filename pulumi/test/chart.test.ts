@@ -1,0 +1,121 @@
+/**
+ * Pulumi and the chart cannot drift apart: the values the Helm release would receive (recorded by
+ * the mocks) are rendered with the real `helm template` of charts/parley, which enforces the
+ * chart's strict values.schema.json, and the objects are held to what the stack promised.
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { renderChart, type K8sObject } from '../../k8s-tests/lib/render.js';
+import { exampleStack, only, runParley, type Loose } from './harness.js';
+
+let scratch: string;
+beforeAll(async () => {
+  scratch = await mkdtemp(join(tmpdir(), 'parley-pulumi-values-'));
+});
+afterAll(async () => {
+  await rm(scratch, { recursive: true, force: true });
+});
+
+async function renderStack(stack: 'dev' | 'prod') {
+  const { resources } = await runParley(stack, exampleStack(stack));
+  const release = only(resources, 'kubernetes:helm.sh/v3:Release').inputs;
+  const file = join(scratch, `${stack}-values.json`);
+  // JSON is YAML: helm reads the values exactly as the release would send them.
+  await writeFile(file, JSON.stringify(release.values, null, 2));
+  const objects = await renderChart([file], {}, { releaseName: release.name, namespace: release.namespace });
+  return { objects, values: release.values as Loose };
+}
+
+const find = (objects: K8sObject[], kind: string, predicate: (o: Loose) => boolean = () => true) =>
+  objects.filter((o) => o.kind === kind && predicate(o)) as Loose[];
+
+function containerEnv(workload: Loose, container = 0): Record<string, Loose> {
+  const env = workload.spec.template.spec.containers[container].env as { name: string }[];
+  return Object.fromEntries(env.map((variable) => [variable.name, variable]));
+}
+
+describe.each(['dev', 'prod'] as const)('the %s stack rendered by the chart', (stack) => {
+  let objects: K8sObject[];
+  let values: Loose;
+
+  beforeAll(async () => {
+    ({ objects, values } = await renderStack(stack));
+  });
+
+  it('renders (so the values pass the chart schema) into a plausible release', () => {
+    expect(find(objects, 'Deployment').length).toBeGreaterThanOrEqual(2);
+  });
+
+  it('runs the pods as the IRSA service account of the role Pulumi created', () => {
+    const [account, ...others] = find(objects, 'ServiceAccount', (o) => o.metadata.name === 'parley');
+    expect(others).toEqual([]);
+    expect(account.metadata.annotations['eks.amazonaws.com/role-arn']).toBe(
+      'arn:aws:iam::123456789012:role/parley-service',
+    );
+    for (const deployment of find(objects, 'Deployment', (o) => /api|worker/.test(o.metadata.name))) {
+      expect(deployment.spec.template.spec.serviceAccountName).toBe('parley');
+    }
+  });
+
+  it('points the service at the buckets and region Pulumi created, with no static S3 keys', () => {
+    const api = find(objects, 'Deployment', (o) => o.metadata.name.endsWith('api'))[0];
+    const env = containerEnv(api);
+    expect(env.S3_ATTACHMENTS_BUCKET?.value).toBe(values.s3.attachmentsBucket);
+    expect(env.S3_BACKUPS_BUCKET?.value).toBe(values.s3.backupsBucket);
+    expect(env.S3_REGION?.value).toBe('eu-west-1');
+    expect(env.S3_ENDPOINT).toBeUndefined();
+    expect(env.S3_ACCESS_KEY_ID).toBeUndefined();
+  });
+
+  it('reads every credential from the Secret Pulumi manages, and renders no Secret of its own', () => {
+    const rendered = JSON.stringify(objects);
+    expect(rendered).toContain('"parley-credentials"');
+    expect(
+      find(objects, 'Secret', (o) => o.metadata.name !== 'parley-credentials').map((o) => o.metadata.name),
+    ).toEqual([]);
+  });
+
+  if (stack === 'dev') {
+    it('exposes the API through the least-connections Ingress for the configured host', () => {
+      const [ingress] = find(objects, 'Ingress');
+      expect(ingress.spec.rules.map((rule: Loose) => rule.host)).toEqual(['chat.dev.example.com']);
+      expect(ingress.spec.tls).toEqual([{ hosts: ['chat.dev.example.com'], secretName: 'parley-tls' }]);
+      expect(ingress.metadata.annotations['nginx.org/lb-method']).toBe('least_conn');
+      expect(ingress.metadata.annotations['cert-manager.io/cluster-issuer']).toBe('letsencrypt-staging');
+      expect(find(objects, 'HTTPRoute')).toEqual([]);
+    });
+
+    it('runs MySQL and Redis in the cluster', () => {
+      expect(find(objects, 'StatefulSet').length).toBeGreaterThanOrEqual(2);
+    });
+  } else {
+    it('exposes the API through the Gateway API route for the configured host', () => {
+      const [route] = find(objects, 'HTTPRoute');
+      expect(route.spec.hostnames).toEqual(['chat.example.com']);
+      expect(route.spec.parentRefs).toEqual([
+        expect.objectContaining({ name: 'public', namespace: 'envoy-gateway-system', sectionName: 'https' }),
+      ]);
+      expect(find(objects, 'Ingress')).toEqual([]);
+    });
+
+    it('connects to RDS and ElastiCache and runs no database in the cluster', () => {
+      expect(find(objects, 'StatefulSet')).toEqual([]);
+      const env = containerEnv(find(objects, 'Deployment', (o) => o.metadata.name.endsWith('api'))[0]);
+      expect(env.MYSQL_HOST?.value).toBe('parley-prod-mysql.c0ffee.eu-west-1.rds.amazonaws.com');
+      expect(env.MYSQL_REPLICA_HOST?.value).toBe(
+        'parley-prod-mysql-replica.c0ffee.eu-west-1.rds.amazonaws.com',
+      );
+      expect(env.REDIS_URL?.value).toBe(
+        'rediss://master.parley-prod-redis.c0ffee.euw1.cache.amazonaws.com:6379',
+      );
+      const [migrations] = find(objects, 'Job');
+      const jobEnv = containerEnv(migrations);
+      expect(jobEnv.MYSQL_HOST?.value).toBe('parley-prod-mysql.c0ffee.eu-west-1.rds.amazonaws.com');
+      expect(jobEnv.MYSQL_MIGRATION_USER?.value).toBe('parley_migrator');
+    });
+  }
+});
