@@ -9,7 +9,7 @@ import { join } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { renderChart, type K8sObject } from '../../k8s-tests/lib/render.js';
+import { HelmError, renderChart, type K8sObject } from '../../k8s-tests/lib/render.js';
 import { exampleStack, only, runParley, type Loose } from './harness.js';
 
 let scratch: string;
@@ -118,4 +118,18 @@ describe.each(['dev', 'prod'] as const)('the %s stack rendered by the chart', (s
       expect(jobEnv.MYSQL_MIGRATION_USER?.value).toBe('parley_migrator');
     });
   }
+});
+
+describe('the drift guard itself', () => {
+  it('fails when the values carry a key the chart does not know', async () => {
+    const { values } = await renderStack('dev');
+    const file = join(scratch, 'drifted-values.json');
+    await writeFile(
+      file,
+      JSON.stringify({ ...values, s3: { ...values.s3, attachmentBucket: 'renamed-key' } }),
+    );
+    const failure = await renderChart([file]).catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(HelmError);
+    expect((failure as HelmError).stderr).toMatch(/attachmentBucket/);
+  });
 });
