@@ -50,6 +50,27 @@ describe.each(['dev', 'prod'] as const)('the %s stack rendered by the chart', (s
     expect(find(objects, 'Deployment').length).toBeGreaterThanOrEqual(2);
   });
 
+  it('renders only pods that Pod Security "restricted" (the namespace label Pulumi sets) admits', () => {
+    const podSpecs = objects.flatMap((o: Loose) =>
+      o.kind === 'Pod' ? [o.spec] : o.spec?.template?.spec ? [o.spec.template.spec] : [],
+    );
+    expect(podSpecs.length).toBeGreaterThan(0);
+    for (const pod of podSpecs) {
+      expect(pod.hostNetwork ?? false).toBe(false);
+      expect((pod.volumes ?? []).filter((v: Loose) => v.hostPath)).toEqual([]);
+      for (const container of [...(pod.initContainers ?? []), ...pod.containers]) {
+        const context = { ...pod.securityContext, ...container.securityContext };
+        const where = `${container.name}`;
+        expect(context.runAsNonRoot, where).toBe(true);
+        expect(context.runAsUser ?? 1, where).not.toBe(0);
+        expect(container.securityContext?.allowPrivilegeEscalation, where).toBe(false);
+        expect(container.securityContext?.capabilities?.drop, where).toContain('ALL');
+        expect(container.securityContext?.privileged ?? false, where).toBe(false);
+        expect(context.seccompProfile?.type, where).toMatch(/^(RuntimeDefault|Localhost)$/);
+      }
+    }
+  });
+
   it('runs the pods as the IRSA service account of the role Pulumi created', () => {
     const [account, ...others] = find(objects, 'ServiceAccount', (o) => o.metadata.name === 'parley');
     expect(others).toEqual([]);
