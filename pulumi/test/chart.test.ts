@@ -9,7 +9,8 @@ import { join } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { HelmError, renderChart, type K8sObject } from '../../k8s-tests/lib/render.js';
+import { chartDir, helm, HelmError, renderChart, type K8sObject } from '../../k8s-tests/lib/render.js';
+import { validateObject } from '../../k8s-tests/lib/schemas.js';
 import { exampleStack, only, runParley, type Loose } from './harness.js';
 
 let scratch: string;
@@ -27,7 +28,7 @@ async function renderStack(stack: 'dev' | 'prod') {
   // JSON is YAML: helm reads the values exactly as the release would send them.
   await writeFile(file, JSON.stringify(release.values, null, 2));
   const objects = await renderChart([file], {}, { releaseName: release.name, namespace: release.namespace });
-  return { objects, values: release.values as Loose };
+  return { objects, values: release.values as Loose, file };
 }
 
 const find = (objects: K8sObject[], kind: string, predicate: (o: Loose) => boolean = () => true) =>
@@ -41,13 +42,20 @@ function containerEnv(workload: Loose, container = 0): Record<string, Loose> {
 describe.each(['dev', 'prod'] as const)('the %s stack rendered by the chart', (stack) => {
   let objects: K8sObject[];
   let values: Loose;
+  let valuesFile: string;
 
   beforeAll(async () => {
-    ({ objects, values } = await renderStack(stack));
+    ({ objects, values, file: valuesFile } = await renderStack(stack));
   });
 
-  it('renders (so the values pass the chart schema) into a plausible release', () => {
+  it('passes helm lint --strict with the values (the chart schema rejects unknown keys)', async () => {
+    const { stdout } = await helm(['lint', '--strict', chartDir, '--values', valuesFile]);
+    expect(stdout).toContain('0 chart(s) failed');
+  });
+
+  it('renders objects that are valid against the Kubernetes and CRD schemas', async () => {
     expect(find(objects, 'Deployment').length).toBeGreaterThanOrEqual(2);
+    for (const object of objects) await validateObject(object);
   });
 
   it('renders only pods that Pod Security "restricted" (the namespace label Pulumi sets) admits', () => {

@@ -56,7 +56,6 @@ export class ParleyRelease extends pulumi.ComponentResource {
         chart: args.chartPath,
         namespace: args.namespace,
         createNamespace: false,
-        dependencyUpdate: true,
         values: args.values,
         atomic: true,
         cleanupOnFail: true,
