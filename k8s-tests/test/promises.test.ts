@@ -1,0 +1,657 @@
+/**
+ * The chart's promises, checked on the real `helm template` output of every scenario.
+ */
+import { beforeAll, describe, expect, it } from 'vitest';
+import {
+  allContainers,
+  byKind,
+  component,
+  container,
+  envOf,
+  find,
+  isHook,
+  matches,
+  scenarioFile,
+  scenarios,
+  spec,
+  workload,
+  workloads,
+  type Container,
+  type Workload,
+} from '../lib/objects.js';
+import { allowed, dnsAllowed, egressToCidr, isolated } from '../lib/network-policy.js';
+import { renderChart, type K8sObject } from '../lib/render.js';
+
+const renders = new Map<string, K8sObject[]>();
+beforeAll(async () => {
+  await Promise.all(scenarios.map(async (s) => renders.set(s, await renderChart([scenarioFile(s)]))));
+});
+const render = (scenario: string): K8sObject[] => renders.get(scenario)!;
+const annotations = (obj: K8sObject): Record<string, string> => obj.metadata.annotations ?? {};
+const labelsOf = (componentName: string): Record<string, string> => ({
+  'app.kubernetes.io/name': 'parley',
+  'app.kubernetes.io/instance': 'parley',
+  'app.kubernetes.io/component': componentName,
+});
+const longRunning = (w: Workload): boolean => w.object.kind !== 'Job' && w.object.kind !== 'Pod';
+
+describe('least-connections entry, never session affinity', () => {
+  it('nginx-inc: the Ingress asks F5 NGINX for least_conn and keeps WebSockets open', () => {
+    const ingress = find(render('default'), 'Ingress', 'parley-api');
+    expect(annotations(ingress)).toMatchObject({
+      'nginx.org/lb-method': 'least_conn',
+      'nginx.org/websocket-services': 'parley-api',
+      'nginx.org/proxy-read-timeout': '3600s',
+      'nginx.org/proxy-send-timeout': '3600s',
+    });
+    expect(spec<{ ingressClassName: string }>(ingress).ingressClassName).toBe('nginx');
+  });
+
+  it('haproxy: the Ingress asks HAProxy for leastconn with a long tunnel timeout', () => {
+    const ingress = find(render('haproxy'), 'Ingress', 'parley-api');
+    expect(annotations(ingress)).toMatchObject({
+      'haproxy.org/load-balance': 'leastconn',
+      'haproxy.org/timeout-tunnel': '3600s',
+    });
+    expect(Object.keys(annotations(ingress)).some((key) => key.startsWith('nginx.'))).toBe(false);
+  });
+
+  it('gateway: an HTTPRoute to the API and an Envoy BackendTrafficPolicy with LeastRequest on it', () => {
+    const objects = render('gateway');
+    const route = find(objects, 'HTTPRoute', 'parley-api');
+    const routeSpec = spec<{ rules: { backendRefs: { name: string; port: number }[] }[] }>(route);
+    expect(routeSpec.rules[0]!.backendRefs).toEqual([{ name: 'parley-api', port: 80 }]);
+    const policy = find(objects, 'BackendTrafficPolicy', 'parley-api');
+    const policySpec = spec<Record<string, unknown>>(policy);
+    expect(policySpec['loadBalancer']).toEqual({ type: 'LeastRequest' });
+    expect(policySpec['targetRefs']).toEqual([
+      { group: 'gateway.networking.k8s.io', kind: 'HTTPRoute', name: 'parley-api' },
+    ]);
+    expect(byKind(objects, 'Ingress')).toHaveLength(0);
+  });
+
+  it('TLS comes from cert-manager or a named secret', () => {
+    const nginx = find(render('default'), 'Ingress', 'parley-api');
+    expect(annotations(nginx)['cert-manager.io/cluster-issuer']).toBe('letsencrypt');
+    expect(spec<{ tls: unknown }>(nginx).tls).toEqual([
+      { hosts: ['chat.example.com'], secretName: 'parley-tls' },
+    ]);
+    const haproxy = find(render('haproxy'), 'Ingress', 'parley-api');
+    expect(spec<{ tls: unknown }>(haproxy).tls).toEqual([
+      { hosts: ['chat.example.org'], secretName: 'chat-example-org-tls' },
+    ]);
+  });
+
+  it.each(scenarios)('%s: no Service, Ingress or route asks for session affinity', (scenario) => {
+    for (const obj of render(scenario)) {
+      if (obj.kind === 'Service')
+        expect(spec<{ sessionAffinity?: string }>(obj).sessionAffinity ?? 'None').toBe('None');
+      for (const key of Object.keys(annotations(obj))) expect(key).not.toMatch(/sticky|affinity|cookie/i);
+      if (obj.kind === 'BackendTrafficPolicy') {
+        const lb = spec<{ loadBalancer: Record<string, unknown> }>(obj).loadBalancer;
+        expect(lb['consistentHash']).toBeUndefined();
+        expect(spec<Record<string, unknown>>(obj)['sessionPersistence']).toBeUndefined();
+      }
+      if (obj.kind === 'HTTPRoute') expect(JSON.stringify(obj)).not.toContain('sessionPersistence');
+    }
+  });
+
+  it('the API Service says sessionAffinity None explicitly', () => {
+    expect(
+      spec<{ sessionAffinity: string }>(find(render('default'), 'Service', 'parley-api')).sessionAffinity,
+    ).toBe('None');
+  });
+});
+
+describe('availability: HPA, PDB, topology spread, graceful drain', () => {
+  it('the API autoscales 3–10 on CPU and memory with a scale-down behaviour', () => {
+    const hpa = spec<Record<string, unknown>>(
+      find(render('default'), 'HorizontalPodAutoscaler', 'parley-api'),
+    );
+    expect(hpa).toMatchObject({
+      scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name: 'parley-api' },
+      minReplicas: 3,
+      maxReplicas: 10,
+    });
+    const metrics = (hpa['metrics'] as { resource: { name: string } }[]).map((m) => m.resource.name);
+    expect(metrics).toEqual(['cpu', 'memory']);
+    expect(hpa['behavior']).toMatchObject({ scaleDown: { stabilizationWindowSeconds: 300 } });
+    expect(
+      spec<Record<string, unknown>>(find(render('default'), 'Deployment', 'parley-api'))['replicas'],
+    ).toBe(undefined);
+  });
+
+  it.each(scenarios)(
+    '%s: every workload that can run more than one pod has a PDB and a scaler or fixed count',
+    (scenario) => {
+      const objects = render(scenario);
+      const pdbs = byKind(objects, 'PodDisruptionBudget').map(
+        (pdb) => spec<{ selector: { matchLabels: Record<string, string> } }>(pdb).selector.matchLabels,
+      );
+      for (const w of workloads(objects).filter(longRunning)) {
+        const name = w.object.metadata.name;
+        const hpa = byKind(objects, 'HorizontalPodAutoscaler').find(
+          (h) => spec<{ scaleTargetRef: { name: string } }>(h).scaleTargetRef.name === name,
+        );
+        const scaled = byKind(objects, 'ScaledObject').find(
+          (s) => spec<{ scaleTargetRef: { name: string } }>(s).scaleTargetRef.name === name,
+        );
+        const replicas = spec<{ replicas?: number }>(w.object).replicas;
+        const multi = Boolean(hpa ?? scaled) || (replicas ?? 1) > 1;
+        if (['api', 'worker'].includes(component(w)) && multi)
+          expect(hpa ?? scaled, `${name} scaler`).toBeDefined();
+        if (multi)
+          expect(
+            pdbs.some((selector) => matches(selector, w.labels)),
+            `${name} PDB`,
+          ).toBe(true);
+      }
+    },
+  );
+
+  it('API and worker spread across zones and nodes', () => {
+    for (const name of ['parley-api', 'parley-worker']) {
+      const { spec: pod, labels } = workload(render('default'), 'Deployment', name);
+      const keys = (pod.topologySpreadConstraints ?? []).map((c) => c.topologyKey);
+      expect(keys).toEqual(['topology.kubernetes.io/zone', 'kubernetes.io/hostname']);
+      for (const c of pod.topologySpreadConstraints!)
+        expect(matches(c.labelSelector.matchLabels, labels)).toBe(true);
+    }
+  });
+
+  it('the API grace period covers the preStop pause plus the in-app drain (SHUTDOWN_GRACE_MS)', () => {
+    for (const scenario of scenarios) {
+      const { spec: pod } = workload(render(scenario), 'Deployment', 'parley-api');
+      const api = container(pod, 'api');
+      const pause = api.lifecycle?.preStop?.sleep?.seconds ?? 0;
+      const drainMs = Number(envOf(api).get('SHUTDOWN_GRACE_MS')!.value);
+      expect(pause).toBeGreaterThan(0);
+      expect(pod.terminationGracePeriodSeconds!).toBeGreaterThan(pause + drainMs / 1000);
+    }
+  });
+
+  it('the worker grace period covers the longest job', () => {
+    const { spec: pod } = workload(render('default'), 'Deployment', 'parley-worker');
+    expect(pod.terminationGracePeriodSeconds).toBeGreaterThan(300);
+  });
+
+  it('keda: the worker scales on queue depth from Prometheus, with no competing HPA', () => {
+    const objects = render('keda');
+    const scaled = spec<Record<string, unknown>>(find(objects, 'ScaledObject', 'parley-worker'));
+    expect(scaled).toMatchObject({
+      scaleTargetRef: { name: 'parley-worker' },
+      minReplicaCount: 2,
+      maxReplicaCount: 30,
+    });
+    const [trigger] = scaled['triggers'] as { type: string; metadata: Record<string, string> }[];
+    expect(trigger!.type).toBe('prometheus');
+    expect(trigger!.metadata['query']).toContain('parley_queue_jobs');
+    expect(Number(trigger!.metadata['threshold'])).toBeGreaterThan(0);
+    const hpas = byKind(objects, 'HorizontalPodAutoscaler').map((h) => h.metadata.name);
+    expect(hpas).toEqual(['parley-api']);
+  });
+});
+
+describe('pods: probes, resources, Pod Security "restricted"', () => {
+  const restricted = (w: Workload, c: Container): void => {
+    const pod = w.spec.securityContext ?? {};
+    const sc = c.securityContext ?? {};
+    const where = `${w.object.kind}/${w.object.metadata.name}/${c.name}`;
+    expect(sc['allowPrivilegeEscalation'], where).toBe(false);
+    expect(sc['privileged'] ?? false, where).toBe(false);
+    expect((sc['capabilities'] as { drop?: string[] })?.drop, where).toEqual(['ALL']);
+    expect((sc['capabilities'] as { add?: string[] })?.add ?? [], where).toEqual([]);
+    expect(sc['runAsNonRoot'] ?? pod['runAsNonRoot'], where).toBe(true);
+    expect(sc['runAsUser'] ?? pod['runAsUser'], where).not.toBe(0);
+    const seccomp = (sc['seccompProfile'] ?? pod['seccompProfile']) as { type: string } | undefined;
+    expect(['RuntimeDefault', 'Localhost'], where).toContain(seccomp?.type);
+    expect(sc['readOnlyRootFilesystem'], where).toBe(true);
+  };
+
+  it.each(scenarios)('%s: every container is restricted, has requests and a memory limit', (scenario) => {
+    for (const w of workloads(render(scenario))) {
+      expect(w.spec.hostNetwork ?? false).toBe(false);
+      expect(w.spec.hostPID ?? false).toBe(false);
+      expect(w.spec.hostIPC ?? false).toBe(false);
+      expect(w.spec.automountServiceAccountToken).toBe(false);
+      for (const volume of w.spec.volumes ?? []) {
+        const types = Object.keys(volume).filter((key) => key !== 'name');
+        expect([
+          'configMap',
+          'secret',
+          'emptyDir',
+          'persistentVolumeClaim',
+          'projected',
+          'downwardAPI',
+        ]).toEqual(expect.arrayContaining(types));
+      }
+      for (const c of allContainers(w.spec)) {
+        restricted(w, c);
+        expect(c.resources?.requests?.['cpu'], c.name).toBeDefined();
+        expect(c.resources?.requests?.['memory'], c.name).toBeDefined();
+        expect(c.resources?.limits?.['memory'], c.name).toBeDefined();
+      }
+    }
+  });
+
+  it.each(scenarios)('%s: every long-running container has liveness and readiness probes', (scenario) => {
+    for (const w of workloads(render(scenario)).filter(longRunning)) {
+      for (const c of w.spec.containers) {
+        expect(c.livenessProbe, `${w.object.metadata.name}/${c.name}`).toBeDefined();
+        expect(c.readinessProbe, `${w.object.metadata.name}/${c.name}`).toBeDefined();
+      }
+    }
+  });
+
+  it('API and worker probe /livez and /readyz on their own ports', () => {
+    const objects = render('default');
+    const api = container(workload(objects, 'Deployment', 'parley-api').spec, 'api');
+    expect(api.livenessProbe!.httpGet).toEqual({ path: '/livez', port: 'http' });
+    expect(api.readinessProbe!.httpGet).toEqual({ path: '/readyz', port: 'http' });
+    expect(api.ports).toEqual([{ name: 'http', containerPort: 3000, protocol: 'TCP' }]);
+    const worker = container(workload(objects, 'Deployment', 'parley-worker').spec, 'worker');
+    expect(worker.livenessProbe!.httpGet).toEqual({ path: '/livez', port: 'health' });
+    expect(worker.readinessProbe!.httpGet).toEqual({ path: '/readyz', port: 'health' });
+    expect(worker.ports).toEqual([{ name: 'health', containerPort: 3001, protocol: 'TCP' }]);
+  });
+});
+
+describe('images', () => {
+  const pinned = /^[^@\s]+(@sha256:[a-f0-9]{64}|:(?!latest$)[A-Za-z0-9_][A-Za-z0-9_.-]*\d[A-Za-z0-9_.-]*)$/;
+
+  it.each(scenarios)('%s: every image is digest-pinned or an exact, non-latest tag', (scenario) => {
+    for (const w of workloads(render(scenario))) {
+      for (const c of allContainers(w.spec))
+        expect(c.image, `${w.object.metadata.name}/${c.name}`).toMatch(pinned);
+    }
+  });
+
+  it('uses the official redis and mysql 8.4 images, never Bitnami', () => {
+    const images = workloads(render('default')).flatMap((w) => allContainers(w.spec).map((c) => c.image));
+    expect(images.filter((i) => i.startsWith('redis:'))).not.toHaveLength(0);
+    expect(images.filter((i) => /^mysql:8\.4\.\d+$/.test(i))).not.toHaveLength(0);
+    expect(images.join(' ')).not.toMatch(/bitnami/);
+  });
+
+  it('a digest, when given, replaces the tag', async () => {
+    const digest = `sha256:${'ab'.repeat(32)}`;
+    const objects = await renderChart([scenarioFile('default')], {
+      'image.digest': digest,
+      'redis.image.digest': digest,
+    });
+    const images = workloads(objects).flatMap((w) => allContainers(w.spec).map((c) => c.image));
+    expect(images).toContain(`ghcr.io/parley-chat/parley@${digest}`);
+    expect(images).toContain(`redis@${digest}`);
+  });
+});
+
+describe('configuration and credentials', () => {
+  const requiredEnv = [
+    'NODE_ENV',
+    'LOG_LEVEL',
+    'INSTANCE_ID',
+    'HOST',
+    'PORT',
+    'WORKER_HEALTH_PORT',
+    'BODY_LIMIT_BYTES',
+    'SHUTDOWN_GRACE_MS',
+    'READINESS_TIMEOUT_MS',
+    'MYSQL_HOST',
+    'MYSQL_PORT',
+    'MYSQL_DATABASE',
+    'MYSQL_USER',
+    'MYSQL_PASSWORD_FILE',
+    'MYSQL_POOL_SIZE',
+    'S3_REGION',
+    'S3_FORCE_PATH_STYLE',
+    'S3_ATTACHMENTS_BUCKET',
+    'S3_BACKUPS_BUCKET',
+    'JWT_PRIVATE_KEY_FILE',
+    'BACKUP_ENCRYPTION_KEY_FILE',
+  ];
+
+  it.each(scenarios)(
+    '%s: API and worker get the service contract, INSTANCE_ID from the pod name',
+    (scenario) => {
+      for (const name of ['parley-api', 'parley-worker']) {
+        const c = workload(render(scenario), 'Deployment', name).spec.containers[0]!;
+        const env = envOf(c);
+        for (const variable of requiredEnv) expect(env.has(variable), `${name} ${variable}`).toBe(true);
+        expect(env.get('INSTANCE_ID')!.valueFrom).toEqual({ fieldRef: { fieldPath: 'metadata.name' } });
+        expect(env.has('REDIS_URL') !== env.has('REDIS_SENTINELS'), 'exactly one Redis mode').toBe(true);
+      }
+    },
+  );
+
+  it.each(scenarios)(
+    '%s: no credential in plain text: secrets are files from a read-only Secret volume',
+    (scenario) => {
+      for (const w of workloads(render(scenario))) {
+        for (const c of allContainers(w.spec)) {
+          for (const e of c.env ?? []) {
+            if (
+              /PASSWORD|SECRET|PRIVATE_KEY|ENCRYPTION_KEY|TOKEN/.test(e.name) &&
+              !e.name.endsWith('_FILE')
+            ) {
+              expect(e.value, `${c.name} ${e.name}`).toBeUndefined();
+              expect(e.valueFrom?.secretKeyRef, `${c.name} ${e.name}`).toBeDefined();
+            }
+            if (e.name.endsWith('_FILE')) {
+              const mount = (c.volumeMounts ?? []).find((m) => e.value!.startsWith(`${m.mountPath}/`));
+              expect(mount, `${c.name} ${e.name} is mounted`).toBeDefined();
+              expect(mount!.readOnly).toBe(true);
+              const volume = (w.spec.volumes ?? []).find((v) => v['name'] === mount!.name);
+              expect(volume?.['secret'], `${c.name} ${e.name} comes from a Secret`).toBeDefined();
+            }
+          }
+        }
+      }
+      for (const cm of byKind(render(scenario), 'ConfigMap')) {
+        expect(JSON.stringify(cm['data'])).not.toMatch(
+          /BEGIN (EC |ED25519 )?PRIVATE KEY|password\s*[:=]\s*\w/i,
+        );
+      }
+    },
+  );
+
+  it('with secrets.existingSecret the chart renders no Secret of its own', () => {
+    for (const scenario of ['default', 'gateway', 'haproxy', 'external-data', 'keda']) {
+      expect(byKind(render(scenario), 'Secret').map((s) => s.metadata.name)).toEqual([]);
+      const volumes = workload(render(scenario), 'Deployment', 'parley-api').spec.volumes!;
+      expect(volumes.find((v) => v['name'] === 'secrets')!['secret']).toMatchObject({
+        secretName: 'parley-credentials',
+      });
+    }
+  });
+
+  it('a generated Secret is kept across upgrades and uninstall and holds every key', () => {
+    const secret = find(render('dev'), 'Secret', 'parley');
+    expect(annotations(secret)['helm.sh/resource-policy']).toBe('keep');
+    expect(Object.keys(secret['data'] as object).sort()).toEqual([
+      'backup-encryption-key',
+      'jwt-private-key',
+      'mysql-migration-password',
+      'mysql-password',
+      'mysql-replication-password',
+      'mysql-root-password',
+      'redis-password',
+    ]);
+    const pem = Buffer.from(
+      (secret['data'] as Record<string, string>)['jwt-private-key']!,
+      'base64',
+    ).toString();
+    expect(pem).toMatch(/^-----BEGIN PRIVATE KEY-----\n/);
+  });
+
+  it('the migrations Job is a hook with its own credentials, before upgrades and after the in-cluster DB exists', () => {
+    const inCluster = find(render('default'), 'Job', 'parley-migrations');
+    expect(annotations(inCluster)['helm.sh/hook']).toBe('post-install,pre-upgrade');
+    const external = find(render('external-data'), 'Job', 'parley-migrations');
+    expect(annotations(external)['helm.sh/hook']).toBe('pre-install,pre-upgrade');
+    const migrate = workload(render('external-data'), 'Job', 'parley-migrations').spec.containers[0]!;
+    expect(migrate.command).toEqual(['node', 'dist/db/migrate.js']);
+    const env = envOf(migrate);
+    expect(env.get('MYSQL_MIGRATION_USER')!.value).toBe('parley_migrator');
+    expect(env.get('MYSQL_MIGRATION_PASSWORD_FILE')!.value).toBe(
+      '/var/run/secrets/parley/mysql-migration-password',
+    );
+    const api = workload(render('default'), 'Deployment', 'parley-api');
+    const items = (
+      api.spec.volumes!.find((v) => v['name'] === 'secrets')!['secret'] as { items: { key: string }[] }
+    ).items.map((i) => i.key);
+    expect(items).not.toContain('mysql-migration-password');
+    expect(items).not.toContain('mysql-root-password');
+  });
+
+  it('S3: IRSA through the ServiceAccount annotation, no static keys', () => {
+    const objects = render('external-data');
+    const sa = find(objects, 'ServiceAccount', 'parley');
+    expect(annotations(sa)['eks.amazonaws.com/role-arn']).toBe(
+      'arn:aws:iam::123456789012:role/parley-service',
+    );
+    const env = envOf(workload(objects, 'Deployment', 'parley-api').spec.containers[0]!);
+    expect(env.has('S3_ACCESS_KEY_ID')).toBe(false);
+    expect(env.get('S3_ATTACHMENTS_BUCKET')!.value).toBe('parley-prod-attachments');
+    expect(env.get('S3_REGION')!.value).toBe('eu-west-1');
+  });
+
+  it('S3: static keys from s3.existingSecret, the secret key as a file', async () => {
+    const objects = await renderChart([scenarioFile('default')], { 's3.existingSecret': 'parley-s3' });
+    const env = envOf(workload(objects, 'Deployment', 'parley-api').spec.containers[0]!);
+    expect(env.get('S3_ACCESS_KEY_ID')!.valueFrom).toEqual({
+      secretKeyRef: { name: 'parley-s3', key: 'access-key-id' },
+    });
+    expect(env.get('S3_SECRET_ACCESS_KEY_FILE')!.value).toBe('/var/run/secrets/parley-s3/secret-access-key');
+  });
+
+  it('dev: MinIO in the cluster, path-style S3, one replica of everything', () => {
+    const objects = render('dev');
+    const env = envOf(workload(objects, 'Deployment', 'parley-api').spec.containers[0]!);
+    expect(env.get('S3_ENDPOINT')!.value).toBe('http://parley-minio:9000');
+    expect(env.get('S3_FORCE_PATH_STYLE')!.value).toBe('true');
+    for (const name of ['parley-api', 'parley-worker']) {
+      expect(spec<{ replicas: number }>(find(objects, 'Deployment', name)).replicas).toBe(1);
+    }
+    expect(byKind(objects, 'HorizontalPodAutoscaler')).toHaveLength(0);
+    expect(
+      byKind(objects, 'StatefulSet')
+        .map((s) => s.metadata.name)
+        .sort(),
+    ).toEqual(['parley-mysql-primary', 'parley-redis']);
+  });
+});
+
+describe('Redis with Sentinel', () => {
+  it('one StatefulSet of redis + sentinel with anti-affinity, auth from the Secret, a PDB', () => {
+    const objects = render('default');
+    const redis = workload(objects, 'StatefulSet', 'parley-redis');
+    expect(redis.spec.containers.map((c) => c.name)).toEqual(['redis', 'sentinel']);
+    expect(spec<{ replicas: number }>(redis.object).replicas).toBe(3);
+    const anti = JSON.stringify(redis.spec.affinity);
+    expect(anti).toContain('requiredDuringSchedulingIgnoredDuringExecution');
+    expect(anti).toContain('kubernetes.io/hostname');
+    const secretVolume = redis.spec.volumes!.find((v) => v['name'] === 'secrets')!['secret'];
+    expect(secretVolume).toMatchObject({
+      secretName: 'parley-credentials',
+      items: [{ key: 'redis-password' }],
+    });
+    const pdb = find(objects, 'PodDisruptionBudget', 'parley-redis');
+    expect(spec<{ maxUnavailable: number }>(pdb).maxUnavailable).toBe(1);
+  });
+
+  it('configures noeviction, AOF and password auth for redis and sentinel', () => {
+    const script = (find(render('default'), 'ConfigMap', 'parley-redis')['data'] as Record<string, string>)[
+      'start.sh'
+    ]!;
+    expect(script).toMatch(/^maxmemory-policy noeviction$/m);
+    expect(script).toMatch(/^appendonly yes$/m);
+    expect(script).toMatch(/^requirepass \$\{PASSWORD\}$/m);
+    expect(script).toMatch(/^sentinel auth-pass \$\{MASTER_NAME\} \$\{PASSWORD\}$/m);
+    expect(script).toMatch(/sentinel get-master-addr-by-name/);
+  });
+
+  it('asks Sentinel to fail over before the master stops', () => {
+    const objects = render('default');
+    const redis = container(workload(objects, 'StatefulSet', 'parley-redis').spec, 'redis');
+    expect(redis.lifecycle!.preStop!.exec!.command).toEqual(['sh', '/scripts/prestop.sh']);
+    const prestop = (find(objects, 'ConfigMap', 'parley-redis')['data'] as Record<string, string>)[
+      'prestop.sh'
+    ]!;
+    expect(prestop).toMatch(/sentinel failover "\$MASTER_NAME"/);
+    expect(prestop).toMatch(/role/);
+  });
+
+  it('the app finds the master through every Sentinel', () => {
+    const env = envOf(workload(render('default'), 'Deployment', 'parley-api').spec.containers[0]!);
+    expect(env.get('REDIS_SENTINELS')!.value).toBe(
+      [0, 1, 2].map((i) => `parley-redis-${i}.parley-redis-headless.parley.svc:26379`).join(','),
+    );
+    expect(env.get('REDIS_SENTINEL_MASTER')!.value).toBe('mymaster');
+  });
+
+  it('external: a URL (ElastiCache) or external Sentinels, and no in-cluster Redis', () => {
+    const url = envOf(workload(render('external-data'), 'Deployment', 'parley-api').spec.containers[0]!);
+    expect(url.get('REDIS_URL')!.value).toBe('rediss://parley.abc123.euw1.cache.amazonaws.com:6379');
+    const sentinels = envOf(workload(render('keda'), 'Deployment', 'parley-api').spec.containers[0]!);
+    expect(sentinels.get('REDIS_SENTINELS')!.value).toContain('redis-sentinel-0.redis.data.svc:26379');
+    expect(sentinels.get('REDIS_SENTINEL_MASTER')!.value).toBe('parley');
+    for (const scenario of ['external-data', 'keda']) {
+      expect(byKind(render(scenario), 'StatefulSet')).toHaveLength(0);
+    }
+  });
+});
+
+describe('MySQL 8.4 primary + read replicas', () => {
+  it('primary and replica StatefulSets on persistent volumes, GTID replication', () => {
+    const objects = render('default');
+    const primary = find(objects, 'StatefulSet', 'parley-mysql-primary');
+    const replica = find(objects, 'StatefulSet', 'parley-mysql-replica');
+    expect(spec<{ replicas: number }>(primary).replicas).toBe(1);
+    expect(spec<{ replicas: number }>(replica).replicas).toBe(2);
+    for (const sts of [primary, replica]) {
+      expect(spec<{ volumeClaimTemplates: unknown[] }>(sts).volumeClaimTemplates).toHaveLength(1);
+    }
+    const data = find(objects, 'ConfigMap', 'parley-mysql')['data'] as Record<string, string>;
+    expect(data['common.cnf']).toMatch(/^gtid_mode=ON$/m);
+    expect(data['common.cnf']).toMatch(/^enforce_gtid_consistency=ON$/m);
+    expect(data['replica-init.sh']).toMatch(/SOURCE_AUTO_POSITION=1/);
+    expect(data['replica-init.sh']).toMatch(/SET PERSIST super_read_only = ON/);
+    expect(data['primary-init.sh']).toMatch(/GRANT SELECT, INSERT, UPDATE, DELETE ON/);
+    const mounts = container(
+      workload(objects, 'StatefulSet', 'parley-mysql-replica').spec,
+      'mysql',
+    ).volumeMounts!;
+    expect(mounts.find((m) => m.mountPath.startsWith('/docker-entrypoint-initdb.d/'))!.subPath).toBe(
+      'replica-init.sh',
+    );
+  });
+
+  it('a writer Service on the primary and a reader Service on the replicas', () => {
+    const objects = render('default');
+    const writer = spec<{ selector: Record<string, string> }>(
+      find(objects, 'Service', 'parley-mysql'),
+    ).selector;
+    const reader = spec<{ selector: Record<string, string> }>(
+      find(objects, 'Service', 'parley-mysql-read'),
+    ).selector;
+    expect(writer['app.kubernetes.io/component']).toBe('mysql-primary');
+    expect(reader['app.kubernetes.io/component']).toBe('mysql-replica');
+    const env = envOf(workload(objects, 'Deployment', 'parley-api').spec.containers[0]!);
+    expect(env.get('MYSQL_HOST')!.value).toBe('parley-mysql');
+    expect(env.get('MYSQL_REPLICA_HOST')!.value).toBe('parley-mysql-read');
+    expect(
+      spec<{ maxUnavailable: number }>(find(objects, 'PodDisruptionBudget', 'parley-mysql-replica'))
+        .maxUnavailable,
+    ).toBe(1);
+  });
+
+  it('external: writer and reader endpoints, no in-cluster MySQL', () => {
+    const env = envOf(workload(render('external-data'), 'Deployment', 'parley-api').spec.containers[0]!);
+    expect(env.get('MYSQL_HOST')!.value).toBe('parley.cluster-abc123.eu-west-1.rds.amazonaws.com');
+    expect(env.get('MYSQL_REPLICA_HOST')!.value).toBe('parley.cluster-ro-abc123.eu-west-1.rds.amazonaws.com');
+  });
+});
+
+describe('NetworkPolicies', () => {
+  it.each(scenarios)(
+    '%s: every pod of the release is default-deny in both directions and may resolve DNS',
+    (scenario) => {
+      const objects = render(scenario);
+      for (const w of workloads(objects)) {
+        expect(isolated(objects, w.labels), w.object.metadata.name).toBe(true);
+        expect(dnsAllowed(objects, w.labels), w.object.metadata.name).toBe(true);
+      }
+    },
+  );
+
+  it('allows exactly the named paths inside the release', () => {
+    const objects = render('default');
+    const can = (from: string, to: string, port: number): boolean =>
+      allowed(objects, labelsOf(from), labelsOf(to), port);
+    for (const app of ['api', 'worker']) {
+      expect(can(app, 'redis', 6379)).toBe(true);
+      expect(can(app, 'redis', 26379)).toBe(true);
+      expect(can(app, 'mysql-primary', 3306)).toBe(true);
+      expect(can(app, 'mysql-replica', 3306)).toBe(true);
+    }
+    expect(can('migrations', 'mysql-primary', 3306)).toBe(true);
+    expect(can('mysql-replica', 'mysql-primary', 3306)).toBe(true);
+    expect(can('redis', 'redis', 26379)).toBe(true);
+    expect(can('test', 'api', 3000)).toBe(true);
+    // And nothing else.
+    expect(can('worker', 'api', 3000)).toBe(false);
+    expect(can('redis', 'mysql-primary', 3306)).toBe(false);
+    expect(can('mysql-primary', 'redis', 6379)).toBe(false);
+    expect(can('api', 'mysql-primary', 22)).toBe(false);
+    expect(can('test', 'redis', 6379)).toBe(false);
+  });
+
+  it('lets the ingress controller namespace reach the API and the app reach S3 over 443', () => {
+    const objects = render('default');
+    const api = find(objects, 'NetworkPolicy', 'parley-api');
+    expect(JSON.stringify(spec(api))).toContain('"kubernetes.io/metadata.name":"ingress"');
+    for (const app of ['api', 'worker'])
+      expect(egressToCidr(objects, labelsOf(app), 443)).toEqual(['0.0.0.0/0']);
+    expect(egressToCidr(objects, labelsOf('migrations'), 443)).toEqual([]);
+  });
+
+  it('external data: egress to the database and cache CIDRs on their ports', () => {
+    const objects = render('external-data');
+    expect(egressToCidr(objects, labelsOf('api'), 3306)).toEqual(['10.20.0.0/16']);
+    expect(egressToCidr(objects, labelsOf('api'), 6379)).toEqual(['10.20.0.0/16']);
+  });
+});
+
+describe('observability', () => {
+  it('a PodMonitor scrapes API and worker pods on both metrics ports', () => {
+    const monitor = spec<Record<string, unknown>>(find(render('gateway'), 'PodMonitor', 'parley'));
+    expect(monitor['podMetricsEndpoints']).toEqual([
+      { port: 'http', path: '/metrics', interval: '30s' },
+      { port: 'health', path: '/metrics', interval: '30s' },
+    ]);
+    expect(byKind(render('gateway'), 'ServiceMonitor')).toHaveLength(0);
+  });
+
+  it('a ServiceMonitor is the opt-in alternative and brings a worker metrics Service', () => {
+    const objects = render('haproxy');
+    expect(byKind(objects, 'ServiceMonitor')).toHaveLength(1);
+    expect(spec<{ clusterIP: string }>(find(objects, 'Service', 'parley-worker')).clusterIP).toBe('None');
+  });
+
+  it('a PrometheusRule alerts on error rate, p99, queue age, open breakers and replica lag', () => {
+    const rule = spec<{ groups: { rules: { alert: string; expr: string }[] }[] }>(
+      find(render('gateway'), 'PrometheusRule', 'parley'),
+    );
+    const alerts = Object.fromEntries(rule.groups[0]!.rules.map((r) => [r.alert, r.expr]));
+    expect(Object.keys(alerts)).toEqual([
+      'ParleyHighErrorRate',
+      'ParleyHighLatencyP99',
+      'ParleyQueueBacklogAge',
+      'ParleyCircuitBreakerOpen',
+      'ParleyMysqlReplicaLag',
+    ]);
+    expect(alerts['ParleyHighErrorRate']).toContain('status_code=~"5.."');
+    expect(alerts['ParleyHighLatencyP99']).toContain('histogram_quantile(0.99');
+    expect(alerts['ParleyQueueBacklogAge']).toContain('parley_queue_oldest_waiting_seconds');
+    expect(alerts['ParleyCircuitBreakerOpen']).toContain('circuit_breaker_state');
+  });
+
+  it('a Grafana dashboard ConfigMap with valid JSON for the sidecar', () => {
+    const cm = find(render('gateway'), 'ConfigMap', 'parley-dashboard');
+    expect(cm.metadata.labels?.['grafana_dashboard']).toBe('1');
+    const dashboard = JSON.parse((cm['data'] as Record<string, string>)['parley.json']!) as {
+      panels: unknown[];
+    };
+    expect(dashboard.panels.length).toBeGreaterThanOrEqual(6);
+  });
+});
+
+describe('helm test', () => {
+  it('a test hook pod checks /readyz through the API Service', () => {
+    const pod = find(render('default'), 'Pod', 'parley-test-readyz');
+    expect(isHook(pod)).toBe(true);
+    expect(annotations(pod)['helm.sh/hook']).toBe('test');
+    const c = spec<{ containers: Container[] }>(pod).containers[0]!;
+    expect(c.command!.at(-1)).toBe('http://parley-api:80/readyz');
+  });
+});
