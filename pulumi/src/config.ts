@@ -13,7 +13,7 @@ import { z } from 'zod';
 
 export const PROJECT = 'parley';
 
-// The service's own rule (service/src/config.ts, S3_*_BUCKET) ...
+// The service's rule for S3_*_BUCKET (service/src/config.ts), so a name Pulumi accepts starts the service.
 const SERVICE_BUCKET_RULE = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
 
 /** Problems with a bucket name, by the service's rule plus the S3 naming rules it does not check. */
@@ -24,7 +24,7 @@ export function bucketNameProblems(name: string): string[] {
       'must be 3-63 characters of a-z, 0-9, "." and "-", starting and ending with a letter or digit',
     );
   }
-  // ... and what it lets through: the TLS-only bucket policy needs virtual-hosted-style HTTPS,
+  // Legal in S3 but refused here: the TLS-only bucket policy needs virtual-hosted-style HTTPS,
   // whose wildcard certificate does not cover names with dots.
   if (name.includes('.'))
     problems.push('must not contain "." (breaks TLS for virtual-hosted-style requests)');
@@ -136,7 +136,11 @@ const StackConfigSchema = z
     image: z
       .object({
         repository: z.string().min(1),
-        tag: z.string().min(1).optional(),
+        tag: z
+          .string()
+          .min(1)
+          .refine((tag) => tag !== 'latest', 'must be an exact tag, not latest')
+          .optional(),
         digest: z
           .string()
           .regex(/^sha256:[0-9a-f]{64}$/, 'must be sha256:<64 hex>')

@@ -151,3 +151,14 @@ describe('an empty stack', () => {
     );
   });
 });
+
+describe('the image', () => {
+  it('must be pinned: no latest tag, digests in sha256 form', async () => {
+    const message = await configProblem({
+      ...dev,
+      'parley:image': { repository: 'ghcr.io/parley-chat/parley', tag: 'latest', digest: 'md5:abc' },
+    });
+    expect(message).toContain('parley:image.tag: must be an exact tag, not latest');
+    expect(message).toContain('parley:image.digest: must be sha256:<64 hex>');
+  });
+});
