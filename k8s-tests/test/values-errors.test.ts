@@ -1,0 +1,76 @@
+/**
+ * A wrong value must stop `helm template` (and so `helm install`) with a message that names it.
+ */
+import { describe, expect, it } from 'vitest';
+import { scenarioFile } from '../lib/objects.js';
+import { HelmError, renderChartText } from '../lib/render.js';
+
+async function failure(setValues: Record<string, string>, files: string[] = []): Promise<string> {
+  try {
+    await renderChartText(files, setValues);
+  } catch (error) {
+    if (error instanceof HelmError) return error.stderr;
+    throw error;
+  }
+  throw new Error(`helm template accepted ${JSON.stringify(setValues)}`);
+}
+
+describe('helm template rejects wrong values with a clear message', () => {
+  it.each([
+    [{ 'api.replica': '2' }, "additional properties 'replica' not allowed"],
+    [{ 'ingress.controller': 'nginx' }, "value must be one of 'nginx-inc', 'haproxy'"],
+    [{ 'image.tag': 'latest' }, '/image/tag'],
+    [{ 'image.digest': 'sha256:abc' }, '/image/digest'],
+    [{ 'config.logLevel': 'verbose' }, '/config/logLevel'],
+    [{ 's3.attachmentsBucket': 'Not_A_Bucket' }, '/s3/attachmentsBucket'],
+    [
+      { 'api.autoscaling.targetCPUUtilizationPercentage': '150' },
+      '/api/autoscaling/targetCPUUtilizationPercentage',
+    ],
+    [{ 'redis.external.url': 'http://cache:6379' }, '/redis/external/url'],
+  ])('schema: %o', async (values, message) => {
+    expect(await failure(values)).toContain(message);
+  });
+
+  it.each([
+    [
+      { 'ingress.enabled': 'true', 'gateway.enabled': 'true' },
+      'ingress.enabled and gateway.enabled are exclusive',
+    ],
+    [{ 'worker.keda.enabled': 'true' }, 'worker.keda.enabled and worker.autoscaling.enabled are exclusive'],
+    [{ 'mysql.enabled': 'false' }, 'mysql.enabled=false needs mysql.external.writerHost'],
+    [
+      { 'mysql.enabled': 'false', 'mysql.external.writerHost': 'db' },
+      'mysql.enabled=false needs secrets.existingSecret',
+    ],
+    [
+      { 'redis.enabled': 'false' },
+      'redis.enabled=false needs redis.external.url or redis.external.sentinels',
+    ],
+    [{ 'api.pdb.minAvailable': '2' }, 'api.pdb: set minAvailable or maxUnavailable, not both'],
+    [
+      { 'api.autoscaling.minReplicas': '12' },
+      'api.autoscaling.minReplicas (12) is greater than maxReplicas (10)',
+    ],
+    [{ 'api.terminationGracePeriodSeconds': '20' }, 'api.terminationGracePeriodSeconds (20) must exceed'],
+    [
+      { 'worker.terminationGracePeriodSeconds': '60' },
+      'worker.terminationGracePeriodSeconds (60) must exceed worker.longestJobSeconds (300)',
+    ],
+    [{ 'redis.replicas': '1' }, 'redis.sentinel.quorum (2) cannot exceed redis.replicas (1)'],
+    [
+      { 'metrics.podMonitor.enabled': 'true', 'metrics.serviceMonitor.enabled': 'true' },
+      'would scrape every pod twice',
+    ],
+    [{ 'redis.image.tag': 'latest' }, '/redis/image/tag'],
+  ])('cross-field rule: %o', async (values, message) => {
+    expect(await failure(values)).toContain(message);
+  });
+
+  it('refuses a session-affinity annotation on the Ingress', async () => {
+    const message = await failure({ 'ingress.annotations.nginx\\.com/sticky-cookie-services': 'x' }, [
+      scenarioFile('default'),
+    ]);
+    expect(message).toContain('session affinity is not supported');
+  });
+});
