@@ -87,6 +87,8 @@ const ingress = z
     className: z.string().min(1).optional(),
     clusterIssuer: z.string().min(1).optional(),
     tlsSecretName: dnsLabel.optional(),
+    /** Where the controller's pods run: the chart's NetworkPolicy lets only them reach the API. */
+    controllerNamespace: dnsLabel.optional(),
   })
   .strict();
 
@@ -103,6 +105,8 @@ const gateway = z
           .strict(),
       )
       .min(1),
+    /** Where the Gateway's proxy pods run (Envoy Gateway: its own namespace by default). */
+    proxyNamespace: dnsLabel.default('envoy-gateway-system'),
   })
   .strict();
 

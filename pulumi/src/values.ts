@@ -27,6 +27,16 @@ export interface ReleaseWiring {
 
 export type ChartValues = Record<string, unknown>;
 
+/** Default install namespaces of the F5 NGINX Ingress Controller and HAProxy Ingress charts. */
+const CONTROLLER_NAMESPACES = { 'nginx-inc': 'nginx-ingress', haproxy: 'haproxy-controller' } as const;
+
+/** The namespace whose pods (ingress controller or gateway proxies) carry traffic to the API. */
+function trafficNamespace(config: StackConfig): string {
+  if (config.gateway) return config.gateway.proxyNamespace;
+  const ingress = config.ingress!;
+  return ingress.controllerNamespace ?? CONTROLLER_NAMESPACES[ingress.controller];
+}
+
 export function chartValues(config: StackConfig, wiring: ReleaseWiring): ChartValues {
   const values: ChartValues = {
     config: { logLevel: config.logLevel },
@@ -61,7 +71,10 @@ export function chartValues(config: StackConfig, wiring: ReleaseWiring): ChartVa
       : { enabled: false },
     // S3 is the real thing on AWS; the in-cluster MinIO is for clusters without it.
     minio: { enabled: false },
-    networkPolicy: { enabled: true },
+    networkPolicy: {
+      enabled: true,
+      ingressNamespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': trafficNamespace(config) } },
+    },
   };
   if (config.image) values.image = { ...config.image };
   if (wiring.managed) {

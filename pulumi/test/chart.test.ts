@@ -79,6 +79,15 @@ describe.each(['dev', 'prod'] as const)('the %s stack rendered by the chart', (s
     }
   });
 
+  it('lets only the ingress controller or gateway proxies of the stack reach the API port', () => {
+    const expected = stack === 'dev' ? 'nginx-ingress' : 'envoy-gateway-system';
+    const [policy] = find(objects, 'NetworkPolicy', (o) => o.metadata.name === 'parley-api');
+    const sources = (policy.spec.ingress as Loose[]).flatMap((rule) => rule.from ?? []);
+    expect(sources).toContainEqual({
+      namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': expected } },
+    });
+  });
+
   it('runs the pods as the IRSA service account of the role Pulumi created', () => {
     const [account, ...others] = find(objects, 'ServiceAccount', (o) => o.metadata.name === 'parley');
     expect(others).toEqual([]);

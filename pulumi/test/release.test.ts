@@ -48,7 +48,10 @@ describe('the Helm release', () => {
       },
       gateway: { enabled: false },
       minio: { enabled: false },
-      networkPolicy: { enabled: true },
+      networkPolicy: {
+        enabled: true,
+        ingressNamespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'nginx-ingress' } },
+      },
       mysql: { enabled: true },
       redis: { enabled: true },
     });
@@ -79,7 +82,10 @@ describe('the Helm release', () => {
         hostnames: ['chat.example.com'],
       },
       minio: { enabled: false },
-      networkPolicy: { enabled: true },
+      networkPolicy: {
+        enabled: true,
+        ingressNamespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'envoy-gateway-system' } },
+      },
       mysql: {
         enabled: false,
         external: {
@@ -116,5 +122,18 @@ describe('the Helm release', () => {
     expect(Object.values(trust.Statement[0].Condition.StringEquals)).toContain(
       'system:serviceaccount:chat:parley-app',
     );
+  });
+});
+
+describe('traffic into the namespace', () => {
+  it.each([
+    [{ controller: 'haproxy' }, 'haproxy-controller'],
+    [{ controller: 'nginx-inc', controllerNamespace: 'edge' }, 'edge'],
+  ])('lets the ingress controller of %j reach the API from %s', async (ingress, namespace) => {
+    const { resources } = await runParley('dev', { ...exampleStack('dev'), 'parley:ingress': ingress });
+    const values = only(resources, 'kubernetes:helm.sh/v3:Release').inputs.values;
+    expect(values.networkPolicy.ingressNamespaceSelector).toEqual({
+      matchLabels: { 'kubernetes.io/metadata.name': namespace },
+    });
   });
 });
