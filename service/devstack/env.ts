@@ -1,7 +1,22 @@
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import type { MysqlStack, RedisStack, S3Stack } from './types.js';
 
+/** Secrets a stack makes for itself once: an Ed25519 JWT signing key and a backup key. */
+export function generateStackSecrets(): Record<string, string> {
+  const { privateKey } = generateKeyPairSync('ed25519');
+  return {
+    JWT_PRIVATE_KEY: privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(),
+    BACKUP_ENCRYPTION_KEY: randomBytes(32).toString('base64'),
+  };
+}
+
 /** Maps a stack to the service's environment contract (service/src/config.ts). */
-export function serviceEnv(mysql: MysqlStack, redis: RedisStack, s3: S3Stack): Record<string, string> {
+export function serviceEnv(
+  mysql: MysqlStack,
+  redis: RedisStack,
+  s3: S3Stack,
+  secrets: Record<string, string>,
+): Record<string, string> {
   const redisEnv: Record<string, string> =
     redis.sentinels.length > 0
       ? {
@@ -31,5 +46,6 @@ export function serviceEnv(mysql: MysqlStack, redis: RedisStack, s3: S3Stack): R
     S3_SECRET_ACCESS_KEY: s3.secretAccessKey,
     S3_ATTACHMENTS_BUCKET: s3.buckets.attachments,
     S3_BACKUPS_BUCKET: s3.buckets.backups,
+    ...secrets,
   };
 }

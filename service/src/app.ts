@@ -1,52 +1,61 @@
-import { OpenAPIHono, type Hook } from '@hono/zod-openapi';
+import type { OpenAPIHono } from '@hono/zod-openapi';
 import type { Redis } from 'ioredis';
 import { bodyLimit } from 'hono/body-limit';
+import { compress } from 'hono/compress';
 import { methodNotAllowed } from 'hono/method-not-allowed';
 import { requestId } from 'hono/request-id';
 import { secureHeaders } from 'hono/secure-headers';
 import type { Config } from './config.js';
+import { loadSigningKey } from './features/auth/keys.js';
+import { authRepository } from './features/auth/repository.js';
+import { authRoutes } from './features/auth/routes.js';
+import { authService } from './features/auth/service.js';
+import { TokenService } from './features/auth/tokens.js';
 import { dependencyChecks } from './features/health/checks.js';
 import { healthRoutes } from './features/health/routes.js';
+import { messagesRepository } from './features/messages/repository.js';
+import { messageRoutes } from './features/messages/routes.js';
+import { messagesService } from './features/messages/service.js';
+import { roomsRepository } from './features/rooms/repository.js';
+import { roomRoutes } from './features/rooms/routes.js';
+import { roomsService } from './features/rooms/service.js';
+import { requireAuth } from './http/auth.js';
 import { requireJsonBody } from './http/content-type.js';
 import { handleError, handleNotFound } from './http/errors.js';
-import { ProblemError, ValidationFailed } from './http/problem.js';
+import { idempotency } from './http/idempotency.js';
+import { ProblemError } from './http/problem.js';
+import { RateLimits } from './http/rate-limit.js';
 import { requestContext } from './http/request-context.js';
+import { createRouter } from './http/router.js';
 import type { AppEnv } from './http/types.js';
+import { Cache } from './platform/cache.js';
+import { openDependencies, type Dependencies } from './platform/dependencies.js';
 import type { Lifecycle } from './platform/lifecycle.js';
 import type { Logger } from './platform/logger.js';
 import type { Metrics } from './platform/metrics.js';
 import type { Database } from './platform/mysql.js';
+import { PubSub } from './platform/pubsub.js';
 
-export interface AppDeps {
-  config: Pick<Config, 'http' | 'readinessTimeoutMs' | 'instanceId'>;
+export type App = OpenAPIHono<AppEnv>;
+
+export interface AppDeps extends Dependencies {
+  config: Config;
   logger: Logger;
+  metrics: Metrics;
+  lifecycle: Lifecycle;
+  pubsub: PubSub;
+  tokens: TokenService;
+  cache: Cache;
+  rateLimits: RateLimits;
+}
+
+export function healthFor(deps: {
+  config: Pick<Config, 'readinessTimeoutMs' | 'instanceId'>;
   metrics: Metrics;
   lifecycle: Lifecycle;
   db: Database;
   redis: Redis;
-}
-
-export type App = OpenAPIHono<AppEnv>;
-
-const TARGET_NAMES: Record<string, string> = {
-  json: 'body',
-  query: 'query',
-  param: 'path',
-  header: 'header',
-};
-
-/** zod failures become one 400 problem listing every bad field, never a 500. */
-const validationHook: Hook<unknown, AppEnv, string, unknown> = (result) => {
-  if (result.success) return;
-  const where = TARGET_NAMES[result.target] ?? result.target;
-  const errors = result.error.issues.map((issue) => ({
-    path: [where, ...issue.path].join('.'),
-    message: issue.message,
-  }));
-  throw new ValidationFailed(errors.map((error) => `${error.path}: ${error.message}`).join('; '), errors);
-};
-
-export function healthFor(deps: Pick<AppDeps, 'config' | 'metrics' | 'lifecycle' | 'db' | 'redis'>) {
+}) {
   return healthRoutes({
     checks: dependencyChecks(deps.db, deps.redis),
     timeoutMs: deps.config.readinessTimeoutMs,
@@ -56,9 +65,40 @@ export function healthFor(deps: Pick<AppDeps, 'config' | 'metrics' | 'lifecycle'
   });
 }
 
+/** Opens every connection and service the API needs, each registered with the lifecycle. */
+export async function openApiDeps(config: Config, logger: Logger, metrics: Metrics, lifecycle: Lifecycle): Promise<AppDeps> {
+  const dependencies = openDependencies(config, logger, metrics, lifecycle);
+  const { redis, breakers } = dependencies;
+  const pubsub = new PubSub(config.redis, redis, logger);
+  lifecycle.register('redis subscriber', () => pubsub.close());
+  if (!config.auth.privateKeyPem) throw new Error('the API needs JWT_PRIVATE_KEY');
+  const tokens = new TokenService(
+    await loadSigningKey(config.auth.privateKeyPem),
+    config.auth,
+    redis,
+    breakers.redis,
+    pubsub,
+    logger,
+    metrics.registry,
+  );
+  await tokens.start();
+  return {
+    ...dependencies,
+    config,
+    logger,
+    metrics,
+    lifecycle,
+    pubsub,
+    tokens,
+    cache: new Cache(redis, breakers.redis, metrics.registry),
+    rateLimits: new RateLimits(redis, breakers.redis, config.rateLimits, metrics.registry, logger),
+  };
+}
+
 /** Builds the API from explicit dependencies; tests build the same app against their own servers. */
 export function createApp(deps: AppDeps): App {
-  const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
+  const { config, tokens, rateLimits } = deps;
+  const app = createRouter();
 
   app.use(requestId({ headerName: 'X-Request-Id' }));
   app.use(requestContext(deps.logger, deps.metrics));
@@ -86,21 +126,32 @@ export function createApp(deps: AppDeps): App {
   app.use(
     '/v1/*',
     bodyLimit({
-      maxSize: deps.config.http.bodyLimitBytes,
+      maxSize: config.http.bodyLimitBytes,
       onError: () => {
-        throw new ProblemError(
-          413,
-          'payload-too-large',
-          'Payload Too Large',
-          `request bodies are limited to ${deps.config.http.bodyLimitBytes} bytes`,
-        );
+        throw new ProblemError(413, 'payload-too-large', 'Payload Too Large', `request bodies are limited to ${config.http.bodyLimitBytes} bytes`);
       },
     }),
     requireJsonBody(),
+    // Large JSON pages compress well; probes and /metrics scrapes stay uncompressed.
+    compress({ threshold: 1_024 }),
   );
 
   app.route('/', healthFor(deps));
 
+  const auth = authService(authRepository(deps.db), tokens, config.auth.refreshTokenTtlSeconds);
+  app.route('/', authRoutes({ auth, tokens, rateLimits, trustedProxyHops: config.trustedProxyHops }));
+
+  // Everything under /v1/rooms needs a signed-in user, limited per user across all processes.
+  for (const path of ['/v1/rooms', '/v1/rooms/*']) {
+    app.use(path, requireAuth(tokens), rateLimits.middleware('api', (c) => `user:${c.get('principal').userId}`));
+  }
+  const common = { redis: deps.redis, redisBreaker: deps.breakers.redis, pubsub: deps.pubsub, instanceId: config.instanceId };
+  const rooms = roomsService({ ...common, repository: roomsRepository(deps.db), cache: deps.cache });
+  const messages = messagesService({ ...common, repository: messagesRepository(deps.db), rooms });
+  app.route('/', roomRoutes(rooms));
+  app.route('/', messageRoutes(messages, idempotency({ redis: deps.redis, breaker: deps.breakers.redis })));
+
+  app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' });
   app.doc31('/openapi.json', {
     openapi: '3.1.0',
     info: { title: 'Parley API', version: '1.0.0', description: 'Chat rooms, messages and live events.' },

@@ -29,6 +29,14 @@ const optionalText = z
   .string()
   .optional()
   .transform((value) => (value === '' ? undefined : value));
+const rateLimit = z
+  .string()
+  .regex(/^\d+\/\d+$/, 'must be "points/seconds", e.g. 600/60')
+  .transform((value) => {
+    const [points, seconds] = value.split('/').map(Number) as [number, number];
+    return { points, seconds };
+  })
+  .refine((limit) => limit.points > 0 && limit.seconds > 0, 'points and seconds must be positive');
 const hostPortList = z
   .string()
   .min(1)
@@ -77,6 +85,17 @@ const EnvSchema = z.object({
   REDIS_PASSWORD: optionalText,
   REDIS_SENTINEL_PASSWORD: optionalText,
 
+  JWT_PRIVATE_KEY: optionalText,
+  JWT_ISSUER: z.string().min(1).default('parley'),
+  ACCESS_TOKEN_TTL_SECONDS: z.coerce.number().int().min(30).max(86_400).default(900),
+  REFRESH_TOKEN_TTL_SECONDS: z.coerce.number().int().min(300).max(31_536_000).default(2_592_000),
+  // "points/seconds" per tier; the limits are shared by every API process through Redis.
+  RATE_LIMIT_AUTH: rateLimit.prefault('5/900'),
+  RATE_LIMIT_API: rateLimit.prefault('600/60'),
+  RATE_LIMIT_UPLOAD: rateLimit.prefault('60/60'),
+  // Proxies in front of the API that append to X-Forwarded-For (the ingress controller: 1).
+  TRUSTED_PROXY_HOPS: z.coerce.number().int().min(0).max(5).default(0),
+
   S3_REGION: z.string().min(1).default('us-east-1'),
   S3_ENDPOINT: z.url().optional(),
   S3_FORCE_PATH_STYLE: z.stringbool().default(false),
@@ -88,9 +107,12 @@ const EnvSchema = z.object({
 
 // Rules across variables. Kept outside the schema because zod skips refinements while any field is
 // invalid, and the operator should see every problem in one go.
-function crossVariableProblems(env: Environment): string[] {
+function crossVariableProblems(env: Environment, role: Role): string[] {
   const set = (name: string) => env[name] !== undefined && env[name] !== '';
   const problems: string[] = [];
+  if (role === 'api' && !set('JWT_PRIVATE_KEY')) {
+    problems.push('JWT_PRIVATE_KEY: is required by the API (a PKCS8 PEM Ed25519 key, or JWT_PRIVATE_KEY_FILE)');
+  }
   if (set('REDIS_URL') && set('REDIS_SENTINELS'))
     problems.push('REDIS_URL: set REDIS_URL or REDIS_SENTINELS, not both');
   if (!set('REDIS_URL') && !set('REDIS_SENTINELS'))
@@ -120,6 +142,11 @@ export type RedisConfig =
       sentinelPassword: string | undefined;
     };
 
+export interface RateLimitTier {
+  points: number;
+  seconds: number;
+}
+
 export interface Config {
   env: Env['NODE_ENV'];
   logLevel: Env['LOG_LEVEL'];
@@ -138,6 +165,15 @@ export interface Config {
     migration: { user: string; password: string };
   };
   redis: RedisConfig;
+  auth: {
+    /** PKCS8 PEM of the Ed25519 signing key; required by the API (see loadConfig's role). */
+    privateKeyPem: string | undefined;
+    issuer: string;
+    accessTokenTtlSeconds: number;
+    refreshTokenTtlSeconds: number;
+  };
+  rateLimits: { auth: RateLimitTier; api: RateLimitTier; upload: RateLimitTier };
+  trustedProxyHops: number;
   s3: {
     region: string;
     endpoint: string | undefined;
@@ -231,6 +267,14 @@ function toConfig(env: Env): Config {
           password: env.REDIS_PASSWORD,
           sentinelPassword: env.REDIS_SENTINEL_PASSWORD,
         },
+    auth: {
+      privateKeyPem: env.JWT_PRIVATE_KEY,
+      issuer: env.JWT_ISSUER,
+      accessTokenTtlSeconds: env.ACCESS_TOKEN_TTL_SECONDS,
+      refreshTokenTtlSeconds: env.REFRESH_TOKEN_TTL_SECONDS,
+    },
+    rateLimits: { auth: env.RATE_LIMIT_AUTH, api: env.RATE_LIMIT_API, upload: env.RATE_LIMIT_UPLOAD },
+    trustedProxyHops: env.TRUSTED_PROXY_HOPS,
     s3: {
       region: env.S3_REGION,
       endpoint: env.S3_ENDPOINT,
@@ -265,9 +309,12 @@ function parseEnvironment<Schema extends z.ZodType<object>>(
   return parsed.data;
 }
 
+/** Which process reads the config: the API also needs the JWT signing key. */
+export type Role = 'api' | 'worker';
+
 /** Parses the environment; throws ConfigError listing every problem at once. */
-export function loadConfig(environment: Environment = process.env): Config {
-  return toConfig(parseEnvironment(EnvSchema, environment, crossVariableProblems));
+export function loadConfig(environment: Environment = process.env, role: Role = 'worker'): Config {
+  return toConfig(parseEnvironment(EnvSchema, environment, (env) => crossVariableProblems(env, role)));
 }
 
 export type MigrationConfig = Pick<Config, 'logLevel' | 'instanceId' | 'mysql'>;
@@ -289,5 +336,5 @@ export function exitOnConfigError<T>(load: () => T): T {
   }
 }
 
-export const loadConfigOrExit = (environment: Environment = process.env): Config =>
-  exitOnConfigError(() => loadConfig(environment));
+export const loadConfigOrExit = (role: Role, environment: Environment = process.env): Config =>
+  exitOnConfigError(() => loadConfig(environment, role));

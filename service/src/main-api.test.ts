@@ -78,7 +78,7 @@ describe('the API process', () => {
       expect(await api.exited).toBe(0);
       console.info(`api exited ${(performance.now() - signalledAt).toFixed(0)} ms after SIGTERM`);
       const closed = api.logs.filter((line) => line.msg === 'closed').map((line) => line.resource);
-      expect(closed).toEqual(['api server', 'redis', 'mysql', 'management server']);
+      expect(closed).toEqual(['api server', 'redis subscriber', 'redis', 'mysql', 'management server']);
     } finally {
       process.kill(mysqlPid, 'SIGCONT');
     }

@@ -1,28 +1,22 @@
-import { createApp, healthFor } from './app.js';
+import { createApp, healthFor, openApiDeps } from './app.js';
 import { loadConfigOrExit } from './config.js';
-import { openDependencies } from './platform/dependencies.js';
 import { listen } from './platform/http-server.js';
 import { Lifecycle } from './platform/lifecycle.js';
 import { createLogger } from './platform/logger.js';
 import { createMetrics } from './platform/metrics.js';
 
-const config = loadConfigOrExit();
+const config = loadConfigOrExit('api');
 const logger = createLogger(config, 'api');
 const lifecycle = new Lifecycle(logger);
 const metrics = createMetrics();
 
-// Closers run in reverse: the API port drains first, then Redis and MySQL close, and the
-// management port (probes answer 503, metrics stay scrapeable during the drain) closes last.
-const { db, redis } = openDependencies(config, logger, metrics, lifecycle);
-const management = await listen(
-  healthFor({ config, metrics, lifecycle, db, redis }).fetch,
-  config.http.host,
-  config.http.managementPort,
-);
+// Closers run in reverse: the API port drains first, then the clients close, and the management
+// port (probes answer 503, metrics stay scrapeable during the drain) closes last.
+const deps = await openApiDeps(config, logger, metrics, lifecycle);
+const management = await listen(healthFor(deps).fetch, config.http.host, config.http.managementPort);
 lifecycle.registerLast('management server', () => management.close(1_000));
 
-const app = createApp({ config, logger, metrics, lifecycle, db, redis });
-const api = await listen(app.fetch, config.http.host, config.http.port);
+const api = await listen(createApp(deps).fetch, config.http.host, config.http.port);
 lifecycle.register('api server', () => api.close(config.shutdownGraceMs));
 
 lifecycle.exitOnSignals();

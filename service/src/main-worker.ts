@@ -16,7 +16,7 @@ import { createLogger } from './platform/logger.js';
 import { createMetrics } from './platform/metrics.js';
 import { createQueue, createWorker, QUEUES, registerQueueMetrics } from './platform/queues.js';
 
-const config = loadConfigOrExit();
+const config = loadConfigOrExit('worker');
 const logger = createLogger(config, 'worker');
 const lifecycle = new Lifecycle(logger);
 const metrics = createMetrics();

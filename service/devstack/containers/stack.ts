@@ -1,6 +1,6 @@
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { GenericContainer, getContainerRuntimeClient, Wait, type StartedTestContainer } from 'testcontainers';
-import { serviceEnv } from '../env.js';
+import { generateStackSecrets, serviceEnv } from '../env.js';
 import { ADMIN, adminQuery, assembleMysqlStack } from '../mysql-topology.js';
 import { freePorts } from '../ports.js';
 import {
@@ -214,12 +214,13 @@ export async function startContainerDevstack(options: DevstackOptions = {}): Pro
         .then(() => assembleRedisStack(nodes, sentinels)),
       startMinio(s3Port, consolePort, track),
     ]);
+    const secrets = generateStackSecrets();
     return {
       provider: 'containers',
       mysql,
       redis,
       s3,
-      env: () => serviceEnv(mysql, redis, s3),
+      env: () => serviceEnv(mysql, redis, s3, secrets),
       pids: () => [],
       stop,
     };

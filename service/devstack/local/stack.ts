@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { serviceEnv } from '../env.js';
+import { generateStackSecrets, serviceEnv } from '../env.js';
 import { freePorts } from '../ports.js';
 import type { Devstack, DevstackOptions, ServerControl } from '../types.js';
 import { registerForCleanup, STACK_DIR_PREFIX, sweepAbandonedStacks } from './cleanup.js';
@@ -59,12 +59,13 @@ export async function startLocalDevstack(options: DevstackOptions = {}): Promise
     );
     throw new Error(`devstack (local) failed to start:\n${reasons.join('\n')}`);
   }
+  const secrets = generateStackSecrets();
   return {
     provider: 'local',
     mysql: mysql.value,
     redis: redis.value,
     s3: s3.value,
-    env: () => serviceEnv(mysql.value, redis.value, s3.value),
+    env: () => serviceEnv(mysql.value, redis.value, s3.value, secrets),
     pids,
     stop,
   };

@@ -29,6 +29,28 @@ export const users = mysqlTable('users', {
   createdAt: createdAt(),
 });
 
+/**
+ * Refresh tokens, stored only as SHA-256 hashes. Each login starts a family; every refresh rotates
+ * to a new token in the family. Presenting a token that was already rotated means it leaked: the
+ * whole family is revoked, and so are its access tokens (their `sid` is the family id).
+ */
+export const refreshTokens = mysqlTable(
+  'refresh_tokens',
+  {
+    id: char('id', { length: 36 }).primaryKey(),
+    userId: char('user_id', { length: 36 })
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    familyId: char('family_id', { length: 36 }).notNull(),
+    tokenHash: char('token_hash', { length: 64 }).notNull().unique('refresh_tokens_hash_unique'),
+    expiresAt: datetime('expires_at', { mode: 'date', fsp: 3 }).notNull(),
+    rotatedAt: datetime('rotated_at', { mode: 'date', fsp: 3 }),
+    revokedAt: datetime('revoked_at', { mode: 'date', fsp: 3 }),
+    createdAt: createdAt(),
+  },
+  (table) => [index('refresh_tokens_family_idx').on(table.familyId)],
+);
+
 export const rooms = mysqlTable(
   'rooms',
   {

@@ -36,7 +36,7 @@ beforeAll(async () => {
     { mysqlReplica: false, redisTopology: 'single' },
     { BODY_LIMIT_BYTES: '2048' },
   );
-  subject = buildTestApp(testStack.config);
+  subject = await buildTestApp(testStack.config);
   subject.app.openapi(probeRoute, (c) => c.json({ ok: true }, 200));
   subject.app.get('/v1/explode', () => {
     throw new Error('database password is hunter2 at /srv/app/secret.ts:12');

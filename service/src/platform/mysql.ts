@@ -22,6 +22,21 @@ const CONNECTION_ERROR_CODES = new Set([
   'ER_OPTION_PREVENTS_STATEMENT', // a write reached a read-only server (a demoted primary)
 ]);
 
+/** The MySQL error code of `error` or of what it wraps (drizzle wraps driver errors in `cause`). */
+export function mysqlErrorCode(error: unknown): string | undefined {
+  for (let current = error, depth = 0; current instanceof Error && depth < 5; current = current.cause, depth++) {
+    const code = (current as { code?: unknown }).code;
+    if (typeof code === 'string' && code.startsWith('ER_')) return code;
+  }
+  return undefined;
+}
+
+/** A unique key said no: the row exists (a retried insert, a taken username). */
+export const isDuplicateKey = (error: unknown) => mysqlErrorCode(error) === 'ER_DUP_ENTRY';
+
+/** A foreign key said no: the referenced row (a user, a room) does not exist. */
+export const isMissingReference = (error: unknown) => mysqlErrorCode(error) === 'ER_NO_REFERENCED_ROW_2';
+
 /** True for errors that mean "the server is not usable"; drizzle wraps driver errors, so follow `cause`. */
 export function isConnectionError(error: unknown): boolean {
   for (

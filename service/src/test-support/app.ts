@@ -1,22 +1,19 @@
 import { Writable } from 'node:stream';
-import { createApp, type App } from '../app.js';
+import { createApp, openApiDeps, type App, type AppDeps } from '../app.js';
 import type { Config } from '../config.js';
-import { openDependencies, type Dependencies } from '../platform/dependencies.js';
 import { Lifecycle } from '../platform/lifecycle.js';
 import { createLogger } from '../platform/logger.js';
-import { createMetrics, type Metrics } from '../platform/metrics.js';
+import { createMetrics } from '../platform/metrics.js';
 
-export interface TestApp extends Dependencies {
+export interface TestApp extends AppDeps {
   app: App;
-  metrics: Metrics;
-  lifecycle: Lifecycle;
   /** Every JSON line the app logged. */
   logLines: Record<string, unknown>[];
   close(): Promise<void>;
 }
 
 /** The real app and adapters, in this process, against a test stack; logs are captured, not printed. */
-export function buildTestApp(config: Config): TestApp {
+export async function buildTestApp(config: Config): Promise<TestApp> {
   const logLines: Record<string, unknown>[] = [];
   const capture = new Writable({
     write(chunk: Buffer, _encoding, done) {
@@ -26,22 +23,6 @@ export function buildTestApp(config: Config): TestApp {
   });
   const logger = createLogger({ ...config, logLevel: 'info' }, 'api', capture);
   const lifecycle = new Lifecycle(logger);
-  const metrics = createMetrics();
-  const dependencies = openDependencies(config, logger, metrics, lifecycle);
-  const app = createApp({
-    config,
-    logger,
-    metrics,
-    lifecycle,
-    db: dependencies.db,
-    redis: dependencies.redis,
-  });
-  return {
-    app,
-    metrics,
-    lifecycle,
-    logLines,
-    ...dependencies,
-    close: () => lifecycle.shutdown('test finished'),
-  };
+  const deps = await openApiDeps(config, logger, createMetrics(), lifecycle);
+  return { ...deps, app: createApp(deps), logLines, close: () => lifecycle.shutdown('test finished') };
 }

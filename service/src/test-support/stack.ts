@@ -29,7 +29,7 @@ export async function startTestStack(
   const stack = await startDevstack(options);
   try {
     const env = { ...TEST_ENV, ...stack.env(), ...overrides };
-    const config = loadConfig(env);
+    const config = loadConfig(env, 'api');
     await runMigrations(config.mysql, createLogger({ ...config, logLevel: 'silent' }, 'migrate'));
     return { stack, config, env };
   } catch (error) {

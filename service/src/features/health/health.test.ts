@@ -17,7 +17,7 @@ let subject: TestApp;
 
 beforeAll(async () => {
   testStack = await startTestStack({ redisTopology: 'single' });
-  subject = buildTestApp(testStack.config);
+  subject = await buildTestApp(testStack.config);
 });
 afterAll(async () => {
   await subject?.close();

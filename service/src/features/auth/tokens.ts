@@ -1,0 +1,145 @@
+import { randomUUID } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import { createLocalJWKSet, jwtVerify, SignJWT, type JWTPayload } from 'jose';
+import { LRUCache } from 'lru-cache';
+import { Counter, type Registry } from 'prom-client';
+import type { Breaker } from '../../platform/breakers.js';
+import type { Logger } from '../../platform/logger.js';
+import type { PubSub } from '../../platform/pubsub.js';
+import type { SigningKey } from './keys.js';
+
+export interface Principal {
+  userId: string;
+  /** Session id: the refresh-token family this access token belongs to. */
+  sessionId: string;
+  /** Expiry, seconds since the epoch. */
+  exp: number;
+}
+
+export class InvalidToken extends Error {
+  constructor(reason: string) {
+    super(reason);
+    this.name = 'InvalidToken';
+  }
+}
+
+const REVOCATIONS_CHANNEL = 'parley:auth:revocations';
+const AUDIENCE = 'parley-api';
+const revokedKey = (sessionId: string) => `parley:auth:revoked:${sessionId}`;
+
+/**
+ * Issues and verifies access tokens. Verification is cached per token in a bounded LRU whose entry
+ * lives exactly until the token's `exp`, so the hit path costs a map lookup instead of an Ed25519
+ * verify. Revoking a session reaches every process at once: a Redis key (checked on every cache
+ * miss) plus a pub/sub message that evicts the session's tokens from every process's cache. If the
+ * subscription drops, the cache is cleared, since a revocation may have been missed.
+ */
+export class TokenService {
+  private readonly cache: LRUCache<string, Principal>;
+  private readonly keySet: ReturnType<typeof createLocalJWKSet>;
+  private readonly lookups: Counter<'result'>;
+
+  constructor(
+    private readonly key: SigningKey,
+    private readonly options: { issuer: string; accessTokenTtlSeconds: number },
+    private readonly redis: Redis,
+    private readonly redisBreaker: Breaker,
+    private readonly pubsub: PubSub,
+    private readonly logger: Logger,
+    registry: Registry,
+    cacheSize = 50_000,
+  ) {
+    this.cache = new LRUCache({ max: cacheSize, ttlAutopurge: false });
+    this.keySet = createLocalJWKSet({ keys: [key.jwk] });
+    this.lookups = new Counter({
+      name: 'parley_jwt_verify_total',
+      help: 'Access token verifications by result (cache_hit, verified, rejected)',
+      labelNames: ['result'] as const,
+      registers: [registry],
+    });
+    pubsub.onResubscribed(() => {
+      logger.warn('revocation channel reconnected: clearing the token cache');
+      this.cache.clear();
+    });
+  }
+
+  /** Subscribes to revocations; call once at start-up. */
+  async start(): Promise<void> {
+    await this.pubsub.subscribe(REVOCATIONS_CHANNEL, (message) => {
+      const { sessionId } = message as { sessionId?: string };
+      if (typeof sessionId === 'string') this.evictSession(sessionId);
+    });
+  }
+
+  get jwks(): { keys: object[] } {
+    return { keys: [this.key.jwk] };
+  }
+
+  async issueAccessToken(userId: string, sessionId: string): Promise<{ token: string; expiresIn: number }> {
+    const token = await new SignJWT({ sid: sessionId })
+      .setProtectedHeader({ alg: 'EdDSA', kid: this.key.kid, typ: 'at+jwt' })
+      .setSubject(userId)
+      .setIssuer(this.options.issuer)
+      .setAudience(AUDIENCE)
+      .setJti(randomUUID())
+      .setIssuedAt()
+      .setExpirationTime(`${this.options.accessTokenTtlSeconds}s`)
+      .sign(this.key.privateKey);
+    return { token, expiresIn: this.options.accessTokenTtlSeconds };
+  }
+
+  async verifyAccessToken(token: string): Promise<Principal> {
+    const cached = this.cache.get(token);
+    if (cached && cached.exp * 1000 > Date.now()) {
+      this.lookups.inc({ result: 'cache_hit' });
+      return cached;
+    }
+    let payload: JWTPayload;
+    try {
+      ({ payload } = await jwtVerify(token, this.keySet, {
+        issuer: this.options.issuer,
+        audience: AUDIENCE,
+        algorithms: ['EdDSA'],
+        typ: 'at+jwt',
+        requiredClaims: ['sub', 'exp', 'sid'],
+      }));
+    } catch (error) {
+      this.lookups.inc({ result: 'rejected' });
+      throw new InvalidToken((error as Error).message);
+    }
+    const principal: Principal = { userId: payload.sub!, sessionId: String(payload.sid), exp: payload.exp! };
+    if (await this.isRevoked(principal.sessionId)) {
+      this.lookups.inc({ result: 'rejected' });
+      throw new InvalidToken('the session was revoked');
+    }
+    this.lookups.inc({ result: 'verified' });
+    const ttl = principal.exp * 1000 - Date.now();
+    if (ttl > 0) this.cache.set(token, principal, { ttl });
+    return principal;
+  }
+
+  /** Revokes every access token of a session, on every process. */
+  async revokeSession(sessionId: string): Promise<void> {
+    this.evictSession(sessionId);
+    await this.redisBreaker.run(() =>
+      this.redis.set(revokedKey(sessionId), '1', 'EX', this.options.accessTokenTtlSeconds + 60),
+    );
+    await this.pubsub.publish(REVOCATIONS_CHANNEL, { sessionId });
+  }
+
+  private async isRevoked(sessionId: string): Promise<boolean> {
+    try {
+      return (await this.redisBreaker.run(() => this.redis.exists(revokedKey(sessionId)))) === 1;
+    } catch (error) {
+      // Redis down: accept the signed token (reads keep working); revocations resume with Redis.
+      this.logger.warn({ err: error }, 'revocation list unavailable; accepting a validly signed token');
+      return false;
+    }
+  }
+
+  private evictSession(sessionId: string): void {
+    for (const [token, principal] of this.cache.entries()) {
+      if (principal.sessionId === sessionId) this.cache.delete(token);
+    }
+  }
+}

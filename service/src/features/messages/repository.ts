@@ -1,0 +1,79 @@
+import { and, asc, desc, eq, gt, lt } from 'drizzle-orm';
+import { messages } from '../../db/schema.js';
+import type { Database, Db } from '../../platform/mysql.js';
+
+export interface Message {
+  id: string;
+  roomId: string;
+  authorId: string;
+  body: string;
+  createdAt: string;
+}
+
+const toMessage = (row: typeof messages.$inferSelect): Message => ({
+  id: String(row.id),
+  roomId: row.roomId,
+  authorId: row.authorId,
+  body: row.body,
+  createdAt: row.createdAt.toISOString(),
+});
+
+export interface Page {
+  before?: number;
+  after?: number;
+  limit: number;
+}
+
+export function messagesRepository(db: Database) {
+  const byId = (database: Db, id: number) => database.select().from(messages).where(eq(messages.id, id)).limit(1);
+
+  return {
+    /** Inserts and reads the row back from the primary (drizzle's MySQL dialect has no RETURNING). */
+    async insert(message: { roomId: string; authorId: string; body: string; idempotencyKey: string }): Promise<Message> {
+      return db.write(async (database) => {
+        const [{ id }] = (await database.insert(messages).values(message).$returningId()) as [{ id: number }];
+        const [row] = await byId(database, id);
+        return toMessage(row!);
+      });
+    },
+
+    async findByIdempotencyKey(roomId: string, authorId: string, idempotencyKey: string) {
+      const [row] = await db.write((database) =>
+        database
+          .select()
+          .from(messages)
+          .where(and(eq(messages.roomId, roomId), eq(messages.authorId, authorId), eq(messages.idempotencyKey, idempotencyKey)))
+          .limit(1),
+      );
+      return row ? toMessage(row) : undefined;
+    },
+
+    /**
+     * Newest first. `before`: the page older than that id. `after`: the `limit` messages right after
+     * that id (so catching up leaves no gap), still returned newest first.
+     */
+    async page(roomId: string, page: Page, fromPrimary: boolean): Promise<Message[]> {
+      const query = (database: Db) => {
+        if (page.after !== undefined) {
+          return database
+            .select()
+            .from(messages)
+            .where(and(eq(messages.roomId, roomId), gt(messages.id, page.after)))
+            .orderBy(asc(messages.id))
+            .limit(page.limit)
+            .then((rows) => rows.reverse());
+        }
+        return database
+          .select()
+          .from(messages)
+          .where(page.before !== undefined ? and(eq(messages.roomId, roomId), lt(messages.id, page.before)) : eq(messages.roomId, roomId))
+          .orderBy(desc(messages.id))
+          .limit(page.limit);
+      };
+      const rows = await (fromPrimary ? db.write(query) : db.read(query));
+      return rows.map(toMessage);
+    },
+  };
+}
+
+export type MessagesRepository = ReturnType<typeof messagesRepository>;

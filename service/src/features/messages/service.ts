@@ -1,0 +1,64 @@
+import type { Redis } from 'ioredis';
+import { ProblemError } from '../../http/problem.js';
+import type { Breaker } from '../../platform/breakers.js';
+import { isDuplicateKey } from '../../platform/mysql.js';
+import type { PubSub } from '../../platform/pubsub.js';
+import { publishRoomEvent } from '../rooms/events.js';
+import type { RoomsService } from '../rooms/service.js';
+import type { Message, MessagesRepository, Page } from './repository.js';
+
+// Replica lag here is milliseconds; 5 s of reading one's own room from the primary covers a
+// lagging replica without sending everybody's reads there.
+const READ_YOUR_WRITES_MS = 5_000;
+const recentWriteKey = (userId: string, roomId: string) => `parley:ryw:${userId}:${roomId}`;
+
+export function messagesService(deps: {
+  repository: MessagesRepository;
+  rooms: RoomsService;
+  redis: Redis;
+  redisBreaker: Breaker;
+  pubsub: PubSub;
+  instanceId: string;
+}) {
+  const { repository } = deps;
+
+  return {
+    /**
+     * Posts a message. The (room, author, key) unique key is the last guard against a duplicate: if
+     * the same key was used before (a retry that bypassed the Redis idempotency layer), the stored
+     * message is returned when the body matches, and 422 when it does not.
+     */
+    async post(authorId: string, roomId: string, body: string, idempotencyKey: string): Promise<{ message: Message; replayed: boolean }> {
+      await deps.rooms.memberRoom(authorId, roomId);
+      let message: Message;
+      try {
+        message = await repository.insert({ roomId, authorId, body, idempotencyKey });
+      } catch (error) {
+        if (!isDuplicateKey(error)) throw error;
+        const existing = await repository.findByIdempotencyKey(roomId, authorId, idempotencyKey);
+        if (!existing) throw error;
+        if (existing.body !== body) {
+          throw new ProblemError(422, 'idempotency-key-reused', 'Idempotency-Key reused', 'this Idempotency-Key was already used with a different request body');
+        }
+        return { message: existing, replayed: true };
+      }
+      await deps.redisBreaker
+        .run(() => deps.redis.set(recentWriteKey(authorId, roomId), '1', 'PX', READ_YOUR_WRITES_MS))
+        .catch(() => undefined);
+      await publishRoomEvent(deps.pubsub, deps.instanceId, { type: 'message.created', roomId, message }).catch(() => undefined);
+      return { message, replayed: false };
+    },
+
+    /** Reads from the replica, except a user's own room right after they posted in it. */
+    async list(userId: string, roomId: string, page: Page): Promise<Message[]> {
+      await deps.rooms.visibleRoom(userId, roomId);
+      const recentlyWrote = await deps.redisBreaker
+        .run(() => deps.redis.exists(recentWriteKey(userId, roomId)))
+        .then((count) => count === 1)
+        .catch(() => true); // unknown: the primary is the safe answer
+      return repository.page(roomId, page, recentlyWrote);
+    },
+  };
+}
+
+export type MessagesService = ReturnType<typeof messagesService>;

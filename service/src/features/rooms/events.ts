@@ -1,0 +1,20 @@
+import type { PubSub } from '../../platform/pubsub.js';
+
+export const roomChannel = (roomId: string) => `parley:room:${roomId}`;
+
+export type RoomEvent =
+  | { type: 'member.joined' | 'member.left'; roomId: string; userId: string }
+  | {
+      type: 'message.created';
+      roomId: string;
+      message: { id: string; roomId: string; authorId: string; body: string; createdAt: string };
+    };
+
+/**
+ * Announces a change to every API process with a socket in the room. Called only after the change
+ * has committed (MySQL, then Redis): a subscriber that reacts must find the state it is told about.
+ * `origin` lets a process recognise its own events; `id` lets a client resume without duplicates.
+ */
+export async function publishRoomEvent(pubsub: PubSub, origin: string, event: RoomEvent): Promise<void> {
+  await pubsub.publish(roomChannel(event.roomId), { ...event, origin, at: new Date().toISOString() });
+}

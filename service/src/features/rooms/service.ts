@@ -1,0 +1,99 @@
+import type { Redis } from 'ioredis';
+import { v7 as uuidv7 } from 'uuid';
+import { NotFound, ProblemError } from '../../http/problem.js';
+import type { Breaker } from '../../platform/breakers.js';
+import type { Cache } from '../../platform/cache.js';
+import type { PubSub } from '../../platform/pubsub.js';
+import { publishRoomEvent } from './events.js';
+import type { Room, RoomsRepository } from './repository.js';
+
+const ROOM_CACHE = { name: 'room', ttlSeconds: 300 };
+const MEMBERS_CACHE = { name: 'room-members', ttlSeconds: 60 };
+
+export interface RoomView extends Room {
+  memberCount: number;
+  isMember: boolean;
+}
+
+export class Forbidden extends ProblemError {
+  constructor(detail: string) {
+    super(403, 'forbidden', 'Forbidden', detail);
+  }
+}
+
+export function roomsService(deps: {
+  repository: RoomsRepository;
+  cache: Cache;
+  redis: Redis;
+  redisBreaker: Breaker;
+  pubsub: PubSub;
+  instanceId: string;
+}) {
+  const { repository, cache } = deps;
+  const room = (roomId: string) =>
+    cache.getOrLoad(ROOM_CACHE.name, roomId, { ttlSeconds: ROOM_CACHE.ttlSeconds }, () => repository.find(roomId));
+  const members = (roomId: string) =>
+    cache.getOrLoad(MEMBERS_CACHE.name, roomId, { ttlSeconds: MEMBERS_CACHE.ttlSeconds }, () => repository.memberIds(roomId));
+
+  /**
+   * The room as `userId` may see it. A private room the user is not in answers 404, exactly as a
+   * room that does not exist: its existence must not leak.
+   */
+  async function visibleRoom(userId: string, roomId: string): Promise<RoomView> {
+    const [found, memberIds] = await Promise.all([room(roomId), members(roomId)]);
+    const isMember = memberIds.includes(userId);
+    if (!found || (found.visibility === 'private' && !isMember)) throw new NotFound(`no room ${roomId}`);
+    return { ...found, memberCount: memberIds.length, isMember };
+  }
+
+  /**
+   * The durable change is in MySQL already; this drops the cached member list in one MULTI/EXEC,
+   * checks every reply, and only then announces the change.
+   */
+  async function commitMembershipChange(roomId: string, userId: string, type: 'member.joined' | 'member.left') {
+    const replies = await deps.redisBreaker
+      .run(() => deps.redis.multi().del(cache.key(MEMBERS_CACHE.name, roomId)).exec())
+      .catch((error: unknown) => [[error as Error, null]] as [Error | null, unknown][]);
+    const failed = replies?.find(([error]) => error !== null);
+    if (!replies || failed) {
+      // The cache may still list the old members for up to its TTL; MySQL is right already.
+      throw new ProblemError(503, 'membership-not-propagated', 'Service Unavailable', 'the membership change is saved but could not be propagated; retry', {}, { 'Retry-After': '1' });
+    }
+    await publishRoomEvent(deps.pubsub, deps.instanceId, { type, roomId, userId }).catch(() => undefined);
+  }
+
+  return {
+    visibleRoom,
+
+    /** A member of the room (any visibility) or a 404/403 problem. */
+    async memberRoom(userId: string, roomId: string): Promise<RoomView> {
+      const view = await visibleRoom(userId, roomId);
+      if (!view.isMember) throw new Forbidden(`join room ${roomId} before posting in it`);
+      return view;
+    },
+
+    async create(ownerId: string, name: string, visibility: Room['visibility']): Promise<RoomView> {
+      const id = uuidv7();
+      await deps.repository.create({ id, name, visibility, ownerId });
+      return { ...(await deps.repository.find(id))!, memberCount: 1, isMember: true };
+    },
+
+    list: (userId: string, before: string | undefined, limit: number) => repository.listVisible(userId, before, limit),
+
+    /** Joins `userId` to the room; a private room needs the caller (`actorId`) to be a member already. */
+    async join(actorId: string, roomId: string, userId: string): Promise<{ joined: boolean; room: RoomView }> {
+      const view = await visibleRoom(actorId, roomId);
+      if (actorId !== userId && !view.isMember) throw new Forbidden('only members can invite others to a room');
+      const joined = await repository.addMember(roomId, userId);
+      if (joined) await commitMembershipChange(roomId, userId, 'member.joined');
+      return { joined, room: await visibleRoom(actorId, roomId) };
+    },
+
+    async leave(userId: string, roomId: string): Promise<void> {
+      await visibleRoom(userId, roomId);
+      if (await repository.removeMember(roomId, userId)) await commitMembershipChange(roomId, userId, 'member.left');
+    },
+  };
+}
+
+export type RoomsService = ReturnType<typeof roomsService>;

@@ -1,0 +1,116 @@
+import { createHash } from 'node:crypto';
+import type { MiddlewareHandler } from 'hono';
+import type { Redis } from 'ioredis';
+import type { Breaker } from '../platform/breakers.js';
+import { ProblemError } from './problem.js';
+import type { AppEnv } from './types.js';
+
+interface InFlight {
+  state: 'in-flight';
+  fingerprint: string;
+}
+interface Completed {
+  state: 'done';
+  fingerprint: string;
+  status: number;
+  body: string;
+  contentType: string;
+}
+type Record_ = InFlight | Completed;
+
+export interface IdempotencyOptions {
+  redis: Redis;
+  breaker: Breaker;
+  /** How long keys are kept (the draft's recommendation: 24 h). */
+  ttlSeconds?: number;
+  /** How long a duplicate waits for the original to finish before it gets 409. */
+  waitMs?: number;
+}
+
+const KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
+
+function replay(record: Completed): Response {
+  return new Response(record.body, {
+    status: record.status,
+    headers: { 'Content-Type': record.contentType, 'Idempotent-Replayed': 'true' },
+  });
+}
+
+/**
+ * Idempotency-Key (draft-ietf-httpapi-idempotency-key-header), scoped per user, kept in Redis:
+ * - same key, same request: the stored response is replayed, same status and body, marked
+ *   `Idempotent-Replayed: true`; a duplicate that arrives while the original is still running waits
+ *   up to `waitMs` for its result, then gets 409;
+ * - same key, different request: 422.
+ * Responses of 5xx are not stored, so the client may retry. Without Redis the request goes through
+ * and the handler's own unique key (MySQL) stops a duplicate row.
+ */
+export function idempotency(options: IdempotencyOptions): MiddlewareHandler<AppEnv> {
+  const ttlSeconds = options.ttlSeconds ?? 24 * 3_600;
+  const waitMs = options.waitMs ?? 2_000;
+  const run = <T>(call: () => Promise<T>) => options.breaker.run(call);
+
+  return async (c, next) => {
+    const key = c.req.header('idempotency-key');
+    if (key === undefined) {
+      throw new ProblemError(400, 'idempotency-key-missing', 'Idempotency-Key required', 'send an Idempotency-Key header (e.g. a UUID) so a retry cannot post twice');
+    }
+    if (!KEY_PATTERN.test(key)) {
+      throw new ProblemError(400, 'idempotency-key-invalid', 'Invalid Idempotency-Key', 'the Idempotency-Key must be 1 to 255 visible ASCII characters');
+    }
+    const body = await c.req.text();
+    const fingerprint = createHash('sha256').update(`${c.req.method} ${c.req.path}\n${body}`).digest('hex');
+    const redisKey = `parley:idem:${c.get('principal').userId}:${createHash('sha256').update(`${c.req.method} ${c.req.path} ${key}`).digest('hex')}`;
+
+    let acquired: string | null;
+    try {
+      acquired = await run(() =>
+        options.redis.set(redisKey, JSON.stringify({ state: 'in-flight', fingerprint } satisfies InFlight), 'EX', ttlSeconds, 'NX'),
+      );
+    } catch (error) {
+      c.get('log').warn({ err: error }, 'idempotency store unavailable; relying on the database unique key');
+      await next();
+      return;
+    }
+
+    if (acquired === 'OK') {
+      await next();
+      const response = c.res;
+      if (response.status >= 500) {
+        await run(() => options.redis.del(redisKey)).catch(() => undefined);
+        return;
+      }
+      const completed: Completed = {
+        state: 'done',
+        fingerprint,
+        status: response.status,
+        body: await response.clone().text(),
+        contentType: response.headers.get('content-type') ?? 'application/json',
+      };
+      await run(() => options.redis.set(redisKey, JSON.stringify(completed), 'EX', ttlSeconds)).catch(() => undefined);
+      return;
+    }
+
+    const deadline = Date.now() + waitMs;
+    for (;;) {
+      const raw = await run(() => options.redis.get(redisKey)).catch(() => null);
+      const record = raw === null ? undefined : (JSON.parse(raw) as Record_);
+      if (record && record.fingerprint !== fingerprint) {
+        throw new ProblemError(422, 'idempotency-key-reused', 'Idempotency-Key reused', 'this Idempotency-Key was already used with a different request body');
+      }
+      if (record?.state === 'done') {
+        c.res = replay(record);
+        return;
+      }
+      if (!record) {
+        // The original failed (5xx) and released the key: this request is the retry.
+        await next();
+        return;
+      }
+      if (Date.now() >= deadline) {
+        throw new ProblemError(409, 'idempotency-key-in-flight', 'Request in progress', 'a request with this Idempotency-Key is still being processed; retry shortly', {}, { 'Retry-After': '1' });
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  };
+}
