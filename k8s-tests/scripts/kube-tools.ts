@@ -92,9 +92,17 @@ async function extractKubeTools(): Promise<KubeTools> {
   return tools;
 }
 
-if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+async function printTools(): Promise<void> {
   const tools = await ensureKubeTools();
   const { stdout } = await run(tools.helm, ['version', '--short']);
   console.log(`helm    ${tools.helm} (${stdout.trim()})`);
   console.log(`kubectl ${tools.kubectl}`);
+}
+
+// No top-level await: importers compiled to CommonJS must be able to load this module too.
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  printTools().catch((error: unknown) => {
+    console.error(error);
+    process.exitCode = 1;
+  });
 }
