@@ -6,9 +6,9 @@ import type { Breaker } from './breakers.js';
 export interface CacheOptions {
   /** How long a loaded value stays cached. Writers also delete it (see `invalidate`). */
   ttlSeconds: number;
-  /** How long one loader may hold the stampede lock before others load too. */
+  /** How long one loader may hold the stampede lock (its lease, in case it dies). */
   lockMs?: number;
-  /** How long a caller waits for another process's loader before loading itself. */
+  /** The longest a caller waits for other loaders before loading itself. */
   waitMs?: number;
 }
 
@@ -52,29 +52,37 @@ export class Cache {
 
     const token = randomUUID();
     const lockKey = `${key}:lock`;
-    const locked = await this.breaker
-      .run(() => this.redis.set(lockKey, token, 'PX', options.lockMs ?? 2_000, 'NX'))
-      .catch(() => null);
-    if (locked === 'OK') {
-      this.outcomes.inc({ cache, outcome: 'miss' });
-      try {
-        const value = await load();
-        await this.breaker.run(() => this.redis.set(key, JSON.stringify(value), 'EX', options.ttlSeconds)).catch(() => undefined);
-        return value;
-      } finally {
-        // Release only our own lock: it may have expired and been taken by another loader.
-        await this.breaker.run(() => this.redis.eval(RELEASE_LOCK, 1, lockKey, token)).catch(() => undefined);
+    const deadline = Date.now() + (options.waitMs ?? 5_000);
+    let waited = false;
+    for (;;) {
+      const locked = await this.breaker
+        .run(() => this.redis.set(lockKey, token, 'PX', options.lockMs ?? 3_000, 'NX'))
+        .catch(() => null);
+      if (locked === 'OK') {
+        this.outcomes.inc({ cache, outcome: 'miss' });
+        try {
+          const value = await load();
+          await this.breaker
+            .run(() => this.redis.set(key, JSON.stringify(value), 'EX', options.ttlSeconds))
+            .catch(() => undefined);
+          return value;
+        } finally {
+          // Release only our own lock: it may have expired and been taken by another loader.
+          await this.breaker.run(() => this.redis.eval(RELEASE_LOCK, 1, lockKey, token)).catch(() => undefined);
+        }
+      }
+      if (!waited) this.outcomes.inc({ cache, outcome: 'lock_wait' });
+      waited = true;
+      // Wait for the loader's value; if its lock goes away without one (it failed or died), compete
+      // for the lock again rather than all loading at once.
+      for (;;) {
+        if (Date.now() >= deadline) return load(); // Redis is too slow to coordinate; serve anyway
+        await new Promise((resolve) => setTimeout(resolve, 15));
+        const [value, holder] = await this.breaker.run(() => this.redis.mget(key, lockKey)).catch(() => [null, null]);
+        if (value !== null && value !== undefined) return JSON.parse(value) as T;
+        if (holder === null || holder === undefined) break;
       }
     }
-
-    this.outcomes.inc({ cache, outcome: 'lock_wait' });
-    const deadline = Date.now() + (options.waitMs ?? 1_000);
-    while (Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 15));
-      const value = await this.breaker.run(() => this.redis.get(key)).catch(() => null);
-      if (value !== null) return JSON.parse(value) as T;
-    }
-    return load(); // the loader is slow or died; serve this caller anyway
   }
 
   /** Deletes cached entries after a write; call it once the write has committed. */
