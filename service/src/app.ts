@@ -66,7 +66,12 @@ export function healthFor(deps: {
 }
 
 /** Opens every connection and service the API needs, each registered with the lifecycle. */
-export async function openApiDeps(config: Config, logger: Logger, metrics: Metrics, lifecycle: Lifecycle): Promise<AppDeps> {
+export async function openApiDeps(
+  config: Config,
+  logger: Logger,
+  metrics: Metrics,
+  lifecycle: Lifecycle,
+): Promise<AppDeps> {
   const dependencies = openDependencies(config, logger, metrics, lifecycle);
   const { redis, breakers } = dependencies;
   const pubsub = new PubSub(config.redis, redis, logger);
@@ -128,7 +133,12 @@ export function createApp(deps: AppDeps): App {
     bodyLimit({
       maxSize: config.http.bodyLimitBytes,
       onError: () => {
-        throw new ProblemError(413, 'payload-too-large', 'Payload Too Large', `request bodies are limited to ${config.http.bodyLimitBytes} bytes`);
+        throw new ProblemError(
+          413,
+          'payload-too-large',
+          'Payload Too Large',
+          `request bodies are limited to ${config.http.bodyLimitBytes} bytes`,
+        );
       },
     }),
     requireJsonBody(),
@@ -143,15 +153,28 @@ export function createApp(deps: AppDeps): App {
 
   // Everything under /v1/rooms needs a signed-in user, limited per user across all processes.
   for (const path of ['/v1/rooms', '/v1/rooms/*']) {
-    app.use(path, requireAuth(tokens), rateLimits.middleware('api', (c) => `user:${c.get('principal').userId}`));
+    app.use(
+      path,
+      requireAuth(tokens),
+      rateLimits.middleware('api', (c) => `user:${c.get('principal').userId}`),
+    );
   }
-  const common = { redis: deps.redis, redisBreaker: deps.breakers.redis, pubsub: deps.pubsub, instanceId: config.instanceId };
+  const common = {
+    redis: deps.redis,
+    redisBreaker: deps.breakers.redis,
+    pubsub: deps.pubsub,
+    instanceId: config.instanceId,
+  };
   const rooms = roomsService({ ...common, repository: roomsRepository(deps.db), cache: deps.cache });
   const messages = messagesService({ ...common, repository: messagesRepository(deps.db), rooms });
   app.route('/', roomRoutes(rooms));
   app.route('/', messageRoutes(messages, idempotency({ redis: deps.redis, breaker: deps.breakers.redis })));
 
-  app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' });
+  app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', {
+    type: 'http',
+    scheme: 'bearer',
+    bearerFormat: 'JWT',
+  });
   app.doc31('/openapi.json', {
     openapi: '3.1.0',
     info: { title: 'Parley API', version: '1.0.0', description: 'Chat rooms, messages and live events.' },

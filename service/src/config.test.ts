@@ -37,8 +37,20 @@ describe('config', () => {
       replica: undefined,
     });
     expect(config.mysql.migration).toEqual({ user: 'parley_app', password: 'secret' });
-    expect(config.redis).toEqual({ kind: 'url', url: 'redis://redis.internal:6379' });
+    expect(config.redis).toEqual({ kind: 'url', url: 'redis://redis.internal:6379', password: undefined });
+    expect(config.mysql.tls).toBeUndefined();
     expect(config.s3.credentials).toBeUndefined();
+  });
+
+  it('keeps a Redis password and MySQL TLS settings apart from the URL', () => {
+    const config = loadConfig({
+      ...VALID,
+      REDIS_PASSWORD: 'auth-token',
+      MYSQL_TLS: 'true',
+      MYSQL_TLS_CA_FILE: '/etc/rds/ca.pem',
+    });
+    expect(config.redis).toEqual({ kind: 'url', url: 'redis://redis.internal:6379', password: 'auth-token' });
+    expect(config.mysql.tls).toEqual({ caFile: '/etc/rds/ca.pem' });
   });
 
   it('parses Sentinel addresses into host/port pairs', () => {

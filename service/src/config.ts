@@ -76,6 +76,10 @@ const EnvSchema = z.object({
   MYSQL_USER: z.string().min(1),
   MYSQL_PASSWORD: z.string().default(''),
   MYSQL_POOL_SIZE: z.coerce.number().int().min(1).max(500).default(20),
+  // TLS to MySQL (RDS can require it): MYSQL_TLS=true verifies the server against MYSQL_TLS_CA
+  // (a PEM bundle, e.g. the RDS CA bundle mounted from a ConfigMap) or the system CAs.
+  MYSQL_TLS: z.stringbool().default(false),
+  MYSQL_TLS_CA_FILE: optionalText,
   MYSQL_MIGRATION_USER: optionalText,
   MYSQL_MIGRATION_PASSWORD: optionalText,
 
@@ -111,7 +115,9 @@ function crossVariableProblems(env: Environment, role: Role): string[] {
   const set = (name: string) => env[name] !== undefined && env[name] !== '';
   const problems: string[] = [];
   if (role === 'api' && !set('JWT_PRIVATE_KEY')) {
-    problems.push('JWT_PRIVATE_KEY: is required by the API (a PKCS8 PEM Ed25519 key, or JWT_PRIVATE_KEY_FILE)');
+    problems.push(
+      'JWT_PRIVATE_KEY: is required by the API (a PKCS8 PEM Ed25519 key, or JWT_PRIVATE_KEY_FILE)',
+    );
   }
   if (set('REDIS_URL') && set('REDIS_SENTINELS'))
     problems.push('REDIS_URL: set REDIS_URL or REDIS_SENTINELS, not both');
@@ -133,7 +139,7 @@ export interface MysqlEndpoint {
 }
 
 export type RedisConfig =
-  | { kind: 'url'; url: string }
+  | { kind: 'url'; url: string; password: string | undefined }
   | {
       kind: 'sentinel';
       sentinels: MysqlEndpoint[];
@@ -162,6 +168,7 @@ export interface Config {
     user: string;
     password: string;
     poolSize: number;
+    tls: { caFile: string | undefined } | undefined;
     migration: { user: string; password: string };
   };
   redis: RedisConfig;
@@ -224,6 +231,8 @@ const MigrationEnvSchema = EnvSchema.pick({
   MYSQL_POOL_SIZE: true,
   MYSQL_MIGRATION_USER: true,
   MYSQL_MIGRATION_PASSWORD: true,
+  MYSQL_TLS: true,
+  MYSQL_TLS_CA_FILE: true,
 });
 
 function toMysqlConfig(env: z.infer<typeof MigrationEnvSchema>): Config['mysql'] {
@@ -236,6 +245,7 @@ function toMysqlConfig(env: z.infer<typeof MigrationEnvSchema>): Config['mysql']
     user: env.MYSQL_USER,
     password: env.MYSQL_PASSWORD,
     poolSize: env.MYSQL_POOL_SIZE,
+    tls: env.MYSQL_TLS ? { caFile: env.MYSQL_TLS_CA_FILE } : undefined,
     migration: {
       user: env.MYSQL_MIGRATION_USER ?? env.MYSQL_USER,
       password: env.MYSQL_MIGRATION_PASSWORD ?? (env.MYSQL_MIGRATION_USER ? '' : env.MYSQL_PASSWORD),
@@ -259,7 +269,7 @@ function toConfig(env: Env): Config {
     readinessTimeoutMs: env.READINESS_TIMEOUT_MS,
     mysql: toMysqlConfig(env),
     redis: env.REDIS_URL
-      ? { kind: 'url', url: env.REDIS_URL }
+      ? { kind: 'url', url: env.REDIS_URL, password: env.REDIS_PASSWORD }
       : {
           kind: 'sentinel',
           sentinels: env.REDIS_SENTINELS ?? [],

@@ -18,7 +18,8 @@ export function requireAuth(tokens: TokenService): MiddlewareHandler<AppEnv> {
     try {
       c.set('principal', await tokens.verifyAccessToken(match[1]!));
     } catch (error) {
-      if (error instanceof InvalidToken) throw new Unauthorized(`the access token is not valid: ${error.message}`);
+      if (error instanceof InvalidToken)
+        throw new Unauthorized(`the access token is not valid: ${error.message}`);
       throw error;
     }
     await next();

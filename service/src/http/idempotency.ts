@@ -53,10 +53,20 @@ export function idempotency(options: IdempotencyOptions): MiddlewareHandler<AppE
   return async (c, next) => {
     const key = c.req.header('idempotency-key');
     if (key === undefined) {
-      throw new ProblemError(400, 'idempotency-key-missing', 'Idempotency-Key required', 'send an Idempotency-Key header (e.g. a UUID) so a retry cannot post twice');
+      throw new ProblemError(
+        400,
+        'idempotency-key-missing',
+        'Idempotency-Key required',
+        'send an Idempotency-Key header (e.g. a UUID) so a retry cannot post twice',
+      );
     }
     if (!KEY_PATTERN.test(key)) {
-      throw new ProblemError(400, 'idempotency-key-invalid', 'Invalid Idempotency-Key', 'the Idempotency-Key must be 1 to 255 visible ASCII characters');
+      throw new ProblemError(
+        400,
+        'idempotency-key-invalid',
+        'Invalid Idempotency-Key',
+        'the Idempotency-Key must be 1 to 255 visible ASCII characters',
+      );
     }
     const body = await c.req.text();
     const fingerprint = createHash('sha256').update(`${c.req.method} ${c.req.path}\n${body}`).digest('hex');
@@ -65,7 +75,13 @@ export function idempotency(options: IdempotencyOptions): MiddlewareHandler<AppE
     let acquired: string | null;
     try {
       acquired = await run(() =>
-        options.redis.set(redisKey, JSON.stringify({ state: 'in-flight', fingerprint } satisfies InFlight), 'EX', ttlSeconds, 'NX'),
+        options.redis.set(
+          redisKey,
+          JSON.stringify({ state: 'in-flight', fingerprint } satisfies InFlight),
+          'EX',
+          ttlSeconds,
+          'NX',
+        ),
       );
     } catch (error) {
       c.get('log').warn({ err: error }, 'idempotency store unavailable; relying on the database unique key');
@@ -87,7 +103,9 @@ export function idempotency(options: IdempotencyOptions): MiddlewareHandler<AppE
         body: await response.clone().text(),
         contentType: response.headers.get('content-type') ?? 'application/json',
       };
-      await run(() => options.redis.set(redisKey, JSON.stringify(completed), 'EX', ttlSeconds)).catch(() => undefined);
+      await run(() => options.redis.set(redisKey, JSON.stringify(completed), 'EX', ttlSeconds)).catch(
+        () => undefined,
+      );
       return;
     }
 
@@ -96,7 +114,12 @@ export function idempotency(options: IdempotencyOptions): MiddlewareHandler<AppE
       const raw = await run(() => options.redis.get(redisKey)).catch(() => null);
       const record = raw === null ? undefined : (JSON.parse(raw) as Record_);
       if (record && record.fingerprint !== fingerprint) {
-        throw new ProblemError(422, 'idempotency-key-reused', 'Idempotency-Key reused', 'this Idempotency-Key was already used with a different request body');
+        throw new ProblemError(
+          422,
+          'idempotency-key-reused',
+          'Idempotency-Key reused',
+          'this Idempotency-Key was already used with a different request body',
+        );
       }
       if (record?.state === 'done') {
         c.res = replay(record);
@@ -108,7 +131,14 @@ export function idempotency(options: IdempotencyOptions): MiddlewareHandler<AppE
         return;
       }
       if (Date.now() >= deadline) {
-        throw new ProblemError(409, 'idempotency-key-in-flight', 'Request in progress', 'a request with this Idempotency-Key is still being processed; retry shortly', {}, { 'Retry-After': '1' });
+        throw new ProblemError(
+          409,
+          'idempotency-key-in-flight',
+          'Request in progress',
+          'a request with this Idempotency-Key is still being processed; retry shortly',
+          {},
+          { 'Retry-After': '1' },
+        );
       }
       await new Promise((resolve) => setTimeout(resolve, 20));
     }

@@ -35,10 +35,9 @@ export class RateLimits {
     private readonly logger: Logger,
   ) {
     const make = <T>(build: (tier: TierName, limit: RateLimitTier) => T) =>
-      Object.fromEntries((Object.keys(tiers) as TierName[]).map((tier) => [tier, build(tier, tiers[tier])])) as Record<
-        TierName,
-        T
-      >;
+      Object.fromEntries(
+        (Object.keys(tiers) as TierName[]).map((tier) => [tier, build(tier, tiers[tier])]),
+      ) as Record<TierName, T>;
     this.shared = make(
       (tier, limit) =>
         new RateLimiterRedis({
@@ -49,7 +48,10 @@ export class RateLimits {
           rejectIfRedisNotReady: true,
         }),
     );
-    this.local = make((tier, limit) => new RateLimiterMemory({ keyPrefix: tier, points: limit.points, duration: limit.seconds }));
+    this.local = make(
+      (tier, limit) =>
+        new RateLimiterMemory({ keyPrefix: tier, points: limit.points, duration: limit.seconds }),
+    );
     this.fallbacks = new Counter({
       name: 'parley_rate_limit_fallback_total',
       help: 'Rate-limit decisions made by the per-process fallback because Redis was unavailable',
@@ -81,7 +83,7 @@ export class RateLimits {
         {
           'Retry-After': String(decision.resetSeconds),
           'RateLimit-Policy': `"${tier}";q=${limit.points};w=${limit.seconds}`,
-          'RateLimit': `"${tier}";r=0;t=${decision.resetSeconds}`,
+          RateLimit: `"${tier}";r=0;t=${decision.resetSeconds}`,
         },
       );
     }

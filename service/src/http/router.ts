@@ -2,7 +2,12 @@ import { OpenAPIHono, type Hook } from '@hono/zod-openapi';
 import { ValidationFailed } from './problem.js';
 import type { AppEnv } from './types.js';
 
-const TARGET_NAMES: Record<string, string> = { json: 'body', query: 'query', param: 'path', header: 'header' };
+const TARGET_NAMES: Record<string, string> = {
+  json: 'body',
+  query: 'query',
+  param: 'path',
+  header: 'header',
+};
 
 /** zod failures become one 400 problem listing every bad field, never a 500. */
 const validationHook: Hook<unknown, AppEnv, string, unknown> = (result) => {

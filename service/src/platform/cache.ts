@@ -68,7 +68,9 @@ export class Cache {
           return value;
         } finally {
           // Release only our own lock: it may have expired and been taken by another loader.
-          await this.breaker.run(() => this.redis.eval(RELEASE_LOCK, 1, lockKey, token)).catch(() => undefined);
+          await this.breaker
+            .run(() => this.redis.eval(RELEASE_LOCK, 1, lockKey, token))
+            .catch(() => undefined);
         }
       }
       if (!waited) this.outcomes.inc({ cache, outcome: 'lock_wait' });
@@ -78,7 +80,9 @@ export class Cache {
       for (;;) {
         if (Date.now() >= deadline) return load(); // Redis is too slow to coordinate; serve anyway
         await new Promise((resolve) => setTimeout(resolve, 15));
-        const [value, holder] = await this.breaker.run(() => this.redis.mget(key, lockKey)).catch(() => [null, null]);
+        const [value, holder] = await this.breaker
+          .run(() => this.redis.mget(key, lockKey))
+          .catch(() => [null, null]);
         if (value !== null && value !== undefined) return JSON.parse(value) as T;
         if (holder === null || holder === undefined) break;
       }

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { drizzle, type MySql2Database } from 'drizzle-orm/mysql2';
 import { sql } from 'drizzle-orm';
 import mysql, { type Pool, type PoolOptions } from 'mysql2/promise';
@@ -24,7 +25,11 @@ const CONNECTION_ERROR_CODES = new Set([
 
 /** The MySQL error code of `error` or of what it wraps (drizzle wraps driver errors in `cause`). */
 export function mysqlErrorCode(error: unknown): string | undefined {
-  for (let current = error, depth = 0; current instanceof Error && depth < 5; current = current.cause, depth++) {
+  for (
+    let current = error, depth = 0;
+    current instanceof Error && depth < 5;
+    current = current.cause, depth++
+  ) {
     const code = (current as { code?: unknown }).code;
     if (typeof code === 'string' && code.startsWith('ER_')) return code;
   }
@@ -51,6 +56,15 @@ export function isConnectionError(error: unknown): boolean {
   return false;
 }
 
+/** mysql2's ssl option: verify the server always; against the given CA bundle when there is one. */
+export function tlsOptions(config: Config['mysql']): PoolOptions['ssl'] {
+  if (!config.tls) return undefined;
+  return {
+    rejectUnauthorized: true,
+    ...(config.tls.caFile ? { ca: readFileSync(config.tls.caFile, 'utf8') } : {}),
+  };
+}
+
 function createPool(config: Config['mysql'], endpoint: MysqlEndpoint, credentials = config): Pool {
   const options: PoolOptions = {
     host: endpoint.host,
@@ -70,6 +84,7 @@ function createPool(config: Config['mysql'], endpoint: MysqlEndpoint, credential
     charset: 'utf8mb4_unicode_ci',
     supportBigNumbers: true,
     bigNumberStrings: false,
+    ssl: tlsOptions(config),
   };
   return mysql.createPool(options);
 }
@@ -157,6 +172,7 @@ export function createMigrationConnection(config: Config['mysql']) {
     connectTimeout: 5_000,
     timezone: 'Z',
     multipleStatements: false,
+    ssl: tlsOptions(config),
   });
 }
 

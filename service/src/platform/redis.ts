@@ -22,7 +22,9 @@ export function createRedis(
     reconnectOnError: (error) => (error.message.startsWith('READONLY') ? 2 : false),
     lazyConnect: false,
   };
-  if (config.kind === 'url') return new Redis(config.url, common);
+  // A password in the URL wins; REDIS_PASSWORD(_FILE) keeps it out of the URL (ElastiCache AUTH).
+  if (config.kind === 'url')
+    return new Redis(config.url, { ...common, ...(config.password ? { password: config.password } : {}) });
   return new Redis({
     ...common,
     sentinels: config.sentinels,

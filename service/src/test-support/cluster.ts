@@ -18,7 +18,11 @@ export interface RequestOptions {
 
 /** A minimal client for one API process: JSON in, JSON (or problem+json) out, timed. */
 export function client(baseUrl: string) {
-  return async function call<T = Record<string, unknown>>(method: string, path: string, options: RequestOptions = {}): Promise<Reply<T>> {
+  return async function call<T = Record<string, unknown>>(
+    method: string,
+    path: string,
+    options: RequestOptions = {},
+  ): Promise<Reply<T>> {
     const headers: Record<string, string> = { ...options.headers };
     if (options.token) headers.authorization = `Bearer ${options.token}`;
     if (options.body !== undefined) headers['content-type'] ??= 'application/json';
@@ -26,10 +30,20 @@ export function client(baseUrl: string) {
     const response = await fetch(`${baseUrl}${path}`, {
       method,
       headers,
-      body: options.body === undefined ? undefined : typeof options.body === 'string' ? options.body : JSON.stringify(options.body),
+      body:
+        options.body === undefined
+          ? undefined
+          : typeof options.body === 'string'
+            ? options.body
+            : JSON.stringify(options.body),
     });
     const text = await response.text();
-    return { status: response.status, headers: response.headers, body: (text ? JSON.parse(text) : {}) as T, ms: performance.now() - startedAt };
+    return {
+      status: response.status,
+      headers: response.headers,
+      body: (text ? JSON.parse(text) : {}) as T,
+      ms: performance.now() - startedAt,
+    };
   };
 }
 
@@ -43,7 +57,11 @@ export interface Cluster extends TestStack {
 }
 
 /** A devstack with `count` real API processes on it, as a Deployment with `count` replicas. */
-export async function startCluster(count = 2, options: DevstackOptions = {}, env: Record<string, string> = {}): Promise<Cluster> {
+export async function startCluster(
+  count = 2,
+  options: DevstackOptions = {},
+  env: Record<string, string> = {},
+): Promise<Cluster> {
   const testStack = await startTestStack(options, { RATE_LIMIT_API: '100000/60', ...env });
   const processes: ServiceProcess[] = [];
   try {

@@ -12,7 +12,10 @@ afterAll(() => cluster?.stop());
 const api = (i = 0) => cluster.apis[i]!;
 
 /** A token as the API would sign it, with claims a test chooses. */
-async function forge(claims: { sub: string; sid: string; exp: number }, key = createPrivateKey(cluster.env.JWT_PRIVATE_KEY!)) {
+async function forge(
+  claims: { sub: string; sid: string; exp: number },
+  key = createPrivateKey(cluster.env.JWT_PRIVATE_KEY!),
+) {
   const jwks = (await api()('GET', '/.well-known/jwks.json')).body as { keys: { kid: string }[] };
   return new SignJWT({ sid: claims.sid })
     .setProtectedHeader({ alg: 'EdDSA', kid: jwks.keys[0]!.kid, typ: 'at+jwt' })
@@ -26,27 +29,46 @@ async function forge(claims: { sub: string; sid: string; exp: number }, key = cr
 
 describe('accounts', () => {
   it('registers, logs in and reaches a protected route; the password hash never leaves', async () => {
-    const registered = await api()('POST', '/v1/auth/register', { body: { username: 'alice-01', password: 'correct horse' } });
+    const registered = await api()('POST', '/v1/auth/register', {
+      body: { username: 'alice-01', password: 'correct horse' },
+    });
     expect(registered.status).toBe(201);
-    expect(registered.body).toEqual({ id: expect.any(String), username: 'alice-01', createdAt: expect.any(String) });
+    expect(registered.body).toEqual({
+      id: expect.any(String),
+      username: 'alice-01',
+      createdAt: expect.any(String),
+    });
 
-    const login = await api(1)('POST', '/v1/auth/login', { body: { username: 'alice-01', password: 'correct horse' } });
+    const login = await api(1)('POST', '/v1/auth/login', {
+      body: { username: 'alice-01', password: 'correct horse' },
+    });
     expect(login.status).toBe(200);
-    expect(login.body).toEqual({ accessToken: expect.any(String), refreshToken: expect.any(String), tokenType: 'Bearer', expiresIn: 900 });
+    expect(login.body).toEqual({
+      accessToken: expect.any(String),
+      refreshToken: expect.any(String),
+      tokenType: 'Bearer',
+      expiresIn: 900,
+    });
     expect((await api()('GET', '/v1/rooms', { token: String(login.body.accessToken) })).status).toBe(200);
   });
 
   it('rejects a taken username, case-insensitively, with 409', async () => {
     await api()('POST', '/v1/auth/register', { body: { username: 'Bob-01', password: 'password-1' } });
-    const again = await api(1)('POST', '/v1/auth/register', { body: { username: 'bob-01', password: 'password-2' } });
+    const again = await api(1)('POST', '/v1/auth/register', {
+      body: { username: 'bob-01', password: 'password-2' },
+    });
     expect(again.status).toBe(409);
     expect(again.body.detail).toMatch(/taken/);
   });
 
   it('answers a wrong password and an unknown user alike', async () => {
     const user = await signUp(api());
-    const wrong = await api()('POST', '/v1/auth/login', { body: { username: user.username, password: 'not-the-password' } });
-    const unknown = await api()('POST', '/v1/auth/login', { body: { username: 'nobody-here', password: 'whatever-123' } });
+    const wrong = await api()('POST', '/v1/auth/login', {
+      body: { username: user.username, password: 'not-the-password' },
+    });
+    const unknown = await api()('POST', '/v1/auth/login', {
+      body: { username: 'nobody-here', password: 'whatever-123' },
+    });
     expect(wrong.status).toBe(401);
     expect(unknown.status).toBe(401);
     expect(wrong.body.detail).toBe(unknown.body.detail);
@@ -87,17 +109,25 @@ describe('access tokens', () => {
   it('are EdDSA JWTs with a kid that verify against the published JWKS', async () => {
     const user = await signUp(api());
     const base = `http://127.0.0.1:${cluster.processes[1]!.ports.port}`;
-    const { payload, protectedHeader } = await jwtVerify(user.accessToken, createRemoteJWKSet(new URL(`${base}/.well-known/jwks.json`)), {
-      issuer: 'parley',
-      audience: 'parley-api',
-    });
+    const { payload, protectedHeader } = await jwtVerify(
+      user.accessToken,
+      createRemoteJWKSet(new URL(`${base}/.well-known/jwks.json`)),
+      {
+        issuer: 'parley',
+        audience: 'parley-api',
+      },
+    );
     expect(protectedHeader).toMatchObject({ alg: 'EdDSA', kid: expect.any(String), typ: 'at+jwt' });
     expect(payload.sub).toBe(user.id);
   });
 
   it('never passes once expired, even after being cached', async () => {
     const user = await signUp(api());
-    const shortLived = await forge({ sub: user.id, sid: 'short-lived', exp: Math.floor(Date.now() / 1000) + 2 });
+    const shortLived = await forge({
+      sub: user.id,
+      sid: 'short-lived',
+      exp: Math.floor(Date.now() / 1000) + 2,
+    });
     expect((await api()('GET', '/v1/rooms', { token: shortLived })).status).toBe(200); // now cached
     await new Promise((resolve) => setTimeout(resolve, 2_600));
     const expired = await api()('GET', '/v1/rooms', { token: shortLived });
@@ -108,7 +138,10 @@ describe('access tokens', () => {
   it('rejects a token signed by another key, and an already expired one', async () => {
     const user = await signUp(api());
     const otherKey = generateKeyPairSync('ed25519').privateKey;
-    const foreign = await forge({ sub: user.id, sid: 'x', exp: Math.floor(Date.now() / 1000) + 60 }, otherKey);
+    const foreign = await forge(
+      { sub: user.id, sid: 'x', exp: Math.floor(Date.now() / 1000) + 60 },
+      otherKey,
+    );
     expect((await api()('GET', '/v1/rooms', { token: foreign })).status).toBe(401);
     const stale = await forge({ sub: user.id, sid: 'x', exp: Math.floor(Date.now() / 1000) - 1 });
     expect((await api(1)('GET', '/v1/rooms', { token: stale })).status).toBe(401);
@@ -131,9 +164,13 @@ describe('access tokens', () => {
       expect(status).toBe(401);
       rejectedAfter.push(performance.now() - loggedOutAt);
     }
-    console.info(`revocation observed on both processes after ${rejectedAfter.map((ms) => ms.toFixed(0)).join(' / ')} ms`);
+    console.info(
+      `revocation observed on both processes after ${rejectedAfter.map((ms) => ms.toFixed(0)).join(' / ')} ms`,
+    );
     // The refresh token of that session is dead too.
-    expect((await api(1)('POST', '/v1/auth/refresh', { body: { refreshToken: user.refreshToken } })).status).toBe(401);
+    expect(
+      (await api(1)('POST', '/v1/auth/refresh', { body: { refreshToken: user.refreshToken } })).status,
+    ).toBe(401);
   });
 });
 
@@ -149,7 +186,9 @@ describe('refresh tokens', () => {
   it('reused after rotation revoke the whole family, everywhere', async () => {
     const user = await signUp(api());
     const first = await api()('POST', '/v1/auth/refresh', { body: { refreshToken: user.refreshToken } });
-    const second = await api()('POST', '/v1/auth/refresh', { body: { refreshToken: String(first.body.refreshToken) } });
+    const second = await api()('POST', '/v1/auth/refresh', {
+      body: { refreshToken: String(first.body.refreshToken) },
+    });
     expect(second.status).toBe(200);
     expect((await api(1)('GET', '/v1/rooms', { token: String(second.body.accessToken) })).status).toBe(200);
 
@@ -158,7 +197,10 @@ describe('refresh tokens', () => {
     expect(replay.status).toBe(401);
     expect(replay.body.detail).toMatch(/already used; this session has been revoked/);
     // The legitimate holder's newest tokens are dead as well.
-    expect((await api()('POST', '/v1/auth/refresh', { body: { refreshToken: String(second.body.refreshToken) } })).status).toBe(401);
+    expect(
+      (await api()('POST', '/v1/auth/refresh', { body: { refreshToken: String(second.body.refreshToken) } }))
+        .status,
+    ).toBe(401);
     expect((await api(1)('GET', '/v1/rooms', { token: String(second.body.accessToken) })).status).toBe(401);
   });
 
@@ -177,7 +219,9 @@ describe('the auth rate limit', () => {
     const statuses: number[] = [];
     let last;
     for (let attempt = 0; attempt < 7; attempt++) {
-      last = await api(attempt % 2)('POST', '/v1/auth/login', { body: { username: 'target-user', password: 'guess-000' + attempt } });
+      last = await api(attempt % 2)('POST', '/v1/auth/login', {
+        body: { username: 'target-user', password: 'guess-000' + attempt },
+      });
       statuses.push(last.status);
     }
     expect(statuses).toEqual([401, 401, 401, 401, 401, 429, 429]);
@@ -185,6 +229,9 @@ describe('the auth rate limit', () => {
     expect(last!.headers.get('ratelimit-policy')).toBe('"auth";q=5;w=900');
     expect(last!.body.detail).toMatch(/auth rate limit \(5 per 900 s\) is spent/);
     // Another username from the same address is limited separately.
-    expect((await api()('POST', '/v1/auth/login', { body: { username: 'other-user', password: 'guess-0001' } })).status).toBe(401);
+    expect(
+      (await api()('POST', '/v1/auth/login', { body: { username: 'other-user', password: 'guess-0001' } }))
+        .status,
+    ).toBe(401);
   });
 });

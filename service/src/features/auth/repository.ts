@@ -26,12 +26,16 @@ export function authRepository(db: Database) {
     },
 
     async findUserByUsername(username: string): Promise<UserRow | undefined> {
-      const [row] = await db.write((database) => database.select().from(users).where(eq(users.username, username)).limit(1));
+      const [row] = await db.write((database) =>
+        database.select().from(users).where(eq(users.username, username)).limit(1),
+      );
       return row;
     },
 
     async findUserById(id: string): Promise<UserRow | undefined> {
-      const [row] = await db.write((database) => database.select().from(users).where(eq(users.id, id)).limit(1));
+      const [row] = await db.write((database) =>
+        database.select().from(users).where(eq(users.id, id)).limit(1),
+      );
       return row;
     },
 
@@ -63,7 +67,9 @@ export function authRepository(db: Database) {
         database
           .update(refreshTokens)
           .set({ rotatedAt: new Date() })
-          .where(and(eq(refreshTokens.id, id), isNull(refreshTokens.rotatedAt), isNull(refreshTokens.revokedAt))),
+          .where(
+            and(eq(refreshTokens.id, id), isNull(refreshTokens.rotatedAt), isNull(refreshTokens.revokedAt)),
+          ),
       );
       return result.affectedRows === 1;
     },

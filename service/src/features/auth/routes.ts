@@ -27,7 +27,9 @@ const TokenPairSchema = z
   })
   .openapi('TokenPair');
 
-const UserSchema = z.object({ id: z.uuid(), username: z.string(), createdAt: z.iso.datetime() }).openapi('User');
+const UserSchema = z
+  .object({ id: z.uuid(), username: z.string(), createdAt: z.iso.datetime() })
+  .openapi('User');
 const problem = (description: string) => ({
   description,
   content: { 'application/problem+json': { schema: ProblemSchema } },
@@ -78,7 +80,10 @@ const logout = createRoute({
   path: '/v1/auth/logout',
   tags: ['auth'],
   security: [{ bearerAuth: [] }],
-  responses: { 204: { description: 'the session and its tokens are revoked' }, 401: problem('not signed in') },
+  responses: {
+    204: { description: 'the session and its tokens are revoked' },
+    401: problem('not signed in'),
+  },
 });
 
 const jwks = createRoute({
@@ -88,7 +93,9 @@ const jwks = createRoute({
   responses: {
     200: {
       description: 'public keys that verify access tokens',
-      content: { 'application/json': { schema: z.object({ keys: z.array(z.record(z.string(), z.unknown())) }) } },
+      content: {
+        'application/json': { schema: z.object({ keys: z.array(z.record(z.string(), z.unknown())) }) },
+      },
     },
   },
 });
@@ -117,7 +124,9 @@ export function authRoutes(deps: {
     return c.json(await deps.auth.login(username, password), 200);
   });
 
-  router.openapi(refresh, async (c) => c.json(await deps.auth.refresh(c.req.valid('json').refreshToken), 200));
+  router.openapi(refresh, async (c) =>
+    c.json(await deps.auth.refresh(c.req.valid('json').refreshToken), 200),
+  );
 
   router.use('/v1/auth/logout', requireAuth(deps.tokens));
   router.openapi(logout, async (c) => {

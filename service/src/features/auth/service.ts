@@ -16,7 +16,11 @@ export interface TokenPair {
 
 const hashToken = (token: string) => createHash('sha256').update(token).digest('hex');
 
-export function authService(repository: AuthRepository, tokens: TokenService, refreshTokenTtlSeconds: number) {
+export function authService(
+  repository: AuthRepository,
+  tokens: TokenService,
+  refreshTokenTtlSeconds: number,
+) {
   async function issuePair(userId: string, familyId: string): Promise<TokenPair> {
     const refreshToken = randomBytes(32).toString('base64url');
     await repository.insertRefreshToken({
@@ -43,7 +47,8 @@ export function authService(repository: AuthRepository, tokens: TokenService, re
       try {
         await repository.insertUser(user);
       } catch (error) {
-        if (isDuplicateKey(error)) throw new Conflict(`the username "${username}" is taken`, 'username-taken');
+        if (isDuplicateKey(error))
+          throw new Conflict(`the username "${username}" is taken`, 'username-taken');
         throw error;
       }
       const created = await repository.findUserById(user.id);
@@ -68,7 +73,9 @@ export function authService(repository: AuthRepository, tokens: TokenService, re
       if (row.revokedAt) throw new Unauthorized('the refresh token was revoked');
       if (row.rotatedAt || !(await repository.markRotated(row.id))) {
         await revokeFamily(row.familyId);
-        throw new Unauthorized('the refresh token was already used; this session has been revoked everywhere');
+        throw new Unauthorized(
+          'the refresh token was already used; this session has been revoked everywhere',
+        );
       }
       if (row.expiresAt.getTime() <= Date.now()) throw new Unauthorized('the refresh token has expired');
       return issuePair(row.userId, row.familyId);

@@ -25,11 +25,17 @@ export interface Page {
 }
 
 export function messagesRepository(db: Database) {
-  const byId = (database: Db, id: number) => database.select().from(messages).where(eq(messages.id, id)).limit(1);
+  const byId = (database: Db, id: number) =>
+    database.select().from(messages).where(eq(messages.id, id)).limit(1);
 
   return {
     /** Inserts and reads the row back from the primary (drizzle's MySQL dialect has no RETURNING). */
-    async insert(message: { roomId: string; authorId: string; body: string; idempotencyKey: string }): Promise<Message> {
+    async insert(message: {
+      roomId: string;
+      authorId: string;
+      body: string;
+      idempotencyKey: string;
+    }): Promise<Message> {
       return db.write(async (database) => {
         const [{ id }] = (await database.insert(messages).values(message).$returningId()) as [{ id: number }];
         const [row] = await byId(database, id);
@@ -42,7 +48,13 @@ export function messagesRepository(db: Database) {
         database
           .select()
           .from(messages)
-          .where(and(eq(messages.roomId, roomId), eq(messages.authorId, authorId), eq(messages.idempotencyKey, idempotencyKey)))
+          .where(
+            and(
+              eq(messages.roomId, roomId),
+              eq(messages.authorId, authorId),
+              eq(messages.idempotencyKey, idempotencyKey),
+            ),
+          )
           .limit(1),
       );
       return row ? toMessage(row) : undefined;
@@ -66,7 +78,11 @@ export function messagesRepository(db: Database) {
         return database
           .select()
           .from(messages)
-          .where(page.before !== undefined ? and(eq(messages.roomId, roomId), lt(messages.id, page.before)) : eq(messages.roomId, roomId))
+          .where(
+            page.before !== undefined
+              ? and(eq(messages.roomId, roomId), lt(messages.id, page.before))
+              : eq(messages.roomId, roomId),
+          )
           .orderBy(desc(messages.id))
           .limit(page.limit);
       };

@@ -7,13 +7,22 @@ import { RoomId } from '../rooms/routes.js';
 import type { MessagesService } from './service.js';
 
 const MessageSchema = z
-  .object({ id: z.string(), roomId: z.uuid(), authorId: z.uuid(), body: z.string(), createdAt: z.iso.datetime() })
+  .object({
+    id: z.string(),
+    roomId: z.uuid(),
+    authorId: z.uuid(),
+    body: z.string(),
+    createdAt: z.iso.datetime(),
+  })
   .openapi('Message');
 const Cursor = z
   .string()
   .regex(/^[1-9]\d{0,15}$/, 'must be a message id')
   .transform(Number);
-const problem = (description: string) => ({ description, content: { 'application/problem+json': { schema: ProblemSchema } } });
+const problem = (description: string) => ({
+  description,
+  content: { 'application/problem+json': { schema: ProblemSchema } },
+});
 const params = z.object({ roomId: RoomId.openapi({ param: { name: 'roomId', in: 'path' } }) });
 
 const postMessage = createRoute({
@@ -24,15 +33,22 @@ const postMessage = createRoute({
   request: {
     params,
     headers: z.object({
-      'idempotency-key': z.string().openapi({ description: 'unique per message, e.g. a UUID; a retry reuses it' }),
+      'idempotency-key': z
+        .string()
+        .openapi({ description: 'unique per message, e.g. a UUID; a retry reuses it' }),
     }),
     body: {
       required: true,
-      content: { 'application/json': { schema: z.strictObject({ body: z.string().trim().min(1).max(4000) }) } },
+      content: {
+        'application/json': { schema: z.strictObject({ body: z.string().trim().min(1).max(4000) }) },
+      },
     },
   },
   responses: {
-    201: { description: 'posted (or replayed: Idempotent-Replayed: true)', content: { 'application/json': { schema: MessageSchema } } },
+    201: {
+      description: 'posted (or replayed: Idempotent-Replayed: true)',
+      content: { 'application/json': { schema: MessageSchema } },
+    },
     403: problem('not a member of the room'),
     404: problem('no such room'),
     409: problem('the same Idempotency-Key is still in flight'),
@@ -65,7 +81,10 @@ const listMessages = createRoute({
         'application/json': {
           schema: z.object({
             items: z.array(MessageSchema),
-            nextBefore: z.string().nullable().openapi({ description: 'cursor for older messages; null at the start' }),
+            nextBefore: z
+              .string()
+              .nullable()
+              .openapi({ description: 'cursor for older messages; null at the start' }),
           }),
         },
       },
@@ -92,7 +111,11 @@ export function messageRoutes(messages: MessagesService, idempotency: Middleware
 
   router.openapi(listMessages, async (c) => {
     const { before, after, limit } = c.req.valid('query');
-    const page = await messages.list(c.get('principal').userId, c.req.valid('param').roomId, { before, after, limit: limit + 1 });
+    const page = await messages.list(c.get('principal').userId, c.req.valid('param').roomId, {
+      before,
+      after,
+      limit: limit + 1,
+    });
     // One extra row says whether more exist. Paging forward (after), the extra row is the newest
     // one, which the next request fetches; dropping the oldest would leave a gap.
     const items = after === undefined ? page.slice(0, limit) : page.slice(Math.max(0, page.length - limit));

@@ -28,7 +28,12 @@ export function messagesService(deps: {
      * the same key was used before (a retry that bypassed the Redis idempotency layer), the stored
      * message is returned when the body matches, and 422 when it does not.
      */
-    async post(authorId: string, roomId: string, body: string, idempotencyKey: string): Promise<{ message: Message; replayed: boolean }> {
+    async post(
+      authorId: string,
+      roomId: string,
+      body: string,
+      idempotencyKey: string,
+    ): Promise<{ message: Message; replayed: boolean }> {
       await deps.rooms.memberRoom(authorId, roomId);
       let message: Message;
       try {
@@ -38,14 +43,23 @@ export function messagesService(deps: {
         const existing = await repository.findByIdempotencyKey(roomId, authorId, idempotencyKey);
         if (!existing) throw error;
         if (existing.body !== body) {
-          throw new ProblemError(422, 'idempotency-key-reused', 'Idempotency-Key reused', 'this Idempotency-Key was already used with a different request body');
+          throw new ProblemError(
+            422,
+            'idempotency-key-reused',
+            'Idempotency-Key reused',
+            'this Idempotency-Key was already used with a different request body',
+          );
         }
         return { message: existing, replayed: true };
       }
       await deps.redisBreaker
         .run(() => deps.redis.set(recentWriteKey(authorId, roomId), '1', 'PX', READ_YOUR_WRITES_MS))
         .catch(() => undefined);
-      await publishRoomEvent(deps.pubsub, deps.instanceId, { type: 'message.created', roomId, message }).catch(() => undefined);
+      await publishRoomEvent(deps.pubsub, deps.instanceId, {
+        type: 'message.created',
+        roomId,
+        message,
+      }).catch(() => undefined);
       return { message, replayed: false };
     },
 

@@ -26,13 +26,18 @@ export function roomsRepository(db: Database) {
 
     /** Cache loaders read the primary: a room must be visible the moment its creation returns. */
     async find(id: string): Promise<Room | null> {
-      const [row] = await db.write((database) => database.select().from(rooms).where(eq(rooms.id, id)).limit(1));
+      const [row] = await db.write((database) =>
+        database.select().from(rooms).where(eq(rooms.id, id)).limit(1),
+      );
       return row ? toRoom(row) : null;
     },
 
     async memberIds(roomId: string): Promise<string[]> {
       const rows = await db.write((database) =>
-        database.select({ userId: roomMemberships.userId }).from(roomMemberships).where(eq(roomMemberships.roomId, roomId)),
+        database
+          .select({ userId: roomMemberships.userId })
+          .from(roomMemberships)
+          .where(eq(roomMemberships.roomId, roomId)),
       );
       return rows.map((row) => row.userId).sort();
     },
@@ -58,7 +63,9 @@ export function roomsRepository(db: Database) {
     /** False when the user already was a member. */
     async addMember(roomId: string, userId: string): Promise<boolean> {
       try {
-        await db.write((database) => database.insert(roomMemberships).values({ roomId, userId, role: 'member' }));
+        await db.write((database) =>
+          database.insert(roomMemberships).values({ roomId, userId, role: 'member' }),
+        );
         return true;
       } catch (error) {
         if (isDuplicateKey(error)) return false;

@@ -7,15 +7,26 @@ let owner: User;
 let stranger: User;
 beforeAll(async () => {
   cluster = await startCluster(2, { redisTopology: 'single' });
-  [owner, stranger] = await Promise.all([signUp(cluster.apis[0]!, 'owner'), signUp(cluster.apis[1]!, 'stranger')]);
+  [owner, stranger] = await Promise.all([
+    signUp(cluster.apis[0]!, 'owner'),
+    signUp(cluster.apis[1]!, 'stranger'),
+  ]);
 });
 afterAll(() => cluster?.stop());
 
 const api = (i = 0) => cluster.apis[i]!;
 type Room = { id: string; name: string; visibility: string; memberCount: number; isMember: boolean };
 
-async function createRoom(user: User, name: string, visibility: 'public' | 'private', via = 0): Promise<Room> {
-  const reply = await api(via)<Room>('POST', '/v1/rooms', { token: user.accessToken, body: { name, visibility } });
+async function createRoom(
+  user: User,
+  name: string,
+  visibility: 'public' | 'private',
+  via = 0,
+): Promise<Room> {
+  const reply = await api(via)<Room>('POST', '/v1/rooms', {
+    token: user.accessToken,
+    body: { name, visibility },
+  });
   expect(reply.status).toBe(201);
   return reply.body;
 }
@@ -30,14 +41,24 @@ describe('rooms', () => {
 
   it('lets anyone join and leave a public room, and reflects it at once on the other process', async () => {
     const room = await createRoom(owner, 'lobby', 'public');
-    expect((await api(0)('POST', `/v1/rooms/${room.id}/members`, { token: stranger.accessToken })).status).toBe(201);
-    expect((await api(1)('POST', `/v1/rooms/${room.id}/members`, { token: stranger.accessToken })).status).toBe(200);
-    expect((await api(1)<Room>('GET', `/v1/rooms/${room.id}`, { token: stranger.accessToken })).body).toMatchObject({
+    expect(
+      (await api(0)('POST', `/v1/rooms/${room.id}/members`, { token: stranger.accessToken })).status,
+    ).toBe(201);
+    expect(
+      (await api(1)('POST', `/v1/rooms/${room.id}/members`, { token: stranger.accessToken })).status,
+    ).toBe(200);
+    expect(
+      (await api(1)<Room>('GET', `/v1/rooms/${room.id}`, { token: stranger.accessToken })).body,
+    ).toMatchObject({
       memberCount: 2,
       isMember: true,
     });
-    expect((await api(0)('DELETE', `/v1/rooms/${room.id}/members/me`, { token: stranger.accessToken })).status).toBe(204);
-    expect((await api(1)<Room>('GET', `/v1/rooms/${room.id}`, { token: stranger.accessToken })).body).toMatchObject({
+    expect(
+      (await api(0)('DELETE', `/v1/rooms/${room.id}/members/me`, { token: stranger.accessToken })).status,
+    ).toBe(204);
+    expect(
+      (await api(1)<Room>('GET', `/v1/rooms/${room.id}`, { token: stranger.accessToken })).body,
+    ).toMatchObject({
       memberCount: 1,
       isMember: false,
     });
@@ -46,22 +67,40 @@ describe('rooms', () => {
   it('hides a private room from non-members with 404, exactly like a missing room', async () => {
     const room = await createRoom(owner, 'secret', 'private');
     const hidden = await api(1)('GET', `/v1/rooms/${room.id}`, { token: stranger.accessToken });
-    const missing = await api(1)('GET', '/v1/rooms/0191d3b4-5d0e-7a3c-9f1e-3c2b1a999999', { token: stranger.accessToken });
+    const missing = await api(1)('GET', '/v1/rooms/0191d3b4-5d0e-7a3c-9f1e-3c2b1a999999', {
+      token: stranger.accessToken,
+    });
     expect(hidden.status).toBe(404);
     expect(missing.status).toBe(404);
     expect(hidden.body.title).toBe(missing.body.title);
-    expect((await api(0)('POST', `/v1/rooms/${room.id}/members`, { token: stranger.accessToken })).status).toBe(404);
-    expect((await api(0)('GET', `/v1/rooms/${room.id}/messages`, { token: stranger.accessToken })).status).toBe(404);
+    expect(
+      (await api(0)('POST', `/v1/rooms/${room.id}/members`, { token: stranger.accessToken })).status,
+    ).toBe(404);
+    expect(
+      (await api(0)('GET', `/v1/rooms/${room.id}/messages`, { token: stranger.accessToken })).status,
+    ).toBe(404);
   });
 
   it('admits a user to a private room only on a member’s invite', async () => {
     const room = await createRoom(owner, 'invite-only', 'private');
     const outsider = await signUp(api());
     // A non-member cannot invite, even themselves.
-    expect((await api(1)('POST', `/v1/rooms/${room.id}/members`, { token: outsider.accessToken, body: { userId: stranger.id } })).status).toBe(404);
-    const invited = await api(0)('POST', `/v1/rooms/${room.id}/members`, { token: owner.accessToken, body: { userId: stranger.id } });
+    expect(
+      (
+        await api(1)('POST', `/v1/rooms/${room.id}/members`, {
+          token: outsider.accessToken,
+          body: { userId: stranger.id },
+        })
+      ).status,
+    ).toBe(404);
+    const invited = await api(0)('POST', `/v1/rooms/${room.id}/members`, {
+      token: owner.accessToken,
+      body: { userId: stranger.id },
+    });
     expect(invited.status).toBe(201);
-    expect((await api(1)<Room>('GET', `/v1/rooms/${room.id}`, { token: stranger.accessToken })).body.isMember).toBe(true);
+    expect(
+      (await api(1)<Room>('GET', `/v1/rooms/${room.id}`, { token: stranger.accessToken })).body.isMember,
+    ).toBe(true);
     // Inviting someone who does not exist is a clear 404, not a 500.
     const ghost = await api(0)('POST', `/v1/rooms/${room.id}/members`, {
       token: owner.accessToken,
@@ -79,9 +118,13 @@ describe('rooms', () => {
     let cursor: string | null = null;
     do {
       const query: string = cursor ? `?limit=2&before=${cursor}` : '?limit=2';
-      const page = await api(seen.length % 2)<{ items: Room[]; nextBefore: string | null }>('GET', `/v1/rooms${query}`, {
-        token: lister.accessToken,
-      });
+      const page = await api(seen.length % 2)<{ items: Room[]; nextBefore: string | null }>(
+        'GET',
+        `/v1/rooms${query}`,
+        {
+          token: lister.accessToken,
+        },
+      );
       expect(page.status).toBe(200);
       expect(page.body.items.length).toBeLessThanOrEqual(2);
       seen.push(...page.body.items.map((room) => room.id));
@@ -137,7 +180,9 @@ describe('the room cache', () => {
       await admin.query('SET GLOBAL general_log = 1');
 
       const replies = await Promise.all(
-        Array.from({ length: 1_000 }, (_, i) => api(i % 2)<Room>('GET', `/v1/rooms/${room.id}`, { token: stranger.accessToken })),
+        Array.from({ length: 1_000 }, (_, i) =>
+          api(i % 2)<Room>('GET', `/v1/rooms/${room.id}`, { token: stranger.accessToken }),
+        ),
       );
       await admin.query('SET GLOBAL general_log = 0');
       expect(replies.every((reply) => reply.status === 200 && reply.body.id === room.id)).toBe(true);
@@ -149,11 +194,15 @@ describe('the room cache', () => {
       const statements = rows.map((row) => String(row.argument));
       const roomQueries = statements.filter((sql) => /from `rooms`/i.test(sql));
       const memberQueries = statements.filter((sql) => /from `room_memberships`/i.test(sql));
-      console.info(`1,000 cold reads → ${roomQueries.length} rooms query, ${memberQueries.length} member-list query`);
+      console.info(
+        `1,000 cold reads → ${roomQueries.length} rooms query, ${memberQueries.length} member-list query`,
+      );
       expect(roomQueries).toHaveLength(1);
       expect(memberQueries).toHaveLength(1);
 
-      const metrics = await (await fetch(`http://127.0.0.1:${cluster.processes[0]!.ports.managementPort}/metrics`)).text();
+      const metrics = await (
+        await fetch(`http://127.0.0.1:${cluster.processes[0]!.ports.managementPort}/metrics`)
+      ).text();
       expect(metrics).toMatch(/parley_cache_requests_total\{cache="room",outcome="hit"\} \d+/);
       expect(metrics).toMatch(/parley_cache_requests_total\{cache="room",outcome="(miss|lock_wait)"\} \d+/);
     } finally {

@@ -17,7 +17,10 @@ const RoomSchema = z
   })
   .openapi('Room');
 const RoomSummary = RoomSchema.omit({ memberCount: true, isMember: true }).openapi('RoomSummary');
-const problem = (description: string) => ({ description, content: { 'application/problem+json': { schema: ProblemSchema } } });
+const problem = (description: string) => ({
+  description,
+  content: { 'application/problem+json': { schema: ProblemSchema } },
+});
 const json = <T extends z.ZodType>(schema: T, description: string) => ({
   description,
   content: { 'application/json': { schema } },
@@ -43,7 +46,11 @@ const createRoom = createRoute({
       },
     },
   },
-  responses: { 201: json(RoomSchema, 'created'), 400: problem('invalid room'), 401: problem('not signed in') },
+  responses: {
+    201: json(RoomSchema, 'created'),
+    400: problem('invalid room'),
+    401: problem('not signed in'),
+  },
 });
 
 const listRooms = createRoute({
@@ -58,7 +65,10 @@ const listRooms = createRoute({
     }),
   },
   responses: {
-    200: json(z.object({ items: z.array(RoomSummary), nextBefore: z.uuid().nullable() }), 'rooms you can see, newest first'),
+    200: json(
+      z.object({ items: z.array(RoomSummary), nextBefore: z.uuid().nullable() }),
+      'rooms you can see, newest first',
+    ),
     400: problem('bad cursor or limit'),
   },
 });
@@ -69,7 +79,10 @@ const getRoom = createRoute({
   tags: ['rooms'],
   security,
   request: { params: RoomParams },
-  responses: { 200: json(RoomSchema, 'the room'), 404: problem('no such room, or a private room you are not in') },
+  responses: {
+    200: json(RoomSchema, 'the room'),
+    404: problem('no such room, or a private room you are not in'),
+  },
 });
 
 const join = createRoute({
@@ -77,10 +90,14 @@ const join = createRoute({
   path: '/v1/rooms/{roomId}/members',
   tags: ['rooms'],
   security,
-  description: 'Join a public room (no body), or, as a member, add another user (`{"userId"}`): the invite a private room needs.',
+  description:
+    'Join a public room (no body), or, as a member, add another user (`{"userId"}`): the invite a private room needs.',
   request: {
     params: RoomParams,
-    body: { required: false, content: { 'application/json': { schema: z.strictObject({ userId: z.uuid().optional() }) } } },
+    body: {
+      required: false,
+      content: { 'application/json': { schema: z.strictObject({ userId: z.uuid().optional() }) } },
+    },
   },
   responses: {
     200: json(RoomSchema, 'already a member'),
@@ -99,7 +116,6 @@ const leave = createRoute({
   responses: { 204: { description: 'left (or was not a member)' }, 404: problem('no such room') },
 });
 
-
 export function roomRoutes(rooms: RoomsService) {
   const router = createRouter();
 
@@ -117,7 +133,9 @@ export function roomRoutes(rooms: RoomsService) {
     return c.json({ items, nextBefore: page.length > limit ? items.at(-1)!.id : null }, 200);
   });
 
-  router.openapi(getRoom, async (c) => c.json(await rooms.visibleRoom(c.get('principal').userId, c.req.valid('param').roomId), 200));
+  router.openapi(getRoom, async (c) =>
+    c.json(await rooms.visibleRoom(c.get('principal').userId, c.req.valid('param').roomId), 200),
+  );
 
   router.openapi(join, async (c) => {
     const actorId = c.get('principal').userId;

@@ -31,9 +31,13 @@ export function roomsService(deps: {
 }) {
   const { repository, cache } = deps;
   const room = (roomId: string) =>
-    cache.getOrLoad(ROOM_CACHE.name, roomId, { ttlSeconds: ROOM_CACHE.ttlSeconds }, () => repository.find(roomId));
+    cache.getOrLoad(ROOM_CACHE.name, roomId, { ttlSeconds: ROOM_CACHE.ttlSeconds }, () =>
+      repository.find(roomId),
+    );
   const members = (roomId: string) =>
-    cache.getOrLoad(MEMBERS_CACHE.name, roomId, { ttlSeconds: MEMBERS_CACHE.ttlSeconds }, () => repository.memberIds(roomId));
+    cache.getOrLoad(MEMBERS_CACHE.name, roomId, { ttlSeconds: MEMBERS_CACHE.ttlSeconds }, () =>
+      repository.memberIds(roomId),
+    );
 
   /**
    * The room as `userId` may see it. A private room the user is not in answers 404, exactly as a
@@ -50,14 +54,25 @@ export function roomsService(deps: {
    * The durable change is in MySQL already; this drops the cached member list in one MULTI/EXEC,
    * checks every reply, and only then announces the change.
    */
-  async function commitMembershipChange(roomId: string, userId: string, type: 'member.joined' | 'member.left') {
+  async function commitMembershipChange(
+    roomId: string,
+    userId: string,
+    type: 'member.joined' | 'member.left',
+  ) {
     const replies = await deps.redisBreaker
       .run(() => deps.redis.multi().del(cache.key(MEMBERS_CACHE.name, roomId)).exec())
       .catch((error: unknown) => [[error as Error, null]] as [Error | null, unknown][]);
     const failed = replies?.find(([error]) => error !== null);
     if (!replies || failed) {
       // The cache may still list the old members for up to its TTL; MySQL is right already.
-      throw new ProblemError(503, 'membership-not-propagated', 'Service Unavailable', 'the membership change is saved but could not be propagated; retry', {}, { 'Retry-After': '1' });
+      throw new ProblemError(
+        503,
+        'membership-not-propagated',
+        'Service Unavailable',
+        'the membership change is saved but could not be propagated; retry',
+        {},
+        { 'Retry-After': '1' },
+      );
     }
     await publishRoomEvent(deps.pubsub, deps.instanceId, { type, roomId, userId }).catch(() => undefined);
   }
@@ -78,12 +93,18 @@ export function roomsService(deps: {
       return { ...(await deps.repository.find(id))!, memberCount: 1, isMember: true };
     },
 
-    list: (userId: string, before: string | undefined, limit: number) => repository.listVisible(userId, before, limit),
+    list: (userId: string, before: string | undefined, limit: number) =>
+      repository.listVisible(userId, before, limit),
 
     /** Joins `userId` to the room; a private room needs the caller (`actorId`) to be a member already. */
-    async join(actorId: string, roomId: string, userId: string): Promise<{ joined: boolean; room: RoomView }> {
+    async join(
+      actorId: string,
+      roomId: string,
+      userId: string,
+    ): Promise<{ joined: boolean; room: RoomView }> {
       const view = await visibleRoom(actorId, roomId);
-      if (actorId !== userId && !view.isMember) throw new Forbidden('only members can invite others to a room');
+      if (actorId !== userId && !view.isMember)
+        throw new Forbidden('only members can invite others to a room');
       const joined = await repository.addMember(roomId, userId);
       if (joined) await commitMembershipChange(roomId, userId, 'member.joined');
       return { joined, room: await visibleRoom(actorId, roomId) };
@@ -91,7 +112,8 @@ export function roomsService(deps: {
 
     async leave(userId: string, roomId: string): Promise<void> {
       await visibleRoom(userId, roomId);
-      if (await repository.removeMember(roomId, userId)) await commitMembershipChange(roomId, userId, 'member.left');
+      if (await repository.removeMember(roomId, userId))
+        await commitMembershipChange(roomId, userId, 'member.left');
     },
   };
 }
