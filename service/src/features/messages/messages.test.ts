@@ -1,0 +1,201 @@
+import { randomUUID } from 'node:crypto';
+import mysql from 'mysql2/promise';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { signUp, startCluster, type Cluster, type Reply, type User } from '../../test-support/cluster.js';
+
+let cluster: Cluster;
+let alice: User;
+let bob: User;
+let roomId: string;
+
+type Message = { id: string; roomId: string; authorId: string; body: string; createdAt: string };
+type Page = { items: Message[]; nextBefore: string | null };
+
+beforeAll(async () => {
+  cluster = await startCluster(2, { redisTopology: 'single' });
+  [alice, bob] = await Promise.all([signUp(cluster.apis[0]!, 'alice'), signUp(cluster.apis[1]!, 'bob')]);
+  const room = await cluster.apis[0]!('POST', '/v1/rooms', { token: alice.accessToken, body: { name: 'chat', visibility: 'public' } });
+  roomId = String(room.body.id);
+  await cluster.apis[1]!('POST', `/v1/rooms/${roomId}/members`, { token: bob.accessToken });
+});
+afterAll(() => cluster?.stop());
+
+const api = (i = 0) => cluster.apis[i]!;
+/** `key: null` sends no Idempotency-Key at all. */
+const post = (user: User, body: unknown, key: string | null = randomUUID(), via = 0, room = roomId) =>
+  api(via)<Message>('POST', `/v1/rooms/${room}/messages`, {
+    token: user.accessToken,
+    body,
+    headers: key === null ? {} : { 'Idempotency-Key': key },
+  });
+
+async function adminQuery<T>(sql: string, params: unknown[] = [], target: 'primary' | 'replica' = 'primary'): Promise<T[]> {
+  const server = cluster.stack.mysql[target]!;
+  const connection = await mysql.createConnection({ host: server.host, port: server.port, ...cluster.stack.mysql.admin, database: 'parley' });
+  try {
+    return (await connection.query(sql, params))[0] as T[];
+  } finally {
+    await connection.end();
+  }
+}
+
+describe('posting and reading messages', () => {
+  it('posts a message and reads it back from the other process', async () => {
+    const posted = await post(alice, { body: 'hello, world' });
+    expect(posted.status).toBe(201);
+    expect(posted.body).toEqual({ id: expect.stringMatching(/^\d+$/), roomId, authorId: alice.id, body: 'hello, world', createdAt: expect.any(String) });
+    const page = await api(1)<Page>('GET', `/v1/rooms/${roomId}/messages?limit=1`, { token: alice.accessToken });
+    expect(page.body.items[0]).toEqual(posted.body);
+  });
+
+  it('pages newest first with before, and catches up without gaps with after', async () => {
+    const room = await api()('POST', '/v1/rooms', { token: alice.accessToken, body: { name: 'paging', visibility: 'public' } });
+    const id = String(room.body.id);
+    const ids: string[] = [];
+    for (let i = 0; i < 7; i++) ids.push((await post(alice, { body: `m${i}` }, randomUUID(), i % 2, id)).body.id);
+
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const page: Reply<Page> = await api(seen.length % 2)<Page>('GET', `/v1/rooms/${id}/messages?limit=3${cursor ? `&before=${cursor}` : ''}`, {
+        token: bob.accessToken,
+      });
+      seen.push(...page.body.items.map((message) => message.id));
+      cursor = page.body.nextBefore;
+    } while (cursor);
+    expect(seen).toEqual([...ids].reverse());
+
+    const after = await api()<Page>('GET', `/v1/rooms/${id}/messages?after=${ids[1]}&limit=3`, { token: bob.accessToken });
+    expect(after.body.items.map((message) => message.id)).toEqual([ids[4], ids[3], ids[2]]);
+  });
+
+  it('lets only members post, and only members read a private room', async () => {
+    const carol = await signUp(api(), 'carol');
+    const notMember = await post(carol, { body: 'let me in' });
+    expect(notMember.status).toBe(403);
+    expect(notMember.body.detail).toMatch(/join room/);
+    expect((await api()('GET', `/v1/rooms/${roomId}/messages`, { token: carol.accessToken })).status).toBe(200); // public
+
+    const hidden = await api()('POST', '/v1/rooms', { token: alice.accessToken, body: { name: 'private', visibility: 'private' } });
+    expect((await api(1)('GET', `/v1/rooms/${hidden.body.id}/messages`, { token: carol.accessToken })).status).toBe(404);
+    expect((await post(carol, { body: 'x' }, randomUUID(), 1, String(hidden.body.id))).status).toBe(404);
+  });
+
+  it.each([
+    ['missing body', {}, /body\.body/],
+    ['empty body', { body: '' }, /body\.body/],
+    ['whitespace body', { body: '   ' }, /body\.body/],
+    ['too long', { body: 'x'.repeat(4001) }, /body\.body/],
+    ['not a string', { body: { text: 'hi' } }, /body\.body/],
+    ['unknown field', { body: 'hi', authorId: 'someone-else' }, /authorId/],
+  ])('rejects a post with %s', async (_label, body, detail) => {
+    const reply = await post(alice, body);
+    expect(reply.status).toBe(400);
+    expect(reply.body.detail).toMatch(detail);
+  });
+
+  it.each([
+    ['?before=abc', /query\.before: must be a message id/],
+    ['?before=0', /query\.before/],
+    ['?before=-5', /query\.before/],
+    ['?after=1.5', /query\.after/],
+    ['?before=10&after=5', /use before or after, not both/],
+    ['?limit=0', /query\.limit/],
+    ['?limit=101', /query\.limit/],
+    ['?cursor=5', /cursor/],
+  ])('rejects a listing with %s', async (query, detail) => {
+    const reply = await api()('GET', `/v1/rooms/${roomId}/messages${query}`, { token: alice.accessToken });
+    expect(reply.status).toBe(400);
+    expect(reply.body.detail).toMatch(detail);
+  });
+
+  it('requires a sane Idempotency-Key', async () => {
+    expect((await post(alice, { body: 'no key' }, null)).body.detail).toMatch(/send an Idempotency-Key/);
+    expect((await post(alice, { body: 'bad key' }, 'has spaces in it')).status).toBe(400);
+    expect((await post(alice, { body: 'long key' }, 'k'.repeat(256))).status).toBe(400);
+  });
+});
+
+describe('Idempotency-Key', () => {
+  it('turns 50 concurrent identical posts across both processes into one row and 50 identical responses', async () => {
+    const key = randomUUID();
+    const replies = await Promise.all(Array.from({ length: 50 }, (_, i) => post(alice, { body: 'exactly once' }, key, i % 2)));
+    expect(new Set(replies.map((reply) => reply.status))).toEqual(new Set([201]));
+    expect(new Set(replies.map((reply) => JSON.stringify(reply.body))).size).toBe(1);
+    expect(replies.filter((reply) => reply.headers.get('idempotent-replayed') === 'true')).toHaveLength(49);
+    const rows = await adminQuery('SELECT id FROM messages WHERE idempotency_key = ?', [key]);
+    expect(rows).toHaveLength(1);
+  });
+
+  it('answers 422 when the key comes back with another body', async () => {
+    const key = randomUUID();
+    expect((await post(alice, { body: 'first' }, key)).status).toBe(201);
+    const reused = await post(alice, { body: 'second' }, key, 1);
+    expect(reused.status).toBe(422);
+    expect(reused.body.detail).toMatch(/different request body/);
+  });
+
+  it('scopes keys per user', async () => {
+    const key = randomUUID();
+    const fromAlice = await post(alice, { body: 'same key' }, key);
+    const fromBob = await post(bob, { body: 'same key' }, key, 1);
+    expect(fromBob.status).toBe(201);
+    expect(fromBob.body.id).not.toBe(fromAlice.body.id);
+  });
+
+  it('answers 409 to a duplicate while the original is still in flight', async () => {
+    const key = randomUUID();
+    const mysqlPid = cluster.stack.mysql.primary.pid()!;
+    process.kill(mysqlPid, 'SIGSTOP'); // the original will hang on its INSERT
+    try {
+      const original = post(alice, { body: 'slow one' }, key, 0);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const duplicate = await post(alice, { body: 'slow one' }, key, 1);
+      expect(duplicate.status).toBe(409);
+      expect(duplicate.headers.get('retry-after')).toBe('1');
+      process.kill(mysqlPid, 'SIGCONT');
+      expect((await original).status).toBe(201);
+      const replay = await post(alice, { body: 'slow one' }, key, 1);
+      expect(replay.status).toBe(201);
+      expect(replay.headers.get('idempotent-replayed')).toBe('true');
+    } finally {
+      process.kill(mysqlPid, 'SIGCONT');
+    }
+  });
+});
+
+describe('read-your-writes', () => {
+  it('shows authors their own new message even while the replica lags; others read the replica', async () => {
+    const reader = await signUp(api(), 'reader'); // has written nothing, so reads the replica
+    await adminQuery('STOP SLAVE', [], 'replica'); // the replica now lags without bound
+    try {
+      const posted = await post(alice, { body: 'fresh off the press' });
+      const own = await api(1)<Page>('GET', `/v1/rooms/${roomId}/messages?limit=5`, { token: alice.accessToken });
+      expect(own.body.items.map((message) => message.id)).toContain(posted.body.id);
+      const others = await api(0)<Page>('GET', `/v1/rooms/${roomId}/messages?limit=5`, { token: reader.accessToken });
+      expect(others.body.items.map((message) => message.id)).not.toContain(posted.body.id);
+    } finally {
+      await adminQuery('START SLAVE', [], 'replica');
+    }
+    await cluster.stack.mysql.waitForReplication();
+  });
+});
+
+describe('with Redis down', () => {
+  it('still writes no duplicate: the MySQL unique key replays the first message', async () => {
+    await cluster.stack.redis.nodes[0]!.stop();
+    try {
+      const key = randomUUID();
+      const first = await post(alice, { body: 'redis is down' }, key, 0);
+      const retry = await post(alice, { body: 'redis is down' }, key, 1);
+      expect(first.status).toBe(201);
+      expect(retry.status).toBe(201);
+      expect(retry.body).toEqual(first.body);
+      expect(retry.headers.get('idempotent-replayed')).toBe('true');
+      expect((await post(alice, { body: 'another body' }, key, 0)).status).toBe(422);
+      expect(await adminQuery('SELECT id FROM messages WHERE idempotency_key = ?', [key])).toHaveLength(1);
+    } finally {
+      await cluster.stack.redis.nodes[0]!.start();
+    }
+  });
+});
