@@ -388,7 +388,10 @@ describe('configuration and credentials', () => {
     expect(annotations(inCluster)['helm.sh/hook']).toBe('post-install,pre-upgrade');
     const external = find(render('external-data'), 'Job', 'parley-migrations');
     expect(annotations(external)['helm.sh/hook']).toBe('pre-install,pre-upgrade');
-    const migrate = workload(render('external-data'), 'Job', 'parley-migrations').spec.containers[0]!;
+    const job = workload(render('external-data'), 'Job', 'parley-migrations');
+    // A pre-install hook runs before the release's own ServiceAccount exists.
+    expect(job.spec.serviceAccountName).toBe('default');
+    const migrate = job.spec.containers[0]!;
     expect(migrate.command).toEqual(['node', 'dist/db/migrate.js']);
     const env = envOf(migrate);
     expect(env.get('MYSQL_MIGRATION_USER')!.value).toBe('parley_migrator');
