@@ -174,19 +174,39 @@ describe.skipIf(!redisAvailable)(
           `sentinel monitor mymaster 127.0.0.1 ${ports.master}`,
         );
       await start('sentinel', localSentinel, ['--sentinel']);
-      await until('sentinel to see the replica', async () => {
-        const replicas = await cli(ports.sentinel, 'sentinel', 'replicas', 'mymaster');
-        return replicas.includes(String(ports.replica)) && !replicas.includes('s_down') ? true : undefined;
-      });
+      // Sentinel promotes only a replica it has polled itself (fresh INFO, link to master up).
+      await until(
+        'sentinel to vet the replica',
+        async () => {
+          const lines = (await cli(ports.sentinel, 'sentinel', 'replicas', 'mymaster')).split('\n');
+          const fields = new Map<string, string>();
+          for (let i = 0; i + 1 < lines.length; i += 2) fields.set(lines[i]!, lines[i + 1]!);
+          const vetted =
+            fields.get('port') === String(ports.replica) &&
+            fields.get('flags') === 'slave' &&
+            fields.get('master-link-status') === 'ok' &&
+            Number(fields.get('info-refresh')) < 5_000;
+          return vetted ? true : undefined;
+        },
+        45_000,
+      );
+      // Sentinel refuses to act in TILT mode (its timer ran late, as on a loaded CI machine).
+      await until(
+        'sentinel out of TILT mode',
+        async () =>
+          (await cli(ports.sentinel, 'info', 'sentinel')).includes('sentinel_tilt:0') ? true : undefined,
+        45_000,
+      );
       const prestop = rewritePaths(prestopScript)
         .replaceAll('-p 6379', `-p ${ports.master}`)
         .replaceAll('-p 26379', `-p ${ports.sentinel}`);
-      await run('sh', ['-c', prestop], {
-        env: { PATH: process.env['PATH'], MASTER_NAME: 'mymaster', FAILOVER_WAIT_SECONDS: '20' },
-        timeout: 30_000,
+      const { stdout } = await run('sh', ['-c', prestop], {
+        env: { PATH: process.env['PATH'], MASTER_NAME: 'mymaster', FAILOVER_WAIT_SECONDS: '40' },
+        timeout: 50_000,
       });
+      expect(stdout.trim()).toBe('failed over: this pod is now a replica');
       expect((await cli(ports.master, 'role')).split('\n')[0]).toBe('slave');
       expect((await cli(ports.replica, 'role')).split('\n')[0]).toBe('master');
-    }, 60_000);
+    }, 120_000);
   },
 );
