@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { golden } from '../lib/golden.js';
 import { scenarioFile, scenarios } from '../lib/objects.js';
@@ -9,6 +10,23 @@ describe('the chart', () => {
     expect(scenarios).toEqual(
       expect.arrayContaining(['default', 'gateway', 'haproxy', 'external-data', 'keda', 'dev']),
     );
+  });
+
+  it('has a strict values schema: every object with named properties forbids unknown ones', () => {
+    const schema = JSON.parse(readFileSync(`${chartDir}/values.schema.json`, 'utf8')) as Record<
+      string,
+      unknown
+    >;
+    const loose: string[] = [];
+    const walk = (node: Record<string, unknown>, path: string): void => {
+      const properties = node['properties'] as Record<string, Record<string, unknown>> | undefined;
+      if (properties) {
+        if (node['additionalProperties'] !== false) loose.push(path || '(root)');
+        for (const [key, child] of Object.entries(properties)) walk(child, path ? `${path}.${key}` : key);
+      }
+    };
+    walk(schema, '');
+    expect(loose).toEqual([]);
   });
 
   it('passes helm lint --strict with the defaults', async () => {
