@@ -598,6 +598,17 @@ describe('NetworkPolicies', () => {
     expect(egressToCidr(objects, labelsOf('migrations'), 443)).toEqual([]);
   });
 
+  it('gateway: the namespace of the Gateway proxies may reach the API', () => {
+    for (const scenario of ['gateway', 'external-data']) {
+      const objects = render(scenario);
+      const route = spec<{ parentRefs: { namespace: string }[] }>(find(objects, 'HTTPRoute', 'parley-api'));
+      const policy = JSON.stringify(spec(find(objects, 'NetworkPolicy', 'parley-api')));
+      for (const ref of route.parentRefs) {
+        expect(policy).toContain(`"kubernetes.io/metadata.name":"${ref.namespace}"`);
+      }
+    }
+  });
+
   it('external data: egress to the database and cache CIDRs on their ports', () => {
     const objects = render('external-data');
     expect(egressToCidr(objects, labelsOf('api'), 3306)).toEqual(['10.20.0.0/16']);
