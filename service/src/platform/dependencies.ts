@@ -23,7 +23,7 @@ export function openDependencies(
   metrics: Metrics,
   lifecycle: Lifecycle,
 ): Dependencies {
-  const createBreaker = createBreakerFactory(metrics.registry);
+  const createBreaker = createBreakerFactory(metrics.registry, logger);
   const breakers = {
     primary: createBreaker('mysql-primary', {
       timeoutMs: 5_000,
@@ -37,8 +37,9 @@ export function openDependencies(
     }),
     redis: createBreaker('redis', { timeoutMs: 1_000, openMs: 3_000, isFailure: () => true }),
   };
+  // Debug, not warn: during an outage this fires on every read; circuit_breaker_state shows it.
   const db = createDatabase(config.mysql, breakers, (error) =>
-    logger.warn({ err: error }, 'replica unavailable; read served by the primary'),
+    logger.debug({ err: error }, 'replica unavailable; read served by the primary'),
   );
   lifecycle.register('mysql', () => db.close());
 

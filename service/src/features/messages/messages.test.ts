@@ -8,13 +8,23 @@ let alice: User;
 let bob: User;
 let roomId: string;
 
-type Message = { id: string; roomId: string; authorId: string; body: string; createdAt: string };
+type Message = {
+  id: string;
+  roomId: string;
+  authorId: string;
+  body: string;
+  createdAt: string;
+  detail?: string;
+};
 type Page = { items: Message[]; nextBefore: string | null };
 
 beforeAll(async () => {
   cluster = await startCluster(2, { redisTopology: 'single' });
   [alice, bob] = await Promise.all([signUp(cluster.apis[0]!, 'alice'), signUp(cluster.apis[1]!, 'bob')]);
-  const room = await cluster.apis[0]!('POST', '/v1/rooms', { token: alice.accessToken, body: { name: 'chat', visibility: 'public' } });
+  const room = await cluster.apis[0]!('POST', '/v1/rooms', {
+    token: alice.accessToken,
+    body: { name: 'chat', visibility: 'public' },
+  });
   roomId = String(room.body.id);
   await cluster.apis[1]!('POST', `/v1/rooms/${roomId}/members`, { token: bob.accessToken });
 });
@@ -29,9 +39,18 @@ const post = (user: User, body: unknown, key: string | null = randomUUID(), via 
     headers: key === null ? {} : { 'Idempotency-Key': key },
   });
 
-async function adminQuery<T>(sql: string, params: unknown[] = [], target: 'primary' | 'replica' = 'primary'): Promise<T[]> {
+async function adminQuery<T>(
+  sql: string,
+  params: unknown[] = [],
+  target: 'primary' | 'replica' = 'primary',
+): Promise<T[]> {
   const server = cluster.stack.mysql[target]!;
-  const connection = await mysql.createConnection({ host: server.host, port: server.port, ...cluster.stack.mysql.admin, database: 'parley' });
+  const connection = await mysql.createConnection({
+    host: server.host,
+    port: server.port,
+    ...cluster.stack.mysql.admin,
+    database: 'parley',
+  });
   try {
     return (await connection.query(sql, params))[0] as T[];
   } finally {
@@ -43,29 +62,47 @@ describe('posting and reading messages', () => {
   it('posts a message and reads it back from the other process', async () => {
     const posted = await post(alice, { body: 'hello, world' });
     expect(posted.status).toBe(201);
-    expect(posted.body).toEqual({ id: expect.stringMatching(/^\d+$/), roomId, authorId: alice.id, body: 'hello, world', createdAt: expect.any(String) });
-    const page = await api(1)<Page>('GET', `/v1/rooms/${roomId}/messages?limit=1`, { token: alice.accessToken });
+    expect(posted.body).toEqual({
+      id: expect.stringMatching(/^\d+$/),
+      roomId,
+      authorId: alice.id,
+      body: 'hello, world',
+      createdAt: expect.any(String),
+    });
+    const page = await api(1)<Page>('GET', `/v1/rooms/${roomId}/messages?limit=1`, {
+      token: alice.accessToken,
+    });
     expect(page.body.items[0]).toEqual(posted.body);
   });
 
   it('pages newest first with before, and catches up without gaps with after', async () => {
-    const room = await api()('POST', '/v1/rooms', { token: alice.accessToken, body: { name: 'paging', visibility: 'public' } });
+    const room = await api()('POST', '/v1/rooms', {
+      token: alice.accessToken,
+      body: { name: 'paging', visibility: 'public' },
+    });
     const id = String(room.body.id);
     const ids: string[] = [];
-    for (let i = 0; i < 7; i++) ids.push((await post(alice, { body: `m${i}` }, randomUUID(), i % 2, id)).body.id);
+    for (let i = 0; i < 7; i++)
+      ids.push((await post(alice, { body: `m${i}` }, randomUUID(), i % 2, id)).body.id);
 
     const seen: string[] = [];
     let cursor: string | null = null;
     do {
-      const page: Reply<Page> = await api(seen.length % 2)<Page>('GET', `/v1/rooms/${id}/messages?limit=3${cursor ? `&before=${cursor}` : ''}`, {
-        token: bob.accessToken,
-      });
+      const page: Reply<Page> = await api(seen.length % 2)<Page>(
+        'GET',
+        `/v1/rooms/${id}/messages?limit=3${cursor ? `&before=${cursor}` : ''}`,
+        {
+          token: bob.accessToken,
+        },
+      );
       seen.push(...page.body.items.map((message) => message.id));
       cursor = page.body.nextBefore;
     } while (cursor);
     expect(seen).toEqual([...ids].reverse());
 
-    const after = await api()<Page>('GET', `/v1/rooms/${id}/messages?after=${ids[1]}&limit=3`, { token: bob.accessToken });
+    const after = await api()<Page>('GET', `/v1/rooms/${id}/messages?after=${ids[1]}&limit=3`, {
+      token: bob.accessToken,
+    });
     expect(after.body.items.map((message) => message.id)).toEqual([ids[4], ids[3], ids[2]]);
   });
 
@@ -74,10 +111,17 @@ describe('posting and reading messages', () => {
     const notMember = await post(carol, { body: 'let me in' });
     expect(notMember.status).toBe(403);
     expect(notMember.body.detail).toMatch(/join room/);
-    expect((await api()('GET', `/v1/rooms/${roomId}/messages`, { token: carol.accessToken })).status).toBe(200); // public
+    expect((await api()('GET', `/v1/rooms/${roomId}/messages`, { token: carol.accessToken })).status).toBe(
+      200,
+    ); // public
 
-    const hidden = await api()('POST', '/v1/rooms', { token: alice.accessToken, body: { name: 'private', visibility: 'private' } });
-    expect((await api(1)('GET', `/v1/rooms/${hidden.body.id}/messages`, { token: carol.accessToken })).status).toBe(404);
+    const hidden = await api()('POST', '/v1/rooms', {
+      token: alice.accessToken,
+      body: { name: 'private', visibility: 'private' },
+    });
+    expect(
+      (await api(1)('GET', `/v1/rooms/${hidden.body.id}/messages`, { token: carol.accessToken })).status,
+    ).toBe(404);
     expect((await post(carol, { body: 'x' }, randomUUID(), 1, String(hidden.body.id))).status).toBe(404);
   });
 
@@ -119,7 +163,9 @@ describe('posting and reading messages', () => {
 describe('Idempotency-Key', () => {
   it('turns 50 concurrent identical posts across both processes into one row and 50 identical responses', async () => {
     const key = randomUUID();
-    const replies = await Promise.all(Array.from({ length: 50 }, (_, i) => post(alice, { body: 'exactly once' }, key, i % 2)));
+    const replies = await Promise.all(
+      Array.from({ length: 50 }, (_, i) => post(alice, { body: 'exactly once' }, key, i % 2)),
+    );
     expect(new Set(replies.map((reply) => reply.status))).toEqual(new Set([201]));
     expect(new Set(replies.map((reply) => JSON.stringify(reply.body))).size).toBe(1);
     expect(replies.filter((reply) => reply.headers.get('idempotent-replayed') === 'true')).toHaveLength(49);
@@ -170,9 +216,13 @@ describe('read-your-writes', () => {
     await adminQuery('STOP SLAVE', [], 'replica'); // the replica now lags without bound
     try {
       const posted = await post(alice, { body: 'fresh off the press' });
-      const own = await api(1)<Page>('GET', `/v1/rooms/${roomId}/messages?limit=5`, { token: alice.accessToken });
+      const own = await api(1)<Page>('GET', `/v1/rooms/${roomId}/messages?limit=5`, {
+        token: alice.accessToken,
+      });
       expect(own.body.items.map((message) => message.id)).toContain(posted.body.id);
-      const others = await api(0)<Page>('GET', `/v1/rooms/${roomId}/messages?limit=5`, { token: reader.accessToken });
+      const others = await api(0)<Page>('GET', `/v1/rooms/${roomId}/messages?limit=5`, {
+        token: reader.accessToken,
+      });
       expect(others.body.items.map((message) => message.id)).not.toContain(posted.body.id);
     } finally {
       await adminQuery('START SLAVE', [], 'replica');
