@@ -1,7 +1,7 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { ProblemSchema } from '../../http/openapi.js';
 import { createRouter } from '../../http/router.js';
-import type { RoomsService, RoomView } from './service.js';
+import type { RoomsService } from './service.js';
 
 export const RoomId = z.uuid({ error: 'must be a room id (UUID)' });
 
