@@ -70,5 +70,5 @@ COPY service/drizzle ./service/drizzle
 WORKDIR /app/service
 # Numeric user so Kubernetes can verify runAsNonRoot; nothing is written outside /tmp.
 USER 10001:10001
-EXPOSE 3000 3001
+EXPOSE 3000 9464 3001
 CMD ["node", "dist/main-api.js"]

@@ -243,12 +243,18 @@ describe('pods: probes, resources, Pod Security "restricted"', () => {
     }
   });
 
-  it('API and worker probe /livez and /readyz on their own ports', () => {
+  it('API and worker probe /livez and /readyz on their health ports (the API: its management port)', () => {
     const objects = render('default');
     const api = container(workload(objects, 'Deployment', 'parley-api').spec, 'api');
-    expect(api.livenessProbe!.httpGet).toEqual({ path: '/livez', port: 'http' });
-    expect(api.readinessProbe!.httpGet).toEqual({ path: '/readyz', port: 'http' });
-    expect(api.ports).toEqual([{ name: 'http', containerPort: 3000, protocol: 'TCP' }]);
+    // The management port stays open while the API port drains, so probes see the drain honestly.
+    expect(api.startupProbe!.httpGet).toEqual({ path: '/livez', port: 'management' });
+    expect(api.livenessProbe!.httpGet).toEqual({ path: '/livez', port: 'management' });
+    expect(api.readinessProbe!.httpGet).toEqual({ path: '/readyz', port: 'management' });
+    expect(api.ports).toEqual([
+      { name: 'http', containerPort: 3000, protocol: 'TCP' },
+      { name: 'management', containerPort: 9464, protocol: 'TCP' },
+    ]);
+    expect(envOf(api).get('MANAGEMENT_PORT')!.value).toBe('9464');
     const worker = container(workload(objects, 'Deployment', 'parley-worker').spec, 'worker');
     expect(worker.livenessProbe!.httpGet).toEqual({ path: '/livez', port: 'health' });
     expect(worker.readinessProbe!.httpGet).toEqual({ path: '/readyz', port: 'health' });
@@ -308,6 +314,24 @@ describe('configuration and credentials', () => {
     'S3_BACKUPS_BUCKET',
     'JWT_PRIVATE_KEY_FILE',
     'BACKUP_ENCRYPTION_KEY_FILE',
+    'MANAGEMENT_PORT',
+    'JWT_ISSUER',
+    'ACCESS_TOKEN_TTL_SECONDS',
+    'REFRESH_TOKEN_TTL_SECONDS',
+    'RATE_LIMIT_AUTH',
+    'RATE_LIMIT_API',
+    'RATE_LIMIT_UPLOAD',
+    'TRUSTED_PROXY_HOPS',
+  ];
+  // The service's secret variables (config.ts): each may only arrive as a file from a Secret.
+  const secretVariables = [
+    'MYSQL_PASSWORD',
+    'MYSQL_MIGRATION_PASSWORD',
+    'REDIS_PASSWORD',
+    'REDIS_SENTINEL_PASSWORD',
+    'S3_SECRET_ACCESS_KEY',
+    'JWT_PRIVATE_KEY',
+    'BACKUP_ENCRYPTION_KEY',
   ];
 
   it.each(scenarios)(
@@ -329,14 +353,12 @@ describe('configuration and credentials', () => {
       for (const w of workloads(render(scenario))) {
         for (const c of allContainers(w.spec)) {
           for (const e of c.env ?? []) {
-            if (
-              /PASSWORD|SECRET|PRIVATE_KEY|ENCRYPTION_KEY|TOKEN/.test(e.name) &&
-              !e.name.endsWith('_FILE')
-            ) {
+            if (/PASSWORD|SECRET|PRIVATE_KEY|ENCRYPTION_KEY/.test(e.name) && !e.name.endsWith('_FILE')) {
               expect(e.value, `${c.name} ${e.name}`).toBeUndefined();
               expect(e.valueFrom?.secretKeyRef, `${c.name} ${e.name}`).toBeDefined();
             }
-            if (e.name.endsWith('_FILE')) {
+            if (secretVariables.includes(e.name.replace(/_FILE$/, ''))) {
+              expect(e.name, 'a secret comes as a file').toMatch(/_FILE$/);
               const mount = (c.volumeMounts ?? []).find((m) => e.value!.startsWith(`${m.mountPath}/`));
               expect(mount, `${c.name} ${e.name} is mounted`).toBeDefined();
               expect(mount!.readOnly).toBe(true);
@@ -398,12 +420,28 @@ describe('configuration and credentials', () => {
     expect(env.get('MYSQL_MIGRATION_PASSWORD_FILE')!.value).toBe(
       '/var/run/secrets/parley/mysql-migration-password',
     );
+    // It reads only NODE_ENV, LOG_LEVEL, INSTANCE_ID and MYSQL_*, and sees only the two DB passwords.
+    for (const name of env.keys()) expect(name).toMatch(/^(NODE_ENV|LOG_LEVEL|INSTANCE_ID|MYSQL_\w+)$/);
+    const jobSecret = job.spec.volumes!.find((v) => v['name'] === 'secrets')!['secret'] as {
+      items: { key: string }[];
+    };
+    expect(jobSecret.items.map((i) => i.key)).toEqual(['mysql-password', 'mysql-migration-password']);
     const api = workload(render('default'), 'Deployment', 'parley-api');
     const items = (
       api.spec.volumes!.find((v) => v['name'] === 'secrets')!['secret'] as { items: { key: string }[] }
     ).items.map((i) => i.key);
     expect(items).not.toContain('mysql-migration-password');
     expect(items).not.toContain('mysql-root-password');
+  });
+
+  it('trusts one proxy hop behind an Ingress or Gateway, none without', () => {
+    const hops = (scenario: string): string | undefined =>
+      envOf(workload(render(scenario), 'Deployment', 'parley-api').spec.containers[0]!).get(
+        'TRUSTED_PROXY_HOPS',
+      )!.value;
+    expect(hops('default')).toBe('1');
+    expect(hops('gateway')).toBe('1');
+    expect(hops('dev')).toBe('0');
   });
 
   it('S3: IRSA through the ServiceAccount annotation, no static keys', () => {
@@ -548,10 +586,35 @@ describe('MySQL 8.4 primary + read replicas', () => {
     ).toBe(1);
   });
 
-  it('external: writer and reader endpoints, no in-cluster MySQL', () => {
-    const env = envOf(workload(render('external-data'), 'Deployment', 'parley-api').spec.containers[0]!);
-    expect(env.get('MYSQL_HOST')!.value).toBe('parley.cluster-abc123.eu-west-1.rds.amazonaws.com');
-    expect(env.get('MYSQL_REPLICA_HOST')!.value).toBe('parley.cluster-ro-abc123.eu-west-1.rds.amazonaws.com');
+  it('external: writer and reader endpoints over verified TLS, no in-cluster MySQL', () => {
+    for (const [kind, name] of [
+      ['Deployment', 'parley-api'],
+      ['Deployment', 'parley-worker'],
+      ['Job', 'parley-migrations'],
+    ] as const) {
+      const w = workload(render('external-data'), kind, name);
+      const c = w.spec.containers[0]!;
+      const env = envOf(c);
+      expect(env.get('MYSQL_HOST')!.value).toBe('parley.cluster-abc123.eu-west-1.rds.amazonaws.com');
+      expect(env.get('MYSQL_REPLICA_HOST')!.value).toBe(
+        'parley.cluster-ro-abc123.eu-west-1.rds.amazonaws.com',
+      );
+      expect(env.get('MYSQL_TLS')!.value).toBe('true');
+      expect(env.get('MYSQL_TLS_CA_FILE')!.value).toBe('/etc/parley/mysql-ca/global-bundle.pem');
+      expect(c.volumeMounts).toContainEqual({
+        name: 'mysql-ca',
+        mountPath: '/etc/parley/mysql-ca',
+        readOnly: true,
+      });
+      expect(w.spec.volumes).toContainEqual({
+        name: 'mysql-ca',
+        configMap: {
+          name: 'rds-ca-bundle',
+          items: [{ key: 'global-bundle.pem', path: 'global-bundle.pem' }],
+        },
+      });
+    }
+    expect(byKind(render('external-data'), 'StatefulSet')).toHaveLength(0);
   });
 });
 
@@ -580,7 +643,9 @@ describe('NetworkPolicies', () => {
     expect(can('migrations', 'mysql-primary', 3306)).toBe(true);
     expect(can('mysql-replica', 'mysql-primary', 3306)).toBe(true);
     expect(can('redis', 'redis', 26379)).toBe(true);
-    expect(can('test', 'api', 3000)).toBe(true);
+    expect(can('test', 'api', 9464)).toBe(true);
+    expect(can('test', 'api', 3000)).toBe(false);
+    expect(can('migrations', 'redis', 6379)).toBe(false);
     // And nothing else.
     expect(can('worker', 'api', 3000)).toBe(false);
     expect(can('redis', 'mysql-primary', 3306)).toBe(false);
@@ -620,7 +685,7 @@ describe('observability', () => {
   it('a PodMonitor scrapes API and worker pods on both metrics ports', () => {
     const monitor = spec<Record<string, unknown>>(find(render('gateway'), 'PodMonitor', 'parley'));
     expect(monitor['podMetricsEndpoints']).toEqual([
-      { port: 'http', path: '/metrics', interval: '30s' },
+      { port: 'management', path: '/metrics', interval: '30s' },
       { port: 'health', path: '/metrics', interval: '30s' },
     ]);
     expect(byKind(render('gateway'), 'ServiceMonitor')).toHaveLength(0);
@@ -661,11 +726,18 @@ describe('observability', () => {
 });
 
 describe('helm test', () => {
-  it('a test hook pod checks /readyz through the API Service', () => {
+  it('a test hook pod checks /readyz through the API Service (its management port)', () => {
     const pod = find(render('default'), 'Pod', 'parley-test-readyz');
     expect(isHook(pod)).toBe(true);
     expect(annotations(pod)['helm.sh/hook']).toBe('test');
     const c = spec<{ containers: Container[] }>(pod).containers[0]!;
-    expect(c.command!.at(-1)).toBe('http://parley-api:80/readyz');
+    expect(c.command!.at(-1)).toBe('http://parley-api:9464/readyz');
+    const ports = spec<{ ports: { name: string; port: number }[] }>(
+      find(render('default'), 'Service', 'parley-api'),
+    ).ports;
+    expect(ports.map((p) => [p.name, p.port])).toEqual([
+      ['http', 80],
+      ['management', 9464],
+    ]);
   });
 });

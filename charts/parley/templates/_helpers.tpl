@@ -177,8 +177,8 @@ app.kubernetes.io/part-of: parley
 {{- end -}}
 {{- end }}
 
-{{/* Environment shared by api, worker and migrations. Secrets come as *_FILE paths. -------- */}}
-{{- define "parley.env" -}}
+{{/* What the migrations entry point reads: NODE_ENV, LOG_LEVEL, INSTANCE_ID and MYSQL_*. ---- */}}
+{{- define "parley.env.mysql" -}}
 {{- $root := . -}}
 {{- $dir := include "parley.secretsDir" . -}}
 - name: NODE_ENV
@@ -189,18 +189,6 @@ app.kubernetes.io/part-of: parley
   valueFrom:
     fieldRef:
       fieldPath: metadata.name
-- name: HOST
-  value: "0.0.0.0"
-- name: PORT
-  value: {{ .Values.api.port | quote }}
-- name: WORKER_HEALTH_PORT
-  value: {{ .Values.worker.healthPort | quote }}
-- name: BODY_LIMIT_BYTES
-  value: {{ .Values.config.bodyLimitBytes | quote }}
-- name: SHUTDOWN_GRACE_MS
-  value: {{ .Values.config.shutdownGraceMs | quote }}
-- name: READINESS_TIMEOUT_MS
-  value: {{ .Values.config.readinessTimeoutMs | quote }}
 - name: MYSQL_HOST
   value: {{ include "parley.mysql.writerHost" . | quote }}
 - name: MYSQL_PORT
@@ -219,6 +207,56 @@ app.kubernetes.io/part-of: parley
   value: {{ $dir }}/mysql-password
 - name: MYSQL_POOL_SIZE
   value: {{ .Values.config.mysqlPoolSize | quote }}
+{{- if and (not .Values.mysql.enabled) .Values.mysql.external.tls.enabled }}
+- name: MYSQL_TLS
+  value: "true"
+{{- if .Values.mysql.external.tls.caConfigMap }}
+- name: MYSQL_TLS_CA_FILE
+  value: /etc/parley/mysql-ca/{{ .Values.mysql.external.tls.caKey }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "parley.trustedProxyHops" -}}
+{{- if kindIs "invalid" .Values.config.trustedProxyHops -}}
+{{- ternary 1 0 (or .Values.ingress.enabled .Values.gateway.enabled) -}}
+{{- else -}}
+{{- .Values.config.trustedProxyHops -}}
+{{- end -}}
+{{- end }}
+
+{{/* Environment of the api and worker. Secrets come as *_FILE paths. ---------------------- */}}
+{{- define "parley.env" -}}
+{{- $dir := include "parley.secretsDir" . -}}
+{{ include "parley.env.mysql" . }}
+- name: HOST
+  value: "0.0.0.0"
+- name: PORT
+  value: {{ .Values.api.port | quote }}
+- name: MANAGEMENT_PORT
+  value: {{ .Values.api.managementPort | quote }}
+- name: WORKER_HEALTH_PORT
+  value: {{ .Values.worker.healthPort | quote }}
+- name: BODY_LIMIT_BYTES
+  value: {{ .Values.config.bodyLimitBytes | quote }}
+- name: SHUTDOWN_GRACE_MS
+  value: {{ .Values.config.shutdownGraceMs | quote }}
+- name: READINESS_TIMEOUT_MS
+  value: {{ .Values.config.readinessTimeoutMs | quote }}
+- name: JWT_ISSUER
+  value: {{ .Values.config.jwtIssuer | quote }}
+- name: ACCESS_TOKEN_TTL_SECONDS
+  value: {{ .Values.config.accessTokenTtlSeconds | quote }}
+- name: REFRESH_TOKEN_TTL_SECONDS
+  value: {{ .Values.config.refreshTokenTtlSeconds | quote }}
+- name: RATE_LIMIT_AUTH
+  value: {{ .Values.config.rateLimits.auth | quote }}
+- name: RATE_LIMIT_API
+  value: {{ .Values.config.rateLimits.api | quote }}
+- name: RATE_LIMIT_UPLOAD
+  value: {{ .Values.config.rateLimits.upload | quote }}
+- name: TRUSTED_PROXY_HOPS
+  value: {{ include "parley.trustedProxyHops" . | quote }}
 {{- if .Values.redis.enabled }}
 - name: REDIS_SENTINELS
   value: {{ include "parley.redis.sentinels" . | quote }}
@@ -287,6 +325,7 @@ app.kubernetes.io/part-of: parley
       - key: {{ . }}
         path: {{ . }}
       {{- end }}
+{{- include "parley.mysqlCaVolume" .root }}
 {{- if or .root.Values.s3.existingSecret .root.Values.minio.enabled }}
 - name: s3-secret
   secret:
@@ -302,6 +341,7 @@ app.kubernetes.io/part-of: parley
 - name: secrets
   mountPath: {{ include "parley.secretsDir" .root }}
   readOnly: true
+{{- include "parley.mysqlCaMount" .root }}
 {{- if or .root.Values.s3.existingSecret .root.Values.minio.enabled }}
 - name: s3-secret
   mountPath: /var/run/secrets/parley-s3
@@ -363,4 +403,24 @@ metrics:
 - podSelector:
     matchLabels:
       {{- include "parley.selectorLabels" . | nindent 6 }}
+{{- end }}
+
+{{/* The CA bundle for TLS to an external MySQL (e.g. RDS), from a ConfigMap. */}}
+{{- define "parley.mysqlCaVolume" -}}
+{{- if and (not .Values.mysql.enabled) .Values.mysql.external.tls.enabled .Values.mysql.external.tls.caConfigMap }}
+- name: mysql-ca
+  configMap:
+    name: {{ .Values.mysql.external.tls.caConfigMap }}
+    items:
+      - key: {{ .Values.mysql.external.tls.caKey }}
+        path: {{ .Values.mysql.external.tls.caKey }}
+{{- end }}
+{{- end }}
+
+{{- define "parley.mysqlCaMount" -}}
+{{- if and (not .Values.mysql.enabled) .Values.mysql.external.tls.enabled .Values.mysql.external.tls.caConfigMap }}
+- name: mysql-ca
+  mountPath: /etc/parley/mysql-ca
+  readOnly: true
+{{- end }}
 {{- end }}
