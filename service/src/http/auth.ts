@@ -16,7 +16,7 @@ export function requireAuth(tokens: TokenService): MiddlewareHandler<AppEnv> {
     const match = header ? /^Bearer ([A-Za-z0-9._~+/-]+=*)$/i.exec(header) : null;
     if (!match) throw new Unauthorized('send an access token as "Authorization: Bearer <token>"');
     try {
-      c.set('principal', await tokens.verifyAccessToken(match[1]!));
+      c.set('principal', tokens.cachedPrincipal(match[1]!) ?? (await tokens.verifyAccessToken(match[1]!)));
     } catch (error) {
       if (error instanceof InvalidToken)
         throw new Unauthorized(`the access token is not valid: ${error.message}`);

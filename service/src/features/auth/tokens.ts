@@ -37,7 +37,7 @@ const revokedKey = (sessionId: string) => `parley:auth:revoked:${sessionId}`;
 export class TokenService {
   private readonly cache: LRUCache<string, Principal>;
   private readonly keySet: ReturnType<typeof createLocalJWKSet>;
-  private readonly lookups: Counter<'result'>;
+  private readonly lookups: Record<'cache_hit' | 'verified' | 'rejected', { inc(): void }>;
 
   constructor(
     private readonly key: SigningKey,
@@ -51,12 +51,18 @@ export class TokenService {
   ) {
     this.cache = new LRUCache({ max: cacheSize, ttlAutopurge: false });
     this.keySet = createLocalJWKSet({ keys: [key.jwk] });
-    this.lookups = new Counter({
+    const counter = new Counter({
       name: 'parley_jwt_verify_total',
       help: 'Access token verifications by result (cache_hit, verified, rejected)',
       labelNames: ['result'] as const,
       registers: [registry],
     });
+    // Bound once: label lookup on every request would cost more than the cache hit it counts.
+    this.lookups = {
+      cache_hit: counter.labels('cache_hit'),
+      verified: counter.labels('verified'),
+      rejected: counter.labels('rejected'),
+    };
     pubsub.onResubscribed(() => {
       logger.warn('revocation channel reconnected: clearing the token cache');
       this.cache.clear();
@@ -88,12 +94,17 @@ export class TokenService {
     return { token, expiresIn: this.options.accessTokenTtlSeconds };
   }
 
-  async verifyAccessToken(token: string): Promise<Principal> {
+  /** The hit path, synchronous: an await costs more than the lookup itself. */
+  cachedPrincipal(token: string): Principal | undefined {
     const cached = this.cache.get(token);
-    if (cached && cached.exp * 1000 > Date.now()) {
-      this.lookups.inc({ result: 'cache_hit' });
-      return cached;
-    }
+    if (!cached || cached.exp * 1000 <= Date.now()) return undefined;
+    this.lookups.cache_hit.inc();
+    return cached;
+  }
+
+  async verifyAccessToken(token: string): Promise<Principal> {
+    const cached = this.cachedPrincipal(token);
+    if (cached) return cached;
     let payload: JWTPayload;
     try {
       ({ payload } = await jwtVerify(token, this.keySet, {
@@ -104,15 +115,15 @@ export class TokenService {
         requiredClaims: ['sub', 'exp', 'sid'],
       }));
     } catch (error) {
-      this.lookups.inc({ result: 'rejected' });
+      this.lookups.rejected.inc();
       throw new InvalidToken((error as Error).message);
     }
     const principal: Principal = { userId: payload.sub!, sessionId: String(payload.sid), exp: payload.exp! };
     if (await this.isRevoked(principal.sessionId)) {
-      this.lookups.inc({ result: 'rejected' });
+      this.lookups.rejected.inc();
       throw new InvalidToken('the session was revoked');
     }
-    this.lookups.inc({ result: 'verified' });
+    this.lookups.verified.inc();
     const ttl = principal.exp * 1000 - Date.now();
     if (ttl > 0) this.cache.set(token, principal, { ttl });
     return principal;

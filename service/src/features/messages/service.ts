@@ -2,8 +2,7 @@ import type { Redis } from 'ioredis';
 import { ProblemError } from '../../http/problem.js';
 import type { Breaker } from '../../platform/breakers.js';
 import { isDuplicateKey } from '../../platform/mysql.js';
-import type { PubSub } from '../../platform/pubsub.js';
-import { publishRoomEvent } from '../rooms/events.js';
+import { roomChannel, roomEventPayload } from '../rooms/events.js';
 import type { RoomsService } from '../rooms/service.js';
 import type { Message, MessagesRepository, Page } from './repository.js';
 
@@ -17,7 +16,6 @@ export function messagesService(deps: {
   rooms: RoomsService;
   redis: Redis;
   redisBreaker: Breaker;
-  pubsub: PubSub;
   instanceId: string;
 }) {
   const { repository } = deps;
@@ -52,14 +50,17 @@ export function messagesService(deps: {
         }
         return { message: existing, replayed: true };
       }
+      // One round trip for both: the read-your-writes marker and the room event.
+      const event = roomEventPayload(deps.instanceId, { type: 'message.created', roomId, message });
       await deps.redisBreaker
-        .run(() => deps.redis.set(recentWriteKey(authorId, roomId), '1', 'PX', READ_YOUR_WRITES_MS))
-        .catch(() => undefined);
-      await publishRoomEvent(deps.pubsub, deps.instanceId, {
-        type: 'message.created',
-        roomId,
-        message,
-      }).catch(() => undefined);
+        .run(() =>
+          deps.redis
+            .pipeline()
+            .set(recentWriteKey(authorId, roomId), '1', 'PX', READ_YOUR_WRITES_MS)
+            .publish(roomChannel(roomId), JSON.stringify(event))
+            .exec(),
+        )
+        .catch(() => undefined); // the message is stored; a missed event is recovered from MySQL
       return { message, replayed: false };
     },
 

@@ -16,5 +16,10 @@ export type RoomEvent =
  * `origin` lets a process recognise its own events; `id` lets a client resume without duplicates.
  */
 export async function publishRoomEvent(pubsub: PubSub, origin: string, event: RoomEvent): Promise<void> {
-  await pubsub.publish(roomChannel(event.roomId), { ...event, origin, at: new Date().toISOString() });
+  await pubsub.publish(roomChannel(event.roomId), roomEventPayload(origin, event));
+}
+
+/** What goes on the channel, for callers that publish in a pipeline of their own. */
+export function roomEventPayload(origin: string, event: RoomEvent) {
+  return { ...event, origin, at: new Date().toISOString() };
 }

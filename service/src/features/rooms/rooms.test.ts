@@ -168,7 +168,7 @@ describe('the room cache', () => {
       port: cluster.stack.mysql.primary.port,
       ...cluster.stack.mysql.admin,
     });
-    const redisKeys = [`parley:cache:room:${room.id}`, `parley:cache:room-members:${room.id}`];
+    const redisKeys = [`parley:cache:room:${room.id}`];
     try {
       // Cold: nothing cached for this room on either process.
       const { Redis } = await import('ioredis');

@@ -7,8 +7,13 @@ import type { PubSub } from '../../platform/pubsub.js';
 import { publishRoomEvent } from './events.js';
 import type { Room, RoomsRepository } from './repository.js';
 
-const ROOM_CACHE = { name: 'room', ttlSeconds: 300 };
-const MEMBERS_CACHE = { name: 'room-members', ttlSeconds: 60 };
+// The room and its member ids are one entry, read with one GET: every request on a room needs both.
+const ROOM_CACHE = { name: 'room', ttlSeconds: 60 };
+
+interface CachedRoom {
+  room: Room | null;
+  memberIds: string[];
+}
 
 export interface RoomView extends Room {
   memberCount: number;
@@ -30,28 +35,25 @@ export function roomsService(deps: {
   instanceId: string;
 }) {
   const { repository, cache } = deps;
-  const room = (roomId: string) =>
-    cache.getOrLoad(ROOM_CACHE.name, roomId, { ttlSeconds: ROOM_CACHE.ttlSeconds }, () =>
-      repository.find(roomId),
-    );
-  const members = (roomId: string) =>
-    cache.getOrLoad(MEMBERS_CACHE.name, roomId, { ttlSeconds: MEMBERS_CACHE.ttlSeconds }, () =>
-      repository.memberIds(roomId),
-    );
+  const cachedRoom = (roomId: string) =>
+    cache.getOrLoad<CachedRoom>(ROOM_CACHE.name, roomId, { ttlSeconds: ROOM_CACHE.ttlSeconds }, async () => {
+      const room = await repository.find(roomId);
+      return { room, memberIds: room ? await repository.memberIds(roomId) : [] };
+    });
 
   /**
    * The room as `userId` may see it. A private room the user is not in answers 404, exactly as a
    * room that does not exist: its existence must not leak.
    */
   async function visibleRoom(userId: string, roomId: string): Promise<RoomView> {
-    const [found, memberIds] = await Promise.all([room(roomId), members(roomId)]);
+    const { room: found, memberIds } = await cachedRoom(roomId);
     const isMember = memberIds.includes(userId);
     if (!found || (found.visibility === 'private' && !isMember)) throw new NotFound(`no room ${roomId}`);
     return { ...found, memberCount: memberIds.length, isMember };
   }
 
   /**
-   * The durable change is in MySQL already; this drops the cached member list in one MULTI/EXEC,
+   * The durable change is in MySQL already; this drops the cached room entry in one MULTI/EXEC,
    * checks every reply, and only then announces the change.
    */
   async function commitMembershipChange(
@@ -60,7 +62,7 @@ export function roomsService(deps: {
     type: 'member.joined' | 'member.left',
   ) {
     const replies = await deps.redisBreaker
-      .run(() => deps.redis.multi().del(cache.key(MEMBERS_CACHE.name, roomId)).exec())
+      .run(() => deps.redis.multi().del(cache.key(ROOM_CACHE.name, roomId)).exec())
       .catch((error: unknown) => [[error as Error, null]] as [Error | null, unknown][]);
     const failed = replies?.find(([error]) => error !== null);
     if (!replies || failed) {

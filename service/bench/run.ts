@@ -1,0 +1,140 @@
+/**
+ * `npm run bench`: the scenarios of docs/benchmarks.md, on this machine, in one run, so every
+ * figure can be quoted as a ratio to a ceiling measured side by side. Servers run as their own
+ * processes; autocannon (the generator) runs here. Each HTTP scenario runs in interleaved rounds
+ * and the median of the rounds is reported.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { cpus } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { freePorts } from '../devstack/ports.js';
+import { client, signUp } from '../src/test-support/cluster.js';
+import { startTestStack } from '../src/test-support/stack.js';
+import { jwtMicrobenchmark } from './jwt-micro.js';
+import { load, median, startBenchServer, type LoadResult } from './load.js';
+
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
+const children: ChildProcess[] = [];
+const say = (line: string) => process.stderr.write(`[bench] ${line}\n`);
+
+async function startApi(env: Record<string, string>, logLevel: string) {
+  const [port, managementPort] = (await freePorts(2)) as [number, number];
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main-api.ts'], {
+    cwd: fileURLToPath(new URL('..', import.meta.url)),
+    env: {
+      ...process.env,
+      ...env,
+      PORT: String(port),
+      MANAGEMENT_PORT: String(managementPort),
+      LOG_LEVEL: logLevel,
+    },
+    stdio: ['ignore', 'ignore', 'inherit'], // stdout is discarded, as a container runtime would take it
+  });
+  children.push(child);
+  for (let i = 0; i < 200; i++) {
+    const ready = await fetch(`http://127.0.0.1:${managementPort}/readyz`).then(
+      (r) => r.ok,
+      () => false,
+    );
+    if (ready) return `http://127.0.0.1:${port}`;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error('api did not become ready');
+}
+
+const stack = await startTestStack({ redisTopology: 'single' }, { RATE_LIMIT_API: '1000000000/60' });
+try {
+  say('JWT microbenchmark…');
+  const jwt = await jwtMicrobenchmark(stack.env);
+
+  const bare = await startBenchServer('./servers/bare.ts', {});
+  const hello = await startBenchServer('./servers/hello.ts', stack.env);
+  children.push(bare.child, hello.child);
+  const apiQuiet = await startApi(stack.env, 'warn');
+  const apiLogged = await startApi(stack.env, 'info');
+
+  const user = await signUp(client(apiQuiet), 'bench');
+  const room = await client(apiQuiet)('POST', '/v1/rooms', {
+    token: user.accessToken,
+    body: { name: 'bench', visibility: 'public' },
+  });
+  const roomPath = `/v1/rooms/${room.body.id}`;
+  const auth = { authorization: `Bearer ${user.accessToken}` };
+
+  const scenarios: Record<string, () => Promise<LoadResult>> = {
+    'node:http bare JSON': () => load({ url: `http://127.0.0.1:${bare.info.port}/`, duration: SECONDS }),
+    'Hono /hello': () => load({ url: `http://127.0.0.1:${hello.info.port}/hello`, duration: SECONDS }),
+    'Hono /hello + auth (LRU hit)': () =>
+      load({
+        url: `http://127.0.0.1:${hello.info.port}/hello-auth`,
+        headers: { authorization: `Bearer ${hello.info.token}` },
+        duration: SECONDS,
+      }),
+    'GET /v1/rooms/{id} (access log off)': () =>
+      load({ url: `${apiQuiet}${roomPath}`, headers: auth, duration: SECONDS }),
+    'GET /v1/rooms/{id} (access log on)': () =>
+      load({ url: `${apiLogged}${roomPath}`, headers: auth, duration: SECONDS }),
+  };
+  const results: Record<string, LoadResult[]> = Object.fromEntries(
+    Object.keys(scenarios).map((name) => [name, []]),
+  );
+  for (const run of Object.values(scenarios)) await run(); // warm-up: JIT, pools, caches
+  for (let round = 1; round <= ROUNDS; round++) {
+    for (const [name, run] of Object.entries(scenarios)) {
+      say(`round ${round}/${ROUNDS}: ${name}`);
+      results[name]!.push(await run());
+    }
+  }
+
+  const postRequest = (url: string, rate?: number) =>
+    load({
+      url,
+      duration: SECONDS * 2,
+      ...(rate ? { overallRate: rate } : {}),
+      requests: [
+        {
+          method: 'POST',
+          path: `${roomPath}/messages`,
+          headers: { ...auth, 'content-type': 'application/json' },
+          body: JSON.stringify({ body: 'benchmark message' }),
+          setupRequest: (request) => ({
+            ...request,
+            headers: { ...request.headers, 'idempotency-key': randomUUID() },
+          }),
+        },
+      ],
+    });
+  say('message posts at full speed…');
+  const postMax = await postRequest(apiQuiet);
+  say(`message posts at half that rate (${Math.round(postMax.rps / 2)}/s)…`);
+  const postHalf = await postRequest(apiQuiet, Math.round(postMax.rps / 2));
+
+  const rps = (name: string) => median(results[name]!.map((result) => result.rps));
+  const ceiling = rps('node:http bare JSON');
+  const lines = [
+    `Measured ${new Date().toISOString().slice(0, 10)} on ${cpus().length} cores (${cpus()[0]?.model.trim()}), Node ${process.version};`,
+    `${ROUNDS} interleaved rounds of ${SECONDS} s, 50 connections, autocannon in its own process. Median req/s.`,
+    '',
+    '| scenario | req/s (median) | ratio to node:http | p99 ms (median) | non-2xx |',
+    '|---|---:|---:|---:|---:|',
+    ...Object.keys(scenarios).map((name) => {
+      const runs = results[name]!;
+      return `| ${name} | ${Math.round(rps(name))} | ${(rps(name) / ceiling).toFixed(2)} | ${median(runs.map((r) => r.p99))} | ${runs.reduce((n, r) => n + r.non2xx, 0)} |`;
+    }),
+    '',
+    `JWT: verifyAccessToken on an LRU hit ${jwt.hitNs.toFixed(0)} ns (median), jose EdDSA verify ${(jwt.verifyNs / 1000).toFixed(1)} µs: ` +
+      `**${(jwt.verifyNs / jwt.hitNs).toFixed(0)}x** (means: ${jwt.hitMeanNs.toFixed(0)} ns vs ${(jwt.verifyMeanNs / 1000).toFixed(1)} µs).`,
+    `End to end, authenticated /hello vs the same route without auth: **${(rps('Hono /hello + auth (LRU hit)') / rps('Hono /hello')).toFixed(2)}**.`,
+    `Authenticated, rate-limited, cached GET /v1/rooms/{id} vs bare node:http: **${(rps('GET /v1/rooms/{id} (access log off)') / ceiling).toFixed(2)}** ` +
+      `(access log on: ${(rps('GET /v1/rooms/{id} (access log on)') / ceiling).toFixed(2)}).`,
+    `Message post, one process: **${Math.round(postMax.rps)} req/s** at full speed (p99 ${postMax.p99} ms, non-2xx ${postMax.non2xx}); ` +
+      `at half that rate p99 **${postHalf.p99} ms** (p50 ${postHalf.p50} ms, non-2xx ${postHalf.non2xx}).`,
+  ];
+  process.stdout.write(`${lines.join('\n')}\n`);
+} finally {
+  for (const child of children) child.kill('SIGTERM');
+  await stack.stack.stop();
+}
+process.exit(0);
