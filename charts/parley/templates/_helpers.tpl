@@ -206,7 +206,7 @@ app.kubernetes.io/part-of: parley
 - name: MYSQL_PASSWORD_FILE
   value: {{ $dir }}/mysql-password
 - name: MYSQL_POOL_SIZE
-  value: {{ .Values.config.mysqlPoolSize | quote }}
+  value: {{ .Values.config.mysqlPoolSize | int64 | toString | quote }}
 {{- if and (not .Values.mysql.enabled) .Values.mysql.external.tls.enabled }}
 - name: MYSQL_TLS
   value: "true"
@@ -238,17 +238,17 @@ app.kubernetes.io/part-of: parley
 - name: WORKER_HEALTH_PORT
   value: {{ .Values.worker.healthPort | quote }}
 - name: BODY_LIMIT_BYTES
-  value: {{ .Values.config.bodyLimitBytes | quote }}
+  value: {{ .Values.config.bodyLimitBytes | int64 | toString | quote }}
 - name: SHUTDOWN_GRACE_MS
-  value: {{ .Values.config.shutdownGraceMs | quote }}
+  value: {{ .Values.config.shutdownGraceMs | int64 | toString | quote }}
 - name: READINESS_TIMEOUT_MS
-  value: {{ .Values.config.readinessTimeoutMs | quote }}
+  value: {{ .Values.config.readinessTimeoutMs | int64 | toString | quote }}
 - name: JWT_ISSUER
   value: {{ .Values.config.jwtIssuer | quote }}
 - name: ACCESS_TOKEN_TTL_SECONDS
-  value: {{ .Values.config.accessTokenTtlSeconds | quote }}
+  value: {{ .Values.config.accessTokenTtlSeconds | int64 | toString | quote }}
 - name: REFRESH_TOKEN_TTL_SECONDS
-  value: {{ .Values.config.refreshTokenTtlSeconds | quote }}
+  value: {{ .Values.config.refreshTokenTtlSeconds | int64 | toString | quote }}
 - name: RATE_LIMIT_AUTH
   value: {{ .Values.config.rateLimits.auth | quote }}
 - name: RATE_LIMIT_API
