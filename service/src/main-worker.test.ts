@@ -1,13 +1,7 @@
 import { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Health } from './test-support/health.js';
 
-/** The parts of /readyz and /livez bodies these tests read. */
-interface Health {
-  status: string;
-  checks: Record<string, { status: string; required: boolean; error?: string }>;
-  pools: { primary: unknown };
-  lastJobCompletedMsAgo: number;
-}
 import { HEARTBEAT_JOB } from './features/maintenance/heartbeat.js';
 import { createRedis } from './platform/redis.js';
 import { QUEUE_PREFIX, QUEUES } from './platform/queues.js';

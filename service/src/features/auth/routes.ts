@@ -1,7 +1,7 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { requireAuth } from '../../http/auth.js';
 import { clientIp } from '../../http/client-ip.js';
-import { ProblemSchema } from '../../http/openapi.js';
+import { problemResponse as problem } from '../../http/openapi.js';
 import type { RateLimits } from '../../http/rate-limit.js';
 import { createRouter } from '../../http/router.js';
 import type { AuthService } from './service.js';
@@ -30,10 +30,6 @@ const TokenPairSchema = z
 const UserSchema = z
   .object({ id: z.uuid(), username: z.string(), createdAt: z.iso.datetime() })
   .openapi('User');
-const problem = (description: string) => ({
-  description,
-  content: { 'application/problem+json': { schema: ProblemSchema } },
-});
 const jsonBody = <T extends z.ZodType>(schema: T) => ({
   required: true,
   content: { 'application/json': { schema } },

@@ -1,13 +1,7 @@
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Health } from '../../test-support/health.js';
 
-/** The parts of /readyz and /livez bodies these tests read. */
-interface Health {
-  status: string;
-  checks: Record<string, { status: string; required: boolean; error?: string }>;
-  pools: { primary: unknown };
-  lastJobCompletedMsAgo: number;
-}
 import { users } from '../../db/schema.js';
 import { buildTestApp, type TestApp } from '../../test-support/app.js';
 import { startTestStack, type TestStack } from '../../test-support/stack.js';

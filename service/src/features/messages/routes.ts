@@ -1,6 +1,6 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import type { MiddlewareHandler } from 'hono';
-import { ProblemSchema } from '../../http/openapi.js';
+import { problemResponse as problem } from '../../http/openapi.js';
 import { createRouter } from '../../http/router.js';
 import type { AppEnv } from '../../http/types.js';
 import { RoomId } from '../rooms/routes.js';
@@ -19,10 +19,6 @@ const Cursor = z
   .string()
   .regex(/^[1-9]\d{0,15}$/, 'must be a message id')
   .transform(Number);
-const problem = (description: string) => ({
-  description,
-  content: { 'application/problem+json': { schema: ProblemSchema } },
-});
 const params = z.object({ roomId: RoomId.openapi({ param: { name: 'roomId', in: 'path' } }) });
 
 const postMessage = createRoute({

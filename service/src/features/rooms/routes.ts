@@ -1,5 +1,5 @@
 import { createRoute, z } from '@hono/zod-openapi';
-import { ProblemSchema } from '../../http/openapi.js';
+import { jsonContent as json, problemResponse as problem } from '../../http/openapi.js';
 import { createRouter } from '../../http/router.js';
 import type { RoomsService } from './service.js';
 
@@ -17,14 +17,6 @@ const RoomSchema = z
   })
   .openapi('Room');
 const RoomSummary = RoomSchema.omit({ memberCount: true, isMember: true }).openapi('RoomSummary');
-const problem = (description: string) => ({
-  description,
-  content: { 'application/problem+json': { schema: ProblemSchema } },
-});
-const json = <T extends z.ZodType>(schema: T, description: string) => ({
-  description,
-  content: { 'application/json': { schema } },
-});
 const security = [{ bearerAuth: [] }];
 const RoomParams = z.object({ roomId: RoomId.openapi({ param: { name: 'roomId', in: 'path' } }) });
 
