@@ -17,7 +17,6 @@ COPY package.json package-lock.json .npmrc ./
 COPY service/package.json service/
 COPY k8s-tests/package.json k8s-tests/
 COPY pulumi/package.json pulumi/
-COPY loadtests/package.json loadtests/
 RUN --mount=type=cache,target=/root/.npm \
     npm ci --workspace @parley/service --include-workspace-root --ignore-scripts --no-audit --no-fund
 COPY tsconfig.base.json ./
@@ -41,7 +40,6 @@ COPY package.json package-lock.json .npmrc ./
 COPY service/package.json service/
 COPY k8s-tests/package.json k8s-tests/
 COPY pulumi/package.json pulumi/
-COPY loadtests/package.json loadtests/
 RUN --mount=type=cache,target=/root/.npm \
     npm ci --omit=dev --workspace @parley/service --ignore-scripts --no-audit --no-fund \
  && rm -rf node_modules/@parley node_modules/.package-lock.json

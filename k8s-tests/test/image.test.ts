@@ -102,6 +102,21 @@ describe('the container image (Dockerfile, static)', () => {
     expect(of(runtime, 'CMD')).toEqual(['["node", "dist/main-api.js"]']);
   });
 
+  it('copies only paths that exist in the build context (a missing one fails the real build)', () => {
+    const sources = dockerfile.stages.flatMap((s) =>
+      of(s, 'COPY')
+        .filter((args) => !args.startsWith('--from='))
+        .flatMap((args) =>
+          args
+            .split(' ')
+            .filter((word) => !word.startsWith('--'))
+            .slice(0, -1),
+        ),
+    );
+    expect(sources.length).toBeGreaterThan(5);
+    expect(sources.filter((source) => !existsSync(join(repoRoot, source)))).toEqual([]);
+  });
+
   it('keeps node_modules, git and secrets out of the build context', () => {
     const ignore = readFileSync(join(repoRoot, '.dockerignore'), 'utf8').split('\n');
     for (const entry of ['**/node_modules', '.git', '.env', '.tools']) expect(ignore).toContain(entry);
