@@ -1,6 +1,7 @@
 import { request } from 'node:http';
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freeze } from './test-support/freeze.js';
 import { startServiceProcess, type ServiceProcess } from './test-support/service-process.js';
 import { startTestStack, type TestStack } from './test-support/stack.js';
 
@@ -56,7 +57,7 @@ describe('the API process', () => {
     const { port, managementPort } = api.ports as { port: number; managementPort: number };
     // Freeze the primary so a readiness check on the API port stays in flight for ~3 s.
     const mysqlPid = testStack.stack.mysql.primary.pid()!;
-    process.kill(mysqlPid, 'SIGSTOP');
+    await freeze(mysqlPid);
     try {
       const inFlight = get(port, '/readyz');
       await new Promise((resolve) => setTimeout(resolve, 300));
@@ -78,7 +79,19 @@ describe('the API process', () => {
       expect(await api.exited).toBe(0);
       console.info(`api exited ${(performance.now() - signalledAt).toFixed(0)} ms after SIGTERM`);
       const closed = api.logs.filter((line) => line.msg === 'closed').map((line) => line.resource);
-      expect(closed).toEqual(['api server', 'redis subscriber', 'redis', 'mysql', 'management server']);
+      // The API port drains first; the management port (reporting the drain) closes after the
+      // clients it reports on.
+      expect([...closed].sort()).toEqual([
+        'api server',
+        'management server',
+        'mysql',
+        'redis',
+        'redis subscriber',
+      ]);
+      expect(closed[0]).toBe('api server');
+      expect(closed.indexOf('management server')).toBeGreaterThan(
+        Math.max(closed.indexOf('mysql'), closed.indexOf('redis')),
+      );
     } finally {
       process.kill(mysqlPid, 'SIGCONT');
     }

@@ -1,5 +1,6 @@
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freeze } from '../../test-support/freeze.js';
 import type { Health } from '../../test-support/health.js';
 
 import { users } from '../../db/schema.js';
@@ -79,7 +80,7 @@ describe('/livez and /readyz', () => {
 
   it('answers within the readiness deadline even when the primary hangs', async () => {
     const pid = testStack.stack.mysql.primary.pid()!;
-    process.kill(pid, 'SIGSTOP');
+    await freeze(pid);
     try {
       const startedAt = performance.now();
       const { status, body } = await readyz();

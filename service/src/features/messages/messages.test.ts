@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freeze } from '../../test-support/freeze.js';
 import { signUp, startCluster, type Cluster, type Reply, type User } from '../../test-support/cluster.js';
 
 let cluster: Cluster;
@@ -192,7 +193,7 @@ describe('Idempotency-Key', () => {
   it('answers 409 to a duplicate while the original is still in flight', async () => {
     const key = randomUUID();
     const mysqlPid = cluster.stack.mysql.primary.pid()!;
-    process.kill(mysqlPid, 'SIGSTOP'); // the original will hang on its INSERT
+    await freeze(mysqlPid); // the original will hang on its INSERT
     try {
       const original = post(alice, { body: 'slow one' }, key, 0);
       await new Promise((resolve) => setTimeout(resolve, 200));
