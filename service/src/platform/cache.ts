@@ -52,7 +52,7 @@ export class Cache {
 
     const token = randomUUID();
     const lockKey = `${key}:lock`;
-    const deadline = Date.now() + (options.waitMs ?? 5_000);
+    const deadline = Date.now() + (options.waitMs ?? 10_000);
     let waited = false;
     for (;;) {
       const locked = await this.breaker
@@ -60,6 +60,14 @@ export class Cache {
         .catch(() => null);
       if (locked === 'OK') {
         this.outcomes.inc({ cache, outcome: 'miss' });
+        // Renew the lease while loading: on a loaded machine a load can outlast it, and a second
+        // loader would then query too. A loader that dies stops renewing and its lock expires.
+        const lockMs = options.lockMs ?? 3_000;
+        const renew = setInterval(() => {
+          void this.breaker
+            .run(() => this.redis.eval(RENEW_LOCK, 1, lockKey, token, lockMs))
+            .catch(() => undefined);
+        }, lockMs / 3);
         try {
           const value = await load();
           await this.breaker
@@ -67,6 +75,7 @@ export class Cache {
             .catch(() => undefined);
           return value;
         } finally {
+          clearInterval(renew);
           // Release only our own lock: it may have expired and been taken by another loader.
           await this.breaker
             .run(() => this.redis.eval(RELEASE_LOCK, 1, lockKey, token))
@@ -100,4 +109,5 @@ export class Cache {
   }
 }
 
+const RENEW_LOCK = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end`;
 const RELEASE_LOCK = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end`;
