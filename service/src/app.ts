@@ -4,7 +4,6 @@ import { bodyLimit } from 'hono/body-limit';
 import { compress } from 'hono/compress';
 import { methodNotAllowed } from 'hono/method-not-allowed';
 import { requestId } from 'hono/request-id';
-import { secureHeaders } from 'hono/secure-headers';
 import type { Config } from './config.js';
 import { loadSigningKey } from './features/auth/keys.js';
 import { authRepository } from './features/auth/repository.js';
@@ -26,6 +25,7 @@ import { idempotency } from './http/idempotency.js';
 import { ProblemError } from './http/problem.js';
 import { RateLimits } from './http/rate-limit.js';
 import { requestContext } from './http/request-context.js';
+import { securityHeaders } from './http/security-headers.js';
 import { createRouter } from './http/router.js';
 import type { AppEnv } from './http/types.js';
 import { Cache } from './platform/cache.js';
@@ -114,25 +114,7 @@ export function createApp(deps: AppDeps): App {
     // While draining, tell keep-alive clients to reconnect (to another pod) after this response.
     if (deps.lifecycle.draining) c.header('Connection', 'close');
   });
-  // A JSON API needs few of the browser headers: no framing, no sniffing, no referrer, HTTPS only.
-  // Fewer headers matter on the hot path: undici validates each one (bench/profile-room-read.ts).
-  app.use(
-    secureHeaders({
-      contentSecurityPolicy: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] },
-      crossOriginResourcePolicy: 'same-origin',
-      referrerPolicy: 'no-referrer',
-      strictTransportSecurity: 'max-age=31536000; includeSubDomains',
-      xContentTypeOptions: true,
-      xFrameOptions: 'DENY',
-      crossOriginEmbedderPolicy: false,
-      crossOriginOpenerPolicy: false,
-      originAgentCluster: false,
-      xDnsPrefetchControl: false,
-      xDownloadOptions: false,
-      xPermittedCrossDomainPolicies: false,
-      xXssProtection: false,
-    }),
-  );
+  app.use(securityHeaders());
   app.use(
     methodNotAllowed({
       app,

@@ -1,6 +1,7 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTestApp, type TestApp } from '../test-support/app.js';
+import { SECURITY_HEADERS } from './security-headers.js';
 import { startTestStack, type TestStack } from '../test-support/stack.js';
 
 /*
@@ -198,6 +199,24 @@ describe('request ids', () => {
       await subject.app.request('/nope', { headers: { 'X-Request-Id': 'bad id with spaces' } })
     ).headers.get('x-request-id');
     expect(replaced).toMatch(/^[0-9a-f-]{36}$/);
+  });
+});
+
+describe('response headers', () => {
+  it('sends the security headers on successes and on problems alike', async () => {
+    const ok = await subject.app.request(`${probe}?limit=5`, json({ name: 'ok', count: 3 }));
+    const problem = await subject.app.request('/v1/explode');
+    for (const response of [ok, problem]) {
+      for (const [name, value] of Object.entries(SECURITY_HEADERS))
+        expect(response.headers.get(name)).toBe(value);
+    }
+  });
+
+  it('forbids caching of probes and scrapes, and only of those', async () => {
+    for (const path of ['/livez', '/readyz', '/metrics'])
+      expect((await subject.app.request(path)).headers.get('cache-control')).toBe('no-store');
+    const ok = await subject.app.request(`${probe}?limit=5`, json({ name: 'ok', count: 3 }));
+    expect(ok.headers.get('cache-control')).toBeNull();
   });
 });
 

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { MiddlewareHandler } from 'hono';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { Redis } from 'ioredis';
 import type { Breaker } from '../platform/breakers.js';
 import { ProblemError } from './problem.js';
@@ -28,13 +29,6 @@ export interface IdempotencyOptions {
 }
 
 const KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
-
-function replay(record: Completed): Response {
-  return new Response(record.body, {
-    status: record.status,
-    headers: { 'Content-Type': record.contentType, 'Idempotent-Replayed': 'true' },
-  });
-}
 
 /**
  * Idempotency-Key (draft-ietf-httpapi-idempotency-key-header), scoped per user, kept in Redis:
@@ -122,7 +116,11 @@ export function idempotency(options: IdempotencyOptions): MiddlewareHandler<AppE
         );
       }
       if (record?.state === 'done') {
-        c.res = replay(record);
+        // Built by the context, so the headers set so far (request id, rate limit, security) stay.
+        c.res = c.body(record.body, record.status as ContentfulStatusCode, {
+          'Content-Type': record.contentType,
+          'Idempotent-Replayed': 'true',
+        });
         return;
       }
       if (!record) {

@@ -169,7 +169,14 @@ describe('Idempotency-Key', () => {
     );
     expect(new Set(replies.map((reply) => reply.status))).toEqual(new Set([201]));
     expect(new Set(replies.map((reply) => JSON.stringify(reply.body))).size).toBe(1);
-    expect(replies.filter((reply) => reply.headers.get('idempotent-replayed') === 'true')).toHaveLength(49);
+    const replayed = replies.filter((reply) => reply.headers.get('idempotent-replayed') === 'true');
+    expect(replayed).toHaveLength(49);
+    // A replay is still this request's response: its own request id and the edge's headers.
+    for (const reply of replayed) {
+      expect(reply.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+      expect(reply.headers.get('x-content-type-options')).toBe('nosniff');
+      expect(reply.headers.get('ratelimit-policy')).toMatch(/^"api";/);
+    }
     const rows = await adminQuery('SELECT id FROM messages WHERE idempotency_key = ?', [key]);
     expect(rows).toHaveLength(1);
   });

@@ -25,22 +25,31 @@ export interface Page {
 }
 
 export function messagesRepository(db: Database) {
-  const byId = (database: Db, id: number) =>
-    database.select().from(messages).where(eq(messages.id, id)).limit(1);
-
   return {
-    /** Inserts and reads the row back from the primary (drizzle's MySQL dialect has no RETURNING). */
+    /**
+     * One round trip: the row's only server-made value is its id, so the rest comes from what was
+     * written (created_at is set here, at the column's millisecond precision, instead of read back).
+     */
     async insert(message: {
       roomId: string;
       authorId: string;
       body: string;
       idempotencyKey: string;
     }): Promise<Message> {
-      return db.write(async (database) => {
-        const [{ id }] = (await database.insert(messages).values(message).$returningId()) as [{ id: number }];
-        const [row] = await byId(database, id);
-        return toMessage(row!);
-      });
+      const createdAt = new Date();
+      const [{ id }] = (await db.write((database) =>
+        database
+          .insert(messages)
+          .values({ ...message, createdAt })
+          .$returningId(),
+      )) as [{ id: number }];
+      return {
+        id: String(id),
+        roomId: message.roomId,
+        authorId: message.authorId,
+        body: message.body,
+        createdAt: createdAt.toISOString(),
+      };
     },
 
     async findByIdempotencyKey(roomId: string, authorId: string, idempotencyKey: string) {
