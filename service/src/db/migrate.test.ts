@@ -53,6 +53,7 @@ describe('migrations', () => {
       'messages',
       'points',
       'refresh_tokens',
+      'replication_heartbeat',
       'room_memberships',
       'rooms',
       'users',

@@ -8,6 +8,7 @@ import {
   mysqlEnum,
   mysqlTable,
   primaryKey,
+  tinyint,
   uniqueIndex,
   varchar,
 } from 'drizzle-orm/mysql-core';
@@ -152,3 +153,13 @@ export const points = mysqlTable(
   },
   (table) => [index('points_user_created_idx').on(table.userId, table.createdAt)],
 );
+
+/**
+ * One row (id 1) that the worker stamps with the primary's clock every second and reads back on the
+ * replica: the replica's lag is how old its copy is (pt-heartbeat's method). It needs only DML, so
+ * it works where the app user may not run SHOW REPLICA STATUS (RDS, Aurora).
+ */
+export const replicationHeartbeat = mysqlTable('replication_heartbeat', {
+  id: tinyint('id', { unsigned: true }).primaryKey(),
+  beatAt: datetime('beat_at', { mode: 'date', fsp: 3 }).notNull(),
+});
