@@ -89,6 +89,8 @@ export async function openApiDeps(
     metrics.registry,
   );
   await tokens.start();
+  const cache = new Cache(redis, breakers.redis, pubsub, metrics.registry);
+  await cache.start();
   return {
     ...dependencies,
     config,
@@ -97,7 +99,7 @@ export async function openApiDeps(
     lifecycle,
     pubsub,
     tokens,
-    cache: new Cache(redis, breakers.redis, metrics.registry),
+    cache,
     rateLimits: new RateLimits(redis, breakers.redis, config.rateLimits, metrics.registry, logger),
   };
 }

@@ -1,68 +1,168 @@
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { ChainableCommander, Redis } from 'ioredis';
+import { LRUCache } from 'lru-cache';
 import { Counter, type Registry } from 'prom-client';
 import type { Breaker } from './breakers.js';
+import type { PubSub } from './pubsub.js';
 
 export interface CacheOptions {
-  /** How long a loaded value stays cached. Writers also delete it (see `invalidate`). */
+  /** How long a loaded value stays cached in Redis. Writers also delete it (see `invalidate`). */
   ttlSeconds: number;
+  /**
+   * How long this process may keep its own copy, skipping Redis. Every invalidation drops the copy
+   * on every process over pub/sub; this bound only matters if one were lost. 0 turns it off.
+   */
+  localTtlMs?: number;
   /** How long one loader may hold the stampede lock (its lease, in case it dies). */
   lockMs?: number;
   /** The longest a caller waits for other loaders before loading itself. */
   waitMs?: number;
 }
 
-export type CacheOutcome = 'hit' | 'miss' | 'lock_wait' | 'error';
+export type CacheOutcome = 'local_hit' | 'hit' | 'miss' | 'lock_wait' | 'error';
+type OutcomeCounters = Record<CacheOutcome, { inc(): void }>;
+
+const INVALIDATIONS_CHANNEL = 'parley:cache:invalidations';
 
 /**
- * Cache-aside in Redis with stampede protection shared by every process: on a miss, one caller
- * takes a short lock (SET NX PX) and loads from MySQL; the others poll for the value it writes.
- * When Redis is unavailable the cache steps aside and every caller loads directly (fail open).
+ * Two-tier cache-aside shared by every process.
+ * - Local: a bounded LRU per process, so a hot entry costs no round trip. Invalidations are
+ *   published with the Redis delete (in the same MULTI when the caller has one) and drop the copy
+ *   on every process; while the subscriber is down the local tier is bypassed, and after it
+ *   reconnects it is cleared, since an invalidation may have been missed.
+ * - Redis, with stampede protection: on a miss, one caller takes a short lock (SET NX PX) and
+ *   loads from MySQL; the others poll for the value it writes. When Redis is unavailable the cache
+ *   steps aside and every caller loads directly (fail open).
  */
 export class Cache {
   private readonly outcomes: Counter<'cache' | 'outcome'>;
+  private readonly countersByCache = new Map<string, OutcomeCounters>();
+  private readonly local = new LRUCache<string, { value: unknown }>({ max: 10_000 });
+  /** Bumped by every invalidation: a value loaded across one must not be kept locally. */
+  private generation = 0;
 
   constructor(
     private readonly redis: Redis,
     private readonly breaker: Breaker,
+    private readonly pubsub: PubSub,
     registry: Registry,
     private readonly prefix = 'parley:cache:',
   ) {
     this.outcomes = new Counter({
       name: 'parley_cache_requests_total',
-      help: 'Cache lookups by cache and outcome (hit, miss = this caller loaded, lock_wait, error = Redis unavailable)',
+      help: 'Cache lookups by cache and outcome (local_hit = this process, hit = Redis, miss = this caller loaded, lock_wait, error = Redis unavailable)',
       labelNames: ['cache', 'outcome'] as const,
       registers: [registry],
     });
+    pubsub.onResubscribed(() => this.dropLocal());
   }
 
-  async getOrLoad<T>(cache: string, id: string, options: CacheOptions, load: () => Promise<T>): Promise<T> {
-    const key = `${this.prefix}${cache}:${id}`;
+  /** Subscribes to invalidations from other processes; call once at start-up. */
+  async start(): Promise<void> {
+    await this.pubsub.subscribe(INVALIDATIONS_CHANNEL, (message) => {
+      const { keys } = message as { keys?: unknown };
+      if (!Array.isArray(keys)) return;
+      this.generation++;
+      for (const key of keys) if (typeof key === 'string') this.local.delete(key);
+    });
+  }
+
+  /**
+   * The cached value, else loaded once across all processes. `fresh` skips this process's copy: for
+   * an answer that refuses the caller, which must not rest on an invalidation still in flight.
+   */
+  async getOrLoad<T>(
+    cache: string,
+    id: string,
+    options: CacheOptions,
+    load: () => Promise<T>,
+    fresh = false,
+  ): Promise<T> {
+    const key = this.key(cache, id);
+    const count = this.countersFor(cache);
+    const localTtl = options.localTtlMs ?? 0;
+    const useLocal = localTtl > 0 && this.pubsub.connected;
+    if (useLocal && !fresh) {
+      const copy = this.local.get(key);
+      if (copy) {
+        count.local_hit.inc();
+        return copy.value as T;
+      }
+    }
+    const generation = this.generation;
+    const value = await this.getOrLoadShared(key, count, options, load);
+    if (useLocal && generation === this.generation) this.local.set(key, { value }, { ttl: localTtl });
+    return value;
+  }
+
+  /**
+   * Adds the invalidation of entries to a caller's MULTI, so it commits (or not) with the caller's
+   * own changes; this process's copies are dropped at once.
+   */
+  invalidateIn(transaction: ChainableCommander, cache: string, ...ids: string[]): ChainableCommander {
+    const keys = ids.map((id) => this.key(cache, id));
+    this.generation++;
+    for (const key of keys) this.local.delete(key);
+    return transaction.del(...keys).publish(INVALIDATIONS_CHANNEL, JSON.stringify({ keys }));
+  }
+
+  key(cache: string, id: string): string {
+    return `${this.prefix}${cache}:${id}`;
+  }
+
+  private dropLocal(): void {
+    this.generation++;
+    this.local.clear();
+  }
+
+  // Label lookups hash their values on every call; a hit is cheaper than that, so bind them once.
+  private countersFor(cache: string): OutcomeCounters {
+    let counters = this.countersByCache.get(cache);
+    if (!counters) {
+      const bind = (outcome: CacheOutcome) => this.outcomes.labels(cache, outcome);
+      counters = {
+        local_hit: bind('local_hit'),
+        hit: bind('hit'),
+        miss: bind('miss'),
+        lock_wait: bind('lock_wait'),
+        error: bind('error'),
+      };
+      this.countersByCache.set(cache, counters);
+    }
+    return counters;
+  }
+
+  private async getOrLoadShared<T>(
+    key: string,
+    count: OutcomeCounters,
+    options: CacheOptions,
+    load: () => Promise<T>,
+  ): Promise<T> {
     let cached: string | null;
     try {
       cached = await this.breaker.run(() => this.redis.get(key));
     } catch {
-      this.outcomes.inc({ cache, outcome: 'error' });
+      count.error.inc();
       return load();
     }
     if (cached !== null) {
-      this.outcomes.inc({ cache, outcome: 'hit' });
+      count.hit.inc();
       return JSON.parse(cached) as T;
     }
 
     const token = randomUUID();
     const lockKey = `${key}:lock`;
+    const lockMs = options.lockMs ?? 3_000;
     const deadline = Date.now() + (options.waitMs ?? 10_000);
     let waited = false;
     for (;;) {
       const locked = await this.breaker
-        .run(() => this.redis.set(lockKey, token, 'PX', options.lockMs ?? 3_000, 'NX'))
+        .run(() => this.redis.set(lockKey, token, 'PX', lockMs, 'NX'))
         .catch(() => null);
       if (locked === 'OK') {
-        this.outcomes.inc({ cache, outcome: 'miss' });
+        count.miss.inc();
         // Renew the lease while loading: on a loaded machine a load can outlast it, and a second
         // loader would then query too. A loader that dies stops renewing and its lock expires.
-        const lockMs = options.lockMs ?? 3_000;
         const renew = setInterval(() => {
           void this.breaker
             .run(() => this.redis.eval(RENEW_LOCK, 1, lockKey, token, lockMs))
@@ -82,7 +182,7 @@ export class Cache {
             .catch(() => undefined);
         }
       }
-      if (!waited) this.outcomes.inc({ cache, outcome: 'lock_wait' });
+      if (!waited) count.lock_wait.inc();
       waited = true;
       // Wait for the loader's value; if its lock goes away without one (it failed or died), compete
       // for the lock again rather than all loading at once.
@@ -96,16 +196,6 @@ export class Cache {
         if (holder === null || holder === undefined) break;
       }
     }
-  }
-
-  /** Deletes cached entries after a write; call it once the write has committed. */
-  async invalidate(cache: string, ...ids: string[]): Promise<void> {
-    if (ids.length === 0) return;
-    await this.breaker.run(() => this.redis.del(...ids.map((id) => `${this.prefix}${cache}:${id}`)));
-  }
-
-  key(cache: string, id: string): string {
-    return `${this.prefix}${cache}:${id}`;
   }
 }
 

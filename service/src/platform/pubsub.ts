@@ -61,6 +61,11 @@ export class PubSub {
     return this.publisher.publish(channel, JSON.stringify(message));
   }
 
+  /** False while the subscriber is away: messages published now will never arrive here. */
+  get connected(): boolean {
+    return this.subscriber.status === 'ready';
+  }
+
   onResubscribed(listener: () => void): void {
     this.resubscribedListeners.push(listener);
   }

@@ -1,3 +1,5 @@
+import { connect } from 'node:net';
+import { text } from 'node:stream/consumers';
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signUp, startCluster, type Cluster, type User } from '../../test-support/cluster.js';
@@ -79,6 +81,23 @@ describe('rooms', () => {
     expect(
       (await api(0)('GET', `/v1/rooms/${room.id}/messages`, { token: stranger.accessToken })).status,
     ).toBe(404);
+  });
+
+  it('lets a client join with a bare POST that carries no body at all (no Content-Length)', async () => {
+    const room = await createRoom(owner, 'curl-friendly', 'public');
+    const joiner = await signUp(api(1), 'bare-post');
+    // What `curl -X POST` sends: no Content-Length, no Transfer-Encoding, no Content-Type.
+    const socket = connect(cluster.processes[1]!.ports.port!, '127.0.0.1');
+    // Written, not ended: a half-closed socket would make the server drop the connection unanswered.
+    socket.write(
+      `POST /v1/rooms/${room.id}/members HTTP/1.1\r\nHost: parley\r\n` +
+        `Authorization: Bearer ${joiner.accessToken}\r\nConnection: close\r\n\r\n`,
+    );
+    const raw = (await text(socket)).split('\r\n')[0];
+    expect(raw).toBe('HTTP/1.1 201 Created');
+    expect(
+      (await api(0)<Room>('GET', `/v1/rooms/${room.id}`, { token: joiner.accessToken })).body.isMember,
+    ).toBe(true);
   });
 
   it('admits a user to a private room only on a member’s invite', async () => {

@@ -7,8 +7,9 @@ import type { PubSub } from '../../platform/pubsub.js';
 import { publishRoomEvent } from './events.js';
 import type { Room, RoomsRepository } from './repository.js';
 
-// The room and its member ids are one entry, read with one GET: every request on a room needs both.
-const ROOM_CACHE = { name: 'room', ttlSeconds: 60 };
+// The room and its member ids are one entry: every request on a room needs both. Each process keeps
+// a copy for a few seconds at most (dropped at once on every process by any membership change).
+const ROOM_CACHE = { name: 'room', ttlSeconds: 60, localTtlMs: 5_000 };
 
 interface CachedRoom {
   room: Room | null;
@@ -35,26 +36,38 @@ export function roomsService(deps: {
   instanceId: string;
 }) {
   const { repository, cache } = deps;
-  const cachedRoom = (roomId: string) =>
-    cache.getOrLoad<CachedRoom>(ROOM_CACHE.name, roomId, { ttlSeconds: ROOM_CACHE.ttlSeconds }, async () => {
-      const room = await repository.find(roomId);
-      return { room, memberIds: room ? await repository.memberIds(roomId) : [] };
-    });
+  const cachedRoom = (roomId: string, fresh = false) =>
+    cache.getOrLoad<CachedRoom>(
+      ROOM_CACHE.name,
+      roomId,
+      ROOM_CACHE,
+      async () => {
+        const room = await repository.find(roomId);
+        return { room, memberIds: room ? await repository.memberIds(roomId) : [] };
+      },
+      fresh,
+    );
+  const refuses = ({ room, memberIds }: CachedRoom, userId: string) =>
+    !room || (room.visibility === 'private' && !memberIds.includes(userId));
 
   /**
    * The room as `userId` may see it. A private room the user is not in answers 404, exactly as a
    * room that does not exist: its existence must not leak.
    */
-  async function visibleRoom(userId: string, roomId: string): Promise<RoomView> {
-    const { room: found, memberIds } = await cachedRoom(roomId);
-    const isMember = memberIds.includes(userId);
-    if (!found || (found.visibility === 'private' && !isMember)) throw new NotFound(`no room ${roomId}`);
-    return { ...found, memberCount: memberIds.length, isMember };
+  async function visibleRoom(userId: string, roomId: string, mustBeMember = false): Promise<RoomView> {
+    let entry = await cachedRoom(roomId);
+    // A refusal is never served from this process's copy alone: a join committed on another
+    // process a moment ago may not have reached it yet.
+    if (refuses(entry, userId) || (mustBeMember && !entry.memberIds.includes(userId)))
+      entry = await cachedRoom(roomId, true);
+    const { room: found, memberIds } = entry;
+    if (refuses(entry, userId)) throw new NotFound(`no room ${roomId}`);
+    return { ...found!, memberCount: memberIds.length, isMember: memberIds.includes(userId) };
   }
 
   /**
-   * The durable change is in MySQL already; this drops the cached room entry in one MULTI/EXEC,
-   * checks every reply, and only then announces the change.
+   * The durable change is in MySQL already; this drops the cached room entry (in Redis and, through
+   * the same MULTI/EXEC, on every process) checks every reply, and only then announces the change.
    */
   async function commitMembershipChange(
     roomId: string,
@@ -62,7 +75,7 @@ export function roomsService(deps: {
     type: 'member.joined' | 'member.left',
   ) {
     const replies = await deps.redisBreaker
-      .run(() => deps.redis.multi().del(cache.key(ROOM_CACHE.name, roomId)).exec())
+      .run(() => cache.invalidateIn(deps.redis.multi(), ROOM_CACHE.name, roomId).exec())
       .catch((error: unknown) => [[error as Error, null]] as [Error | null, unknown][]);
     const failed = replies?.find(([error]) => error !== null);
     if (!replies || failed) {
@@ -84,7 +97,7 @@ export function roomsService(deps: {
 
     /** A member of the room (any visibility) or a 404/403 problem. */
     async memberRoom(userId: string, roomId: string): Promise<RoomView> {
-      const view = await visibleRoom(userId, roomId);
+      const view = await visibleRoom(userId, roomId, true);
       if (!view.isMember) throw new Forbidden(`join room ${roomId} before posting in it`);
       return view;
     },
