@@ -28,6 +28,8 @@ describe('helm template rejects wrong values with a clear message', () => {
       '/api/autoscaling/targetCPUUtilizationPercentage',
     ],
     [{ 'redis.external.url': 'http://cache:6379' }, '/redis/external/url'],
+    // The workers export the queue depth KEDA scales on: at zero replicas nothing would report it.
+    [{ 'worker.keda.minReplicaCount': '0' }, '/worker/keda/minReplicaCount'],
   ])('schema: %o', async (values, message) => {
     expect(await failure(values)).toContain(message);
   });
