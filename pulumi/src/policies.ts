@@ -3,6 +3,8 @@
  * parse what the resources received and hold it to the same promises.
  */
 
+import { contractActions, S3_CONTRACT, type S3Bucket } from '../../service/src/platform/s3-contract.js';
+
 export interface PolicyStatement {
   Sid: string;
   Effect: 'Allow' | 'Deny';
@@ -17,24 +19,48 @@ export interface PolicyDocument {
   Statement: PolicyStatement[];
 }
 
-/** Key prefixes the service writes under (service/src/features/{attachments,backups}). */
-export const ATTACHMENTS_PREFIX = 'attachments/';
-export const BACKUPS_PREFIX = 'backups/';
-
 /**
- * Object actions the service performs. HeadObject is authorised by s3:GetObject; the multipart
- * calls CreateMultipartUpload, UploadPart and CompleteMultipartUpload by s3:PutObject.
+ * What the service does in S3 is declared once, beside its code (service/src/platform/s3-contract.ts):
+ * the prefixes and the IAM actions of the operations the features perform. The role grants exactly
+ * those, so the service and its permissions cannot drift apart.
  */
-export const OBJECT_ACTIONS = [
-  's3:PutObject',
-  's3:GetObject',
-  's3:DeleteObject',
-  's3:AbortMultipartUpload',
-  's3:ListMultipartUploadParts',
-] as const;
+export const BACKUPS_PREFIX = S3_CONTRACT.backups.prefix;
 
 /** The customer-managed key is used through S3 (SSE-KMS) only for these operations. */
 export const KMS_ACTIONS = ['kms:Encrypt', 'kms:Decrypt', 'kms:GenerateDataKey'] as const;
+
+/**
+ * The contract's actions on one bucket: object actions on `<prefix>*`, bucket actions (listing)
+ * on the bucket itself but only for keys under the prefix. No statement for an empty set.
+ */
+function s3Statements(sid: string, bucketArn: string, bucket: S3Bucket): PolicyStatement[] {
+  const { prefix } = S3_CONTRACT[bucket];
+  const objectActions = contractActions(bucket, 'object');
+  const bucketActions = contractActions(bucket, 'bucket');
+  return [
+    ...(objectActions.length > 0
+      ? [
+          {
+            Sid: `${sid}Objects`,
+            Effect: 'Allow' as const,
+            Action: objectActions,
+            Resource: `${bucketArn}/${prefix}*`,
+          },
+        ]
+      : []),
+    ...(bucketActions.length > 0
+      ? [
+          {
+            Sid: `${sid}Listing`,
+            Effect: 'Allow' as const,
+            Action: bucketActions,
+            Resource: bucketArn,
+            Condition: { StringLike: { 's3:prefix': [prefix, `${prefix}*`] } },
+          },
+        ]
+      : []),
+  ];
+}
 
 export function serviceAccessPolicy(args: {
   attachmentsBucketArn: string;
@@ -44,26 +70,8 @@ export function serviceAccessPolicy(args: {
   return {
     Version: '2012-10-17',
     Statement: [
-      {
-        Sid: 'AttachmentObjects',
-        Effect: 'Allow',
-        Action: [...OBJECT_ACTIONS],
-        Resource: `${args.attachmentsBucketArn}/${ATTACHMENTS_PREFIX}*`,
-      },
-      {
-        Sid: 'BackupObjects',
-        Effect: 'Allow',
-        Action: [...OBJECT_ACTIONS],
-        Resource: `${args.backupsBucketArn}/${BACKUPS_PREFIX}*`,
-      },
-      {
-        // Restore lists the backups to find the newest; nothing else lists a bucket.
-        Sid: 'ListBackups',
-        Effect: 'Allow',
-        Action: 's3:ListBucket',
-        Resource: args.backupsBucketArn,
-        Condition: { StringLike: { 's3:prefix': [BACKUPS_PREFIX, `${BACKUPS_PREFIX}*`] } },
-      },
+      ...s3Statements('Attachment', args.attachmentsBucketArn, 'attachments'),
+      ...s3Statements('Backup', args.backupsBucketArn, 'backups'),
       {
         Sid: 'BucketKey',
         Effect: 'Allow',

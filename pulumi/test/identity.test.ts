@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 
+import { contractActions, S3_CONTRACT, type S3Bucket } from '../../service/src/platform/s3-contract.js';
 import type { PolicyDocument } from '../src/policies.js';
 import { exampleStack, OIDC_ISSUER, OIDC_PROVIDER_ARN, only, runParley, type Recorded } from './harness.js';
 import { isAllowed } from './iam.js';
@@ -8,17 +9,55 @@ const ATTACHMENTS = 'arn:aws:s3:::parley-dev-attachments-20250101000000000000000
 const BACKUPS = 'arn:aws:s3:::parley-dev-backups-20250101000000000000000001';
 const KEY = 'arn:aws:kms:eu-west-1:123456789012:key/key-parley-key';
 
-/** Every S3 and KMS call the service makes (service/src/platform/s3.ts, features/attachments, backups). */
-const SERVICE_CALLS = [
-  ['s3:PutObject', `${ATTACHMENTS}/attachments/room-1/2025-01-01/01JATTACHMENT`],
-  ['s3:GetObject', `${ATTACHMENTS}/attachments/room-1/2025-01-01/01JATTACHMENT`],
-  ['s3:DeleteObject', `${ATTACHMENTS}/attachments/room-1/2025-01-01/01JATTACHMENT`],
-  ['s3:AbortMultipartUpload', `${ATTACHMENTS}/attachments/room-1/2025-01-01/01JATTACHMENT`],
-  ['s3:PutObject', `${BACKUPS}/backups/2025-01-01T00-00-00Z.parley.gz.enc`],
-  ['s3:GetObject', `${BACKUPS}/backups/2025-01-01T00-00-00Z.parley.gz.enc`],
-  ['s3:DeleteObject', `${BACKUPS}/backups/2025-01-01T00-00-00Z.parley.gz.enc`],
-  ['s3:AbortMultipartUpload', `${BACKUPS}/backups/2025-01-01T00-00-00Z.parley.gz.enc`],
-  ['s3:ListMultipartUploadParts', `${BACKUPS}/backups/2025-01-01T00-00-00Z.parley.gz.enc`],
+const BUCKET_ARNS: Record<S3Bucket, string> = { attachments: ATTACHMENTS, backups: BACKUPS };
+const SAMPLE_KEYS: Record<S3Bucket, string> = {
+  attachments: 'attachments/room-1/2025-01-01/01JATTACHMENT',
+  backups: 'backups/2025-01-01T00-00-00Z.parley.gz.enc',
+};
+
+/**
+ * How IAM authorises each S3 operation (AWS Service Authorization Reference, "Actions, resources,
+ * and condition keys for Amazon S3"), written out here independently of the contract: a contract
+ * that understated an operation's actions would pass the policy test and fail on AWS.
+ */
+const AWS_AUTHORIZATION: Record<string, string[]> = {
+  PutObject: ['s3:PutObject'],
+  GetObject: ['s3:GetObject'],
+  HeadObject: ['s3:GetObject'],
+  DeleteObject: ['s3:DeleteObject'],
+  CreateMultipartUpload: ['s3:PutObject'],
+  UploadPart: ['s3:PutObject'],
+  CompleteMultipartUpload: ['s3:PutObject'],
+  AbortMultipartUpload: ['s3:AbortMultipartUpload'],
+  ListParts: ['s3:ListMultipartUploadParts'],
+  ListObjectsV2: ['s3:ListBucket'],
+};
+
+/** Object-level S3 actions a role could be given; only the contract's may pass, per bucket. */
+const OBJECT_ACTIONS = [
+  's3:PutObject',
+  's3:GetObject',
+  's3:DeleteObject',
+  's3:AbortMultipartUpload',
+  's3:ListMultipartUploadParts',
+  's3:GetObjectVersion',
+  's3:DeleteObjectVersion',
+  's3:GetObjectAttributes',
+  's3:GetObjectAcl',
+  's3:PutObjectAcl',
+  's3:PutObjectTagging',
+  's3:RestoreObject',
+  's3:PutObjectRetention',
+];
+
+/** Every S3 call the service is designed to make, as the contract in service/ declares them. */
+const SERVICE_CALLS = (Object.keys(S3_CONTRACT) as S3Bucket[]).flatMap((bucket) =>
+  S3_CONTRACT[bucket].operations.flatMap((op) =>
+    op.actions.map((action) => [bucket, op.operation, action, op.scope] as const),
+  ),
+);
+
+const KMS_CALLS = [
   ['kms:Encrypt', KEY],
   ['kms:Decrypt', KEY],
   ['kms:GenerateDataKey', KEY],
@@ -32,6 +71,11 @@ const FORBIDDEN_CALLS = [
   ['s3:PutObject', `${BACKUPS}/not-a-backup`],
   ['s3:GetObject', 'arn:aws:s3:::someone-elses-bucket/backups/x'],
   ['s3:ListBucket', ATTACHMENTS],
+  // Backups are expired by the lifecycle rule, never deleted by the service.
+  ['s3:DeleteObject', `${BACKUPS}/backups/2025-01-01T00-00-00Z.parley.gz.enc`],
+  // Presigned uploads are single requests: nothing to abort or list under attachments/.
+  ['s3:AbortMultipartUpload', `${ATTACHMENTS}/attachments/room-1/2025-01-01/01JATTACHMENT`],
+  ['s3:ListMultipartUploadParts', `${BACKUPS}/backups/2025-01-01T00-00-00Z.parley.gz.enc`],
   ['s3:DeleteBucket', BACKUPS],
   ['s3:PutBucketPolicy', ATTACHMENTS],
   ['s3:PutLifecycleConfiguration', BACKUPS],
@@ -105,25 +149,62 @@ describe('the service identity (IRSA role)', () => {
     }
   });
 
-  it('grants exactly the S3 and KMS actions the service uses', () => {
+  it('takes the IAM action of each operation in the contract from AWS’s authorization reference', () => {
+    for (const [bucket, operation, action] of SERVICE_CALLS) {
+      expect(AWS_AUTHORIZATION[operation], `${bucket}: ${operation}`).toContain(action);
+    }
+    for (const bucket of Object.keys(S3_CONTRACT) as S3Bucket[]) {
+      for (const op of S3_CONTRACT[bucket].operations) {
+        expect([...op.actions].sort(), `${bucket}: ${op.operation}`).toEqual(
+          [...AWS_AUTHORIZATION[op.operation]!].sort(),
+        );
+      }
+    }
+  });
+
+  it.each(Object.keys(S3_CONTRACT) as S3Bucket[])(
+    'grants in the %s bucket exactly the actions of the service’s S3 contract, under its prefix',
+    (bucket) => {
+      const arn = BUCKET_ARNS[bucket];
+      const { prefix } = S3_CONTRACT[bucket];
+      const onObjects = policy.Statement.filter((s) => [s.Resource].flat().includes(`${arn}/${prefix}*`));
+      const onBucket = policy.Statement.filter((s) => [s.Resource].flat().includes(arn));
+      expect(onObjects.flatMap((s) => [s.Action].flat()).sort()).toEqual(contractActions(bucket, 'object'));
+      expect(onBucket.flatMap((s) => [s.Action].flat()).sort()).toEqual(contractActions(bucket, 'bucket'));
+      // Evaluated too: every object action is allowed exactly when the contract names it.
+      for (const action of OBJECT_ACTIONS) {
+        expect(
+          isAllowed(policy, { action, resource: `${arn}/${SAMPLE_KEYS[bucket]}` }),
+          `${action} in ${bucket}`,
+        ).toBe(contractActions(bucket, 'object').includes(action));
+      }
+    },
+  );
+
+  it('grants no S3 action outside the contract, and only the KMS actions on the stack key', () => {
+    const contract = (Object.keys(S3_CONTRACT) as S3Bucket[]).flatMap((bucket) => [
+      ...contractActions(bucket, 'object'),
+      ...contractActions(bucket, 'bucket'),
+    ]);
     const granted = new Set(policy.Statement.flatMap((s) => [s.Action].flat()));
-    expect([...granted].sort()).toEqual(
-      [
-        's3:AbortMultipartUpload',
-        's3:DeleteObject',
-        's3:GetObject',
-        's3:ListBucket',
-        's3:ListMultipartUploadParts',
-        's3:PutObject',
-        'kms:Decrypt',
-        'kms:Encrypt',
-        'kms:GenerateDataKey',
-      ].sort(),
+    expect([...granted].filter((action) => action.startsWith('s3:')).sort()).toEqual(
+      [...new Set(contract)].sort(),
+    );
+    expect([...granted].filter((action) => !action.startsWith('s3:')).sort()).toEqual(
+      ['kms:Decrypt', 'kms:Encrypt', 'kms:GenerateDataKey'].sort(),
     );
     expect(policy.Statement.find((s) => s.Sid === 'BucketKey')?.Resource).toBe(KEY);
   });
 
-  it.each(SERVICE_CALLS)('allows %s on %s', (action, resource) => {
+  it.each(SERVICE_CALLS)('allows in %s: %s (%s)', (bucket, _operation, action, scope) => {
+    const request =
+      scope === 'object'
+        ? { action, resource: `${BUCKET_ARNS[bucket]}/${SAMPLE_KEYS[bucket]}` }
+        : { action, resource: BUCKET_ARNS[bucket], context: { 's3:prefix': S3_CONTRACT[bucket].prefix } };
+    expect(isAllowed(policy, request)).toBe(true);
+  });
+
+  it.each(KMS_CALLS)('allows %s on %s', (action, resource) => {
     expect(isAllowed(policy, { action, resource })).toBe(true);
   });
 
