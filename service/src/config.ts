@@ -61,6 +61,9 @@ const EnvSchema = z.object({
   // The API's probes and metrics listener: it stays open while the main port drains on SIGTERM.
   MANAGEMENT_PORT: listenPort.default(9464),
   WORKER_HEALTH_PORT: listenPort.default(3001),
+  // How long the worker waits for its running jobs on SIGTERM: the longest job, and less than the
+  // pod's terminationGracePeriodSeconds (the chart's worker.longestJobSeconds, 300 s by default).
+  WORKER_SHUTDOWN_GRACE_MS: milliseconds.default(300_000),
   BODY_LIMIT_BYTES: z.coerce.number().int().min(1_024).max(104_857_600).default(1_048_576),
   SHUTDOWN_GRACE_MS: milliseconds.default(25_000),
   READINESS_TIMEOUT_MS: milliseconds.default(1_000),
@@ -158,7 +161,7 @@ export interface Config {
   logLevel: Env['LOG_LEVEL'];
   instanceId: string;
   http: { host: string; port: number; managementPort: number; bodyLimitBytes: number };
-  worker: { healthPort: number };
+  worker: { healthPort: number; shutdownGraceMs: number };
   shutdownGraceMs: number;
   readinessTimeoutMs: number;
   mysql: {
@@ -264,7 +267,7 @@ function toConfig(env: Env): Config {
       managementPort: env.MANAGEMENT_PORT,
       bodyLimitBytes: env.BODY_LIMIT_BYTES,
     },
-    worker: { healthPort: env.WORKER_HEALTH_PORT },
+    worker: { healthPort: env.WORKER_HEALTH_PORT, shutdownGraceMs: env.WORKER_SHUTDOWN_GRACE_MS },
     shutdownGraceMs: env.SHUTDOWN_GRACE_MS,
     readinessTimeoutMs: env.READINESS_TIMEOUT_MS,
     mysql: toMysqlConfig(env),

@@ -1,6 +1,8 @@
+import { randomUUID } from 'node:crypto';
 import { request } from 'node:http';
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { client } from './test-support/cluster.js';
 import { freeze } from './test-support/freeze.js';
 import { startServiceProcess, type ServiceProcess } from './test-support/service-process.js';
 import { startTestStack, type TestStack } from './test-support/stack.js';
@@ -24,6 +26,36 @@ function get(port: number, path: string): Promise<{ status: number; body: string
     });
     req.on('error', reject);
     req.end();
+  });
+}
+
+/** POSTs a JSON body in two halves, `pauseMs` apart: the request stays in flight in between. */
+function postInTwoHalves(
+  port: number,
+  path: string,
+  body: string,
+  afterFirstHalf: () => Promise<void>,
+): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port,
+        path,
+        method: 'POST',
+        agent: false,
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+      },
+      (res) => {
+        let text = '';
+        res.on('data', (chunk: Buffer) => (text += chunk.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+      },
+    );
+    req.on('error', reject);
+    const half = Math.floor(body.length / 2);
+    req.write(body.slice(0, half));
+    afterFirstHalf().then(() => req.end(body.slice(half)), reject);
   });
 }
 
@@ -92,4 +124,39 @@ describe('the API process', () => {
       process.kill(mysqlPid, 'SIGCONT');
     }
   });
+});
+
+describe('an API process whose grace is longer than 10 s', () => {
+  let api: ServiceProcess;
+
+  beforeAll(async () => {
+    api = await startServiceProcess('main-api', { ...testStack.env, SHUTDOWN_GRACE_MS: '15000' });
+  });
+  afterAll(() => api?.stop('SIGKILL'));
+
+  it(
+    'lets a request still in flight 12 s after SIGTERM finish with 200, then exits 0',
+    { timeout: 60_000 },
+    async () => {
+      const port = api.ports.port!;
+      const credentials = { username: `slow-${randomUUID().slice(0, 8)}`, password: `pw-${randomUUID()}` };
+      expect(
+        (await client(`http://127.0.0.1:${port}`)('POST', '/v1/auth/register', { body: credentials })).status,
+      ).toBe(201);
+
+      // The client sends half the login body, SIGTERM arrives, and the rest follows 12 s later.
+      const login = postInTwoHalves(port, '/v1/auth/login', JSON.stringify(credentials), async () => {
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        api.child.kill('SIGTERM');
+        await new Promise((resolve) => setTimeout(resolve, 12_000));
+      });
+
+      const completed = await login;
+      expect(completed.status).toBe(200);
+      expect(JSON.parse(completed.body)).toMatchObject({ accessToken: expect.any(String) });
+      expect(await api.exited).toBe(0);
+      expect(api.logs.filter((line) => line.msg === 'close failed')).toEqual([]);
+      expect(api.logs.find((line) => line.resource === 'api server')).toMatchObject({ msg: 'closed' });
+    },
+  );
 });

@@ -17,7 +17,10 @@ const management = await listen(healthFor(deps).fetch, config.http.host, config.
 lifecycle.registerLast('management server', () => management.close(1_000));
 
 const api = await listen(createApp(deps).fetch, config.http.host, config.http.port);
-lifecycle.register('api server', () => api.close(config.shutdownGraceMs));
+// close() cuts what is left at the grace; the margin lets it do so before shutdown moves on.
+lifecycle.register('api server', () => api.close(config.shutdownGraceMs), {
+  timeoutMs: config.shutdownGraceMs + 2_000,
+});
 
 lifecycle.exitOnSignals();
 logger.info({ port: api.port, managementPort: management.port }, 'api listening');

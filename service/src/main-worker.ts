@@ -38,8 +38,11 @@ worker.on('failed', (job, error) =>
   logger.error({ job: job?.name, jobId: job?.id, err: error }, 'job failed'),
 );
 worker.on('error', (error) => logger.error({ err: error }, 'worker error'));
-// worker.close() waits for active jobs without a bound: the pod's grace period must cover the longest.
-lifecycle.register('maintenance worker', () => worker.close());
+// worker.close() waits for active jobs without a bound of its own: WORKER_SHUTDOWN_GRACE_MS (the
+// longest job) bounds it, and the pod's grace period must exceed that.
+lifecycle.register('maintenance worker', () => worker.close(), {
+  timeoutMs: config.worker.shutdownGraceMs,
+});
 
 await scheduleHeartbeat(maintenanceQueue);
 

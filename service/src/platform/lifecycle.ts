@@ -2,25 +2,41 @@ import type { Logger } from './logger.js';
 
 type Closer = () => Promise<unknown> | unknown;
 
+export interface CloseOptions {
+  /**
+   * How long shutdown waits for this close before it moves on to the next (default 10 s). A close
+   * that drains work (the API server's grace, a worker's longest job) must pass its own bound.
+   */
+  timeoutMs?: number;
+}
+
+const DEFAULT_CLOSE_TIMEOUT_MS = 10_000;
+
+interface Registration {
+  name: string;
+  close: Closer;
+  timeoutMs: number;
+}
+
 /**
  * Owns shutdown: every resource that opens registers its close here, and they run in reverse order
  * of registration, each bounded so one stuck client cannot hold the pod past its grace period.
  */
 export class Lifecycle {
-  private readonly closers: { name: string; close: Closer }[] = [];
-  private readonly finalClosers: { name: string; close: Closer }[] = [];
+  private readonly closers: Registration[] = [];
+  private readonly finalClosers: Registration[] = [];
   private drainingSince: number | undefined;
   private shuttingDown: Promise<void> | undefined;
 
   constructor(private readonly logger: Logger) {}
 
-  register(name: string, close: Closer): void {
-    this.closers.push({ name, close });
+  register(name: string, close: Closer, options: CloseOptions = {}): void {
+    this.closers.push({ name, close, timeoutMs: options.timeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS });
   }
 
   /** Closed after everything registered with `register`, e.g. the listener that reports the drain. */
-  registerLast(name: string, close: Closer): void {
-    this.finalClosers.unshift({ name, close });
+  registerLast(name: string, close: Closer, options: CloseOptions = {}): void {
+    this.finalClosers.unshift({ name, close, timeoutMs: options.timeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS });
   }
 
   get draining(): boolean {
@@ -28,25 +44,22 @@ export class Lifecycle {
   }
 
   /** Marks the process as draining (readiness fails at once), then closes everything in reverse. */
-  shutdown(reason: string, perCloserTimeoutMs = 10_000): Promise<void> {
-    this.shuttingDown ??= this.runShutdown(reason, perCloserTimeoutMs);
+  shutdown(reason: string): Promise<void> {
+    this.shuttingDown ??= this.runShutdown(reason);
     return this.shuttingDown;
   }
 
-  private async runShutdown(reason: string, perCloserTimeoutMs: number): Promise<void> {
+  private async runShutdown(reason: string): Promise<void> {
     this.drainingSince = Date.now();
     this.logger.info({ reason }, 'shutting down');
-    for (const { name, close } of [...[...this.closers].reverse(), ...this.finalClosers]) {
+    for (const { name, close, timeoutMs } of [...[...this.closers].reverse(), ...this.finalClosers]) {
       const startedAt = Date.now();
       let timer: NodeJS.Timeout | undefined;
       try {
         await Promise.race([
           Promise.resolve().then(close),
           new Promise((_, reject) => {
-            timer = setTimeout(
-              () => reject(new Error(`timed out after ${perCloserTimeoutMs} ms`)),
-              perCloserTimeoutMs,
-            );
+            timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms`)), timeoutMs);
           }),
         ]);
         this.logger.info({ resource: name, ms: Date.now() - startedAt }, 'closed');
