@@ -2,10 +2,13 @@
  * The queries the chart ships — KEDA's trigger, the PrometheusRule's alerts and the Grafana
  * dashboard — read metrics the service really exports, and compute what they claim to.
  */
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { find, scenarioFile, spec } from '../lib/objects.js';
-import { evaluate, type Sample } from '../lib/promql.js';
+import { evaluate, metricNames, type Sample } from '../lib/promql.js';
 import { renderChart, type K8sObject } from '../lib/render.js';
+import { repoRoot } from '../scripts/kube-tools.js';
 
 let gateway: K8sObject[];
 let keda: K8sObject[];
@@ -40,15 +43,39 @@ interface Dashboard {
   panels: { title: string; targets?: { expr: string }[] }[];
 }
 
-function dashboardQueries(): Query[] {
+function dashboard(): Dashboard {
   const cm = find(gateway, 'ConfigMap', 'parley-dashboard');
-  const dashboard = JSON.parse((cm['data'] as Record<string, string>)['parley.json']!) as Dashboard;
+  return JSON.parse((cm['data'] as Record<string, string>)['parley.json']!) as Dashboard;
+}
+
+function dashboardQueries(): Query[] {
   // Grafana substitutes its variables before the query reaches Prometheus.
   const grafana = (expr: string): string => expr.replaceAll('$namespace', 'parley');
-  return dashboard.panels.flatMap((p) =>
+  return dashboard().panels.flatMap((p) =>
     (p.targets ?? []).map((t) => ({ where: `panel "${p.title}"`, expr: grafana(t.expr) })),
   );
 }
+
+/** The metric each `label_values(metric, label)` template variable reads. */
+function templateMetrics(): Query[] {
+  return dashboard().templating.list.flatMap((variable) => {
+    const query = typeof variable.query === 'object' ? variable.query.query : (variable.query ?? '');
+    const [, metric] = /^label_values\(\s*([^,)]+?)\s*,/.exec(query) ?? [];
+    return metric ? [{ where: `variable $${variable.name}`, expr: metric }] : [];
+  });
+}
+
+/** The service's own source, tests left out: a name only a test mentions is exported by nobody. */
+function serviceSource(): string {
+  const dir = join(repoRoot, 'service', 'src');
+  return readdirSync(dir, { recursive: true, encoding: 'utf8' })
+    .filter((file) => file.endsWith('.ts') && !file.endsWith('.test.ts'))
+    .map((file) => readFileSync(join(dir, file), 'utf8'))
+    .join('\n');
+}
+
+/** A histogram `x` is scraped as `x_bucket`, `x_count` and `x_sum`; the source names only `x`. */
+const exportedName = (series: string): string[] => [series, series.replace(/_(bucket|count|sum)$/, '')];
 
 /**
  * What Prometheus holds when `pods` worker pods each export the state they all read from the same
@@ -102,5 +129,42 @@ describe('queries over state every worker pod exports alike', () => {
       expect(one.length, `${where} returns something`).toBeGreaterThan(0);
       expect(evaluate(expr, scrapedFromWorkers(10)), `${where}: ${expr}`).toEqual(one);
     }
+  });
+});
+
+describe('metric names', () => {
+  it('every metric the KEDA trigger, the alerts and the dashboard read is one the service exports', () => {
+    const queries = [kedaQuery(), ...ruleQueries(), ...dashboardQueries(), ...templateMetrics()];
+    const source = serviceSource();
+    const referenced = queries.flatMap(({ where, expr }) =>
+      metricNames(expr).map((name) => ({ where, name })),
+    );
+    expect(new Set(referenced.map((r) => r.name))).toEqual(
+      new Set([
+        'circuit_breaker_state',
+        'http_server_request_duration_seconds_bucket',
+        'http_server_request_duration_seconds_count',
+        'parley_mysql_replica_lag_seconds',
+        'parley_queue_jobs',
+        'parley_queue_oldest_waiting_seconds',
+      ]),
+    );
+    const missing = referenced.filter(
+      ({ name }) =>
+        !exportedName(name).some((candidate) => new RegExp(`['"\`]${candidate}['"\`]`).test(source)),
+    );
+    expect(missing, 'referenced but never defined in service/src').toEqual([]);
+  });
+
+  it('the name check is not a no-op: it finds metric names in any PromQL, and not label names', () => {
+    expect(
+      metricNames(
+        'histogram_quantile(0.99, sum by (le, route) (rate(http_server_request_duration_seconds_bucket{namespace="x",le!="+Inf"}[5m]))) > 1e-9',
+      ),
+    ).toEqual(['http_server_request_duration_seconds_bucket']);
+    expect(metricNames('max(mysql_slave_status_seconds_behind_master{namespace="x"}) > 30')).toEqual([
+      'mysql_slave_status_seconds_behind_master',
+    ]);
+    expect(serviceSource()).not.toMatch(/['"`]mysql_slave_status_seconds_behind_master['"`]/);
   });
 });

@@ -713,6 +713,10 @@ describe('observability', () => {
     expect(alerts['ParleyHighLatencyP99']).toContain('histogram_quantile(0.99');
     expect(alerts['ParleyQueueBacklogAge']).toContain('parley_queue_oldest_waiting_seconds');
     expect(alerts['ParleyCircuitBreakerOpen']).toContain('circuit_breaker_state');
+    // The worker's heartbeat gauge (works on RDS too); nothing in the release runs mysqld_exporter.
+    expect(alerts['ParleyMysqlReplicaLag']).toMatch(
+      /^max\(parley_mysql_replica_lag_seconds\{.*\}\) > 30\n?$/,
+    );
   });
 
   it('a Grafana dashboard ConfigMap with valid JSON for the sidecar', () => {
