@@ -66,6 +66,8 @@ try {
   const scenarios: Record<string, () => Promise<LoadResult>> = {
     'node:http bare JSON': () => load({ url: `http://127.0.0.1:${bare.info.port}/`, duration: SECONDS }),
     'Hono /hello': () => load({ url: `http://127.0.0.1:${hello.info.port}/hello`, duration: SECONDS }),
+    'Hono /hello + one Redis GET': () =>
+      load({ url: `http://127.0.0.1:${hello.info.port}/hello-redis`, duration: SECONDS }),
     'Hono /hello + auth (LRU hit)': () =>
       load({
         url: `http://127.0.0.1:${hello.info.port}/hello-auth`,

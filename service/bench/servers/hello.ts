@@ -1,6 +1,7 @@
 /**
- * One route twice, `/hello` and `/hello-auth`: the same Hono handler, the second behind the real
- * requireAuth (jose EdDSA verify on a miss, the LRU cache on a hit). Prints its port and a token.
+ * One route three times: `/hello`; `/hello-auth`, the same handler behind the real requireAuth
+ * (jose EdDSA verify on a miss, the LRU cache on a hit); `/hello-redis`, plus one Redis GET.
+ * Prints its port and a token.
  */
 import { Hono } from 'hono';
 import { loadConfig } from '../../src/config.js';
@@ -33,6 +34,9 @@ await tokens.start();
 const app = new Hono<AppEnv>();
 app.get('/hello', (c) => c.json({ hello: 'world' }));
 app.get('/hello-auth', requireAuth(tokens), (c) => c.json({ hello: c.get('principal').userId }));
+// The issue's reference point: Hono plus one Redis round trip, the floor for any route that asks Redis.
+await redis.set('bench:hello', 'world');
+app.get('/hello-redis', async (c) => c.json({ hello: await redis.get('bench:hello') }));
 const server = await listen(app.fetch, '127.0.0.1', 0);
 const { token } = await tokens.issueAccessToken('0191d3b4-5d0e-7a3c-9f1e-3c2b1a000001', 'bench-session');
 process.stdout.write(`${JSON.stringify({ port: server.port, token })}\n`);
