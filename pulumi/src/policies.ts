@@ -26,8 +26,11 @@ export interface PolicyDocument {
  */
 export const BACKUPS_PREFIX = S3_CONTRACT.backups.prefix;
 
-/** The customer-managed key is used through S3 (SSE-KMS) only for these operations. */
-export const KMS_ACTIONS = ['kms:Encrypt', 'kms:Decrypt', 'kms:GenerateDataKey'] as const;
+/**
+ * SSE-KMS needs only these from the caller: GenerateDataKey to write (PutObject, each multipart
+ * part), Decrypt to read and to complete a multipart upload. S3 never asks the caller for Encrypt.
+ */
+export const KMS_ACTIONS = ['kms:Decrypt', 'kms:GenerateDataKey'] as const;
 
 /**
  * The contract's actions on one bucket: object actions on `<prefix>*`, bucket actions (listing)
@@ -66,6 +69,7 @@ export function serviceAccessPolicy(args: {
   attachmentsBucketArn: string;
   backupsBucketArn: string;
   keyArn: string;
+  region: string;
 }): PolicyDocument {
   return {
     Version: '2012-10-17',
@@ -73,10 +77,13 @@ export function serviceAccessPolicy(args: {
       ...s3Statements('Attachment', args.attachmentsBucketArn, 'attachments'),
       ...s3Statements('Backup', args.backupsBucketArn, 'backups'),
       {
+        // Only through S3 in the stack's region: the pod cannot decrypt or mint data keys by
+        // calling KMS itself.
         Sid: 'BucketKey',
         Effect: 'Allow',
         Action: [...KMS_ACTIONS],
         Resource: args.keyArn,
+        Condition: { StringEquals: { 'kms:ViaService': `s3.${args.region}.amazonaws.com` } },
       },
     ],
   };

@@ -67,6 +67,7 @@ export function deployParley(
     attachmentsBucketArn: storage.attachments.arn,
     backupsBucketArn: storage.backups.arn,
     keyArn: storage.key.arn,
+    region: config.awsRegion,
     tags,
   });
 
@@ -90,7 +91,6 @@ export function deployParley(
           network: config.network,
           database: config.database,
           cache: config.cache,
-          keyArn: storage.key.arn,
           mysqlRootPassword: secrets.values.mysqlRootPassword,
           redisPassword: secrets.values.redisPassword,
           tags,

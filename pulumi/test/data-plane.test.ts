@@ -2,7 +2,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 
 import { exampleStack, ofType, only, runParley, type Recorded } from './harness.js';
 
-const KEY = 'arn:aws:kms:eu-west-1:123456789012:key/key-parley-key';
+const DATA_KEY = 'arn:aws:kms:eu-west-1:123456789012:key/key-parley-data-key';
 
 describe('dataPlane: aws-managed (prod example)', () => {
   let resources: Recorded[];
@@ -20,7 +20,7 @@ describe('dataPlane: aws-managed (prod example)', () => {
       instanceClass: 'db.r7g.large',
       allocatedStorage: 100,
       storageEncrypted: true,
-      kmsKeyId: KEY,
+      kmsKeyId: DATA_KEY,
       publiclyAccessible: false,
       multiAz: true,
       deletionProtection: true,
@@ -31,13 +31,29 @@ describe('dataPlane: aws-managed (prod example)', () => {
     });
   });
 
+  it('encrypts the databases with a key of their own, not the key the pods may use for S3', () => {
+    const key = only(resources, 'aws:kms/key:Key', 'parley-data-key').inputs;
+    expect(key).toMatchObject({ enableKeyRotation: true, deletionWindowInDays: 30 });
+    expect(only(resources, 'aws:kms/alias:Alias', 'parley-data-key').inputs.name).toBe(
+      'alias/parley-prod-data',
+    );
+    const encrypted = [
+      ...ofType(resources, 'aws:rds/instance:Instance'),
+      ...ofType(resources, 'aws:elasticache/replicationGroup:ReplicationGroup'),
+    ];
+    expect(encrypted).toHaveLength(3);
+    for (const resource of encrypted) expect(resource.inputs.kmsKeyId, resource.name).toBe(DATA_KEY);
+    const rolePolicy = only(resources, 'aws:iam/rolePolicy:RolePolicy').inputs.policy as string;
+    expect(rolePolicy).not.toContain('key-parley-data-key');
+  });
+
   it('adds a read replica of the writer', () => {
     const reader = only(resources, 'aws:rds/instance:Instance', 'parley-mysql-replica').inputs;
     expect(reader).toMatchObject({
       identifier: 'parley-prod-mysql-replica',
       replicateSourceDb: 'parley-prod-mysql',
       storageEncrypted: true,
-      kmsKeyId: KEY,
+      kmsKeyId: DATA_KEY,
       publiclyAccessible: false,
     });
     expect(reader.engine).toBeUndefined();
@@ -54,7 +70,7 @@ describe('dataPlane: aws-managed (prod example)', () => {
       automaticFailoverEnabled: true,
       multiAzEnabled: true,
       atRestEncryptionEnabled: true,
-      kmsKeyId: KEY,
+      kmsKeyId: DATA_KEY,
       transitEncryptionEnabled: true,
     });
     expect(redis.authToken).toMatch(/^[A-Za-z0-9]{32}$/);

@@ -1,7 +1,9 @@
 /**
  * A small, deliberately strict evaluator of identity policies, enough to ask "would IAM allow this
  * request?" of the documents the program produces: Allow/Deny, Action and Resource with `*` and `?`
- * wildcards, and the StringEquals / StringLike condition operators. Anything else it meets
+ * wildcards, and the StringEquals / StringLike condition operators, where a condition key the
+ * request does not carry fails the condition (so a `kms:ViaService` condition refuses a direct
+ * call, as IAM does). Condition key names match case-insensitively, as in IAM. Anything else it meets
  * (NotAction, NotResource, other operators) makes it throw, so a policy cannot pass by using
  * something the test does not understand.
  */
@@ -27,7 +29,7 @@ const list = (value: string | string[] | undefined): string[] =>
 function conditionHolds(statement: PolicyStatement, context: Record<string, string>): boolean {
   for (const [operator, entries] of Object.entries(statement.Condition ?? {})) {
     for (const [key, expected] of Object.entries(entries)) {
-      const actual = context[key];
+      const actual = Object.entries(context).find(([name]) => name.toLowerCase() === key.toLowerCase())?.[1];
       if (actual === undefined) return false;
       const values = list(expected);
       if (operator === 'StringEquals') {

@@ -57,14 +57,15 @@ const SERVICE_CALLS = (Object.keys(S3_CONTRACT) as S3Bucket[]).flatMap((bucket) 
   ),
 );
 
+/** S3 calls KMS on the caller's behalf, with the caller's credentials, and says so. */
+const VIA_S3 = { 'kms:ViaService': 's3.eu-west-1.amazonaws.com' };
 const KMS_CALLS = [
-  ['kms:Encrypt', KEY],
-  ['kms:Decrypt', KEY],
   ['kms:GenerateDataKey', KEY],
+  ['kms:Decrypt', KEY],
 ] as const;
 
 /** Calls a compromised pod might try; none of them may pass. */
-const FORBIDDEN_CALLS = [
+const FORBIDDEN_CALLS: [action: string, resource: string, context?: Record<string, string>][] = [
   ['s3:PutObject', `${ATTACHMENTS}/backups/smuggled`],
   ['s3:GetObject', `${ATTACHMENTS}/other/secret.txt`],
   ['s3:GetObject', `${BACKUPS}/attachments/room-1/x`],
@@ -81,12 +82,22 @@ const FORBIDDEN_CALLS = [
   ['s3:PutLifecycleConfiguration', BACKUPS],
   ['s3:DeleteObjectVersion', `${BACKUPS}/backups/2025-01-01T00-00-00Z.parley.gz.enc`],
   ['s3:PutObjectAcl', `${ATTACHMENTS}/attachments/room-1/2025-01-01/01JATTACHMENT`],
-  ['kms:Decrypt', 'arn:aws:kms:eu-west-1:123456789012:key/another-key'],
+  ['kms:Decrypt', 'arn:aws:kms:eu-west-1:123456789012:key/another-key', VIA_S3],
+  // The managed databases' key is not the pods' to use, not even through S3.
+  ['kms:Decrypt', 'arn:aws:kms:eu-west-1:123456789012:key/key-parley-data-key', VIA_S3],
+  // The stack key only through S3 in the stack's region: not called directly, not via others.
+  ['kms:Decrypt', KEY],
+  ['kms:GenerateDataKey', KEY],
+  ['kms:Decrypt', KEY, { 'kms:ViaService': 's3.us-east-1.amazonaws.com' }],
+  ['kms:Decrypt', KEY, { 'kms:ViaService': 'secretsmanager.eu-west-1.amazonaws.com' }],
+  // SSE-KMS never needs Encrypt from the caller.
+  ['kms:Encrypt', KEY, VIA_S3],
+  ['kms:ReEncryptFrom', KEY, VIA_S3],
   ['kms:ScheduleKeyDeletion', KEY],
   ['kms:PutKeyPolicy', KEY],
-  ['kms:CreateGrant', KEY],
+  ['kms:CreateGrant', KEY, VIA_S3],
   ['iam:PassRole', 'arn:aws:iam::123456789012:role/parley-service'],
-] as const;
+];
 
 describe('the service identity (IRSA role)', () => {
   let resources: Recorded[];
@@ -190,9 +201,10 @@ describe('the service identity (IRSA role)', () => {
     expect([...granted].filter((action) => action.startsWith('s3:')).sort()).toEqual(
       [...new Set(contract)].sort(),
     );
-    expect([...granted].filter((action) => !action.startsWith('s3:')).sort()).toEqual(
-      ['kms:Decrypt', 'kms:Encrypt', 'kms:GenerateDataKey'].sort(),
-    );
+    expect([...granted].filter((action) => !action.startsWith('s3:')).sort()).toEqual([
+      'kms:Decrypt',
+      'kms:GenerateDataKey',
+    ]);
     expect(policy.Statement.find((s) => s.Sid === 'BucketKey')?.Resource).toBe(KEY);
   });
 
@@ -204,12 +216,18 @@ describe('the service identity (IRSA role)', () => {
     expect(isAllowed(policy, request)).toBe(true);
   });
 
-  it.each(KMS_CALLS)('allows %s on %s', (action, resource) => {
-    expect(isAllowed(policy, { action, resource })).toBe(true);
+  it.each(KMS_CALLS)('allows %s on %s through S3', (action, resource) => {
+    expect(isAllowed(policy, { action, resource, context: VIA_S3 })).toBe(true);
   });
 
-  it.each(FORBIDDEN_CALLS)('denies %s on %s', (action, resource) => {
-    expect(isAllowed(policy, { action, resource })).toBe(false);
+  it('lets the key be used only through S3 in the stack region', () => {
+    expect(policy.Statement.find((s) => s.Sid === 'BucketKey')?.Condition).toEqual({
+      StringEquals: { 'kms:ViaService': 's3.eu-west-1.amazonaws.com' },
+    });
+  });
+
+  it.each(FORBIDDEN_CALLS)('denies %s on %s (context %j)', (action, resource, context = {}) => {
+    expect(isAllowed(policy, { action, resource, context })).toBe(false);
   });
 
   it('lists the backups bucket only under backups/', () => {

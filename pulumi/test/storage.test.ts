@@ -37,10 +37,12 @@ describe.each([
   });
 
   it('uses one customer-managed KMS key with rotation', () => {
-    const key = only(resources, 'aws:kms/key:Key').inputs;
+    const key = only(resources, 'aws:kms/key:Key', 'parley-key').inputs;
     expect(key.enableKeyRotation).toBe(true);
     expect(key.deletionWindowInDays).toBe(stack === 'prod' ? 30 : 7);
-    expect(only(resources, 'aws:kms/alias:Alias').inputs.name).toBe(`alias/parley-${stack}-storage`);
+    expect(only(resources, 'aws:kms/alias:Alias', 'parley-key').inputs.name).toBe(
+      `alias/parley-${stack}-storage`,
+    );
   });
 
   it.each(BUCKETS)('%s blocks every kind of public access and disables ACLs', (name) => {

@@ -19,7 +19,6 @@ export interface ManagedDataPlaneArgs {
     deletionProtection?: boolean;
   };
   cache: { nodeType: string; replicas: number };
-  keyArn: pulumi.Input<string>;
   mysqlRootPassword: pulumi.Input<string>;
   redisPassword: pulumi.Input<string>;
   tags: Record<string, string>;
@@ -27,10 +26,11 @@ export interface ManagedDataPlaneArgs {
 
 /**
  * `dataPlane: aws-managed`: RDS for MySQL 8.4 (writer, Multi-AZ in prod, plus a read replica) and
- * ElastiCache for Redis with automatic failover, both encrypted with the stack's key and reachable
+ * ElastiCache for Redis with automatic failover, both encrypted with their own KMS key and reachable
  * only from the security groups of the nodes or pods that run Parley.
  */
 export class ManagedDataPlane extends pulumi.ComponentResource {
+  readonly key: aws.kms.Key;
   readonly writer: aws.rds.Instance;
   readonly reader: aws.rds.Instance;
   readonly redis: aws.elasticache.ReplicationGroup;
@@ -43,6 +43,24 @@ export class ManagedDataPlane extends pulumi.ComponentResource {
     const child = { parent: this };
     const isProd = args.environment === 'prod';
     const prefix = `parley-${args.stack}`;
+
+    // Its own key, not the buckets': the pods' role may use the storage key (through S3), and a
+    // key grant for one must never reach the database volumes, snapshots or cache.
+    this.key = new aws.kms.Key(
+      `${name}-data-key`,
+      {
+        description: `Parley ${args.stack}: encryption at rest of RDS MySQL and ElastiCache Redis`,
+        enableKeyRotation: true,
+        deletionWindowInDays: isProd ? 30 : 7,
+        tags: args.tags,
+      },
+      child,
+    );
+    new aws.kms.Alias(
+      `${name}-data-key`,
+      { name: `alias/parley-${args.stack}-data`, targetKeyId: this.key.keyId },
+      child,
+    );
 
     const allowFromClients = (sgName: string, port: number, what: string): aws.ec2.SecurityGroup => {
       const group = new aws.ec2.SecurityGroup(
@@ -78,7 +96,7 @@ export class ManagedDataPlane extends pulumi.ComponentResource {
     const common = {
       instanceClass: args.database.instanceClass,
       storageEncrypted: true,
-      kmsKeyId: args.keyArn,
+      kmsKeyId: this.key.arn,
       vpcSecurityGroupIds: [mysqlGroup.id],
       publiclyAccessible: false,
       autoMinorVersionUpgrade: true,
@@ -155,7 +173,7 @@ export class ManagedDataPlane extends pulumi.ComponentResource {
         subnetGroupName: cacheSubnets.name,
         securityGroupIds: [redisGroup.id],
         atRestEncryptionEnabled: true,
-        kmsKeyId: args.keyArn,
+        kmsKeyId: this.key.arn,
         transitEncryptionEnabled: true,
         authToken: args.redisPassword,
         snapshotRetentionLimit: isProd ? 7 : 1,

@@ -12,6 +12,8 @@ export interface ServiceIdentityArgs {
   attachmentsBucketArn: pulumi.Input<string>;
   backupsBucketArn: pulumi.Input<string>;
   keyArn: pulumi.Input<string>;
+  /** Region of the buckets: the key may only be used through S3 there. */
+  region: string;
   tags: Record<string, string>;
 }
 
@@ -52,7 +54,9 @@ export class ServiceIdentity extends pulumi.ComponentResource {
         policy: pulumi
           .all([args.attachmentsBucketArn, args.backupsBucketArn, args.keyArn])
           .apply(([attachmentsBucketArn, backupsBucketArn, keyArn]) =>
-            JSON.stringify(serviceAccessPolicy({ attachmentsBucketArn, backupsBucketArn, keyArn })),
+            JSON.stringify(
+              serviceAccessPolicy({ attachmentsBucketArn, backupsBucketArn, keyArn, region: args.region }),
+            ),
           ),
       },
       { parent: this },
