@@ -1,10 +1,12 @@
 import { Queue } from 'bullmq';
+import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Health } from './test-support/health.js';
 
 import { HEARTBEAT_JOB } from './features/maintenance/heartbeat.js';
 import { createRedis } from './platform/redis.js';
 import { QUEUE_PREFIX, QUEUES } from './platform/queues.js';
+import { freeze } from './test-support/freeze.js';
 import { startServiceProcess, type ServiceProcess } from './test-support/service-process.js';
 import { startTestStack, type TestStack } from './test-support/stack.js';
 
@@ -12,7 +14,8 @@ let testStack: TestStack;
 let worker: ServiceProcess;
 
 beforeAll(async () => {
-  testStack = await startTestStack({ mysqlReplica: false });
+  // With the default GTID replica: the worker measures its lag.
+  testStack = await startTestStack();
   worker = await startServiceProcess('main-worker', testStack.env);
 });
 afterAll(async () => {
@@ -24,6 +27,39 @@ async function getJson(path: string) {
   const response = await fetch(`http://127.0.0.1:${worker.ports.healthPort}${path}`);
   return { status: response.status, body: (await response.json()) as Health };
 }
+
+/** The gauge as a scrape shows it: a number, NaN, or undefined when the series is absent. */
+async function scrapeReplicaLag(): Promise<number | undefined> {
+  const metrics = await (await fetch(`http://127.0.0.1:${worker.ports.healthPort}/metrics`)).text();
+  const sample = /^parley_mysql_replica_lag_seconds (\S+)$/m.exec(metrics);
+  return sample ? Number(sample[1]) : undefined;
+}
+
+/** Scrapes until `done` holds or `timeoutMs` passes, and returns the last value for the assertion. */
+async function scrapeReplicaLagUntil(done: (lag: number | undefined) => boolean, timeoutMs: number) {
+  const deadline = Date.now() + timeoutMs;
+  let lag = await scrapeReplicaLag();
+  while (!done(lag) && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    lag = await scrapeReplicaLag();
+  }
+  return lag;
+}
+
+async function onReplicaAsAdmin(statement: string): Promise<void> {
+  const connection = await mysql.createConnection({
+    host: testStack.stack.mysql.replica!.host,
+    port: testStack.stack.mysql.replica!.port,
+    ...testStack.stack.mysql.admin,
+  });
+  try {
+    await connection.query(statement);
+  } finally {
+    await connection.end();
+  }
+}
+
+const isSmall = (lag: number | undefined) => lag !== undefined && lag < 3;
 
 describe('the worker process', () => {
   it('is ready once MySQL and Redis (through Sentinel) answer', async () => {
@@ -65,10 +101,59 @@ describe('the worker process', () => {
     expect(metrics).toMatch(/parley_queue_oldest_waiting_seconds\{queue="maintenance"\} [\d.]+/);
   });
 
+  it('exports the replica lag, near zero while the replica keeps up', async () => {
+    const lag = await scrapeReplicaLagUntil(isSmall, 10_000);
+    expect(lag).toBeGreaterThanOrEqual(0);
+    expect(lag).toBeLessThan(3);
+  });
+
+  it('reports the lag growing while the replica stops applying, and falling once it applies again', async () => {
+    // STOP REPLICA is MySQL 8.4's only spelling and MariaDB's synonym for STOP SLAVE since 10.5.
+    await onReplicaAsAdmin('STOP REPLICA SQL_THREAD');
+    let stalled: number | undefined;
+    try {
+      stalled = await scrapeReplicaLagUntil((lag) => lag !== undefined && lag > 5, 20_000);
+    } finally {
+      await onReplicaAsAdmin('START REPLICA SQL_THREAD');
+    }
+    expect(stalled).toBeGreaterThan(5);
+    expect(await scrapeReplicaLagUntil(isSmall, 20_000)).toBeLessThan(3);
+  });
+
+  it('reports NaN, not the last figure, while the replica cannot be read, and a figure again after', async () => {
+    const replica = testStack.stack.mysql.replica!;
+    const pid = replica.pid();
+    // A frozen server (queries hang until the circuit's timeout) is the harder case; containers have no pid.
+    const revive = pid !== undefined ? await freeze(pid) : (await replica.kill(), () => replica.start());
+    let unknown: number | undefined;
+    try {
+      unknown = await scrapeReplicaLagUntil((lag) => lag !== undefined && Number.isNaN(lag), 20_000);
+    } finally {
+      await revive();
+    }
+    expect(unknown).toBeNaN();
+    expect(await scrapeReplicaLagUntil(isSmall, 30_000)).toBeLessThan(3);
+  });
+
+  it('exports no replica lag when no replica is configured, rather than a 0 that claims one in sync', async () => {
+    const { MYSQL_REPLICA_HOST: _host, MYSQL_REPLICA_PORT: _port, ...primaryOnly } = testStack.env;
+    const primaryOnlyWorker = await startServiceProcess('main-worker', primaryOnly);
+    try {
+      const metrics = await (
+        await fetch(`http://127.0.0.1:${primaryOnlyWorker.ports.healthPort}/metrics`)
+      ).text();
+      expect(metrics).toContain('parley_queue_jobs');
+      expect(metrics).not.toContain('parley_mysql_replica_lag_seconds');
+    } finally {
+      await primaryOnlyWorker.stop('SIGKILL');
+    }
+  });
+
   it('shuts down cleanly on SIGTERM', async () => {
     expect(await worker.stop('SIGTERM')).toBe(0);
     const closed = worker.logs.filter((line) => line.msg === 'closed').map((line) => line.resource);
     expect(closed).toEqual([
+      'replication heartbeat',
       'maintenance worker',
       'maintenance queue',
       'redis',

@@ -9,6 +9,7 @@ import {
   runHeartbeat,
   scheduleHeartbeat,
 } from './features/maintenance/heartbeat.js';
+import { registerReplicaLagMetric, startReplicationHeartbeat } from './features/maintenance/replica-lag.js';
 import { openDependencies } from './platform/dependencies.js';
 import { listen } from './platform/http-server.js';
 import { Lifecycle } from './platform/lifecycle.js';
@@ -43,6 +44,12 @@ worker.on('error', (error) => logger.error({ err: error }, 'worker error'));
 lifecycle.register('maintenance worker', () => worker.close(), {
   timeoutMs: config.worker.shutdownGraceMs,
 });
+
+if (db.hasReplica) {
+  const replicationHeartbeat = startReplicationHeartbeat(db, logger);
+  lifecycle.register('replication heartbeat', () => replicationHeartbeat.stop());
+}
+registerReplicaLagMetric(metrics.registry, db, logger);
 
 await scheduleHeartbeat(maintenanceQueue);
 

@@ -110,6 +110,11 @@ export interface Database {
   write<T>(query: (db: Db) => Promise<T>): Promise<T>;
   /** Reads from the replica; falls back to the primary when the replica is down or its circuit open. */
   read<T>(query: (db: Db) => Promise<T>): Promise<T>;
+  /**
+   * Reads from the replica and never from the primary, for questions about the replica itself (its
+   * lag), where a fallback answer would be wrong. Throws when none is configured or it is down.
+   */
+  readReplica<T>(query: (db: Db) => Promise<T>): Promise<T>;
   ping(target: 'primary' | 'replica', timeoutMs: number): Promise<void>;
   stats(): { primary: PoolStats; replica: PoolStats | undefined };
   hasReplica: boolean;
@@ -140,6 +145,10 @@ export function createDatabase(
         onReplicaFallback(error);
         return write(query);
       }
+    },
+    readReplica: async (query) => {
+      if (!replica) throw new Error('no replica configured');
+      return breakers.replica.run(() => query(replica));
     },
     ping: async (target, timeoutMs) => {
       const pool = target === 'primary' ? primaryPool : replicaPool;
