@@ -1,4 +1,5 @@
 import { Queue, type DefaultJobOptions, type Job, type Processor, Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
 import { Gauge, type Registry } from 'prom-client';
 import type { Config } from '../config.js';
 import { createRedis } from './redis.js';
@@ -16,20 +17,59 @@ export const DEFAULT_JOB_OPTIONS: DefaultJobOptions = {
   removeOnFail: { age: 7 * 24 * 3_600 },
 };
 
-export function createQueue(config: Config, name: QueueName): Queue {
-  return new Queue(name, {
-    connection: createRedis(config.redis, 'bullmq', `queue-${name}`),
-    prefix: QUEUE_PREFIX,
-    defaultJobOptions: DEFAULT_JOB_OPTIONS,
-  });
+// BullMQ treats a connection passed as an instance as shared and never quits it; ours are made for
+// one queue or worker each (Sentinel-aware, see createRedis), so each closes its own after itself.
+async function quit(connection: Redis): Promise<void> {
+  await connection.quit().catch(() => connection.disconnect());
 }
 
-export function createWorker<T>(config: Config, name: QueueName, processor: Processor<T>, concurrency = 4) {
-  return new Worker<T>(name, processor, {
-    connection: createRedis(config.redis, 'bullmq', `worker-${name}`),
-    prefix: QUEUE_PREFIX,
+class QueueOwningItsConnection extends Queue {
+  constructor(
+    name: QueueName,
+    private readonly ownConnection: Redis,
+  ) {
+    super(name, { connection: ownConnection, prefix: QUEUE_PREFIX, defaultJobOptions: DEFAULT_JOB_OPTIONS });
+  }
+
+  override async close(): Promise<void> {
+    await super.close();
+    await quit(this.ownConnection);
+  }
+}
+
+class WorkerOwningItsConnection<T> extends Worker<T> {
+  constructor(
+    name: QueueName,
+    processor: Processor<T>,
+    concurrency: number,
+    private readonly ownConnection: Redis,
+  ) {
+    super(name, processor, { connection: ownConnection, prefix: QUEUE_PREFIX, concurrency });
+  }
+
+  /** Waits for the running jobs (BullMQ's close has no bound: the lifecycle gives it one), then quits. */
+  override async close(force = false): Promise<void> {
+    await super.close(force);
+    await quit(this.ownConnection);
+  }
+}
+
+export function createQueue(config: Config, name: QueueName): Queue {
+  return new QueueOwningItsConnection(name, createRedis(config.redis, 'bullmq', `queue-${name}`));
+}
+
+export function createWorker<T>(
+  config: Config,
+  name: QueueName,
+  processor: Processor<T>,
+  concurrency = 4,
+): Worker<T> {
+  return new WorkerOwningItsConnection(
+    name,
+    processor,
     concurrency,
-  });
+    createRedis(config.redis, 'bullmq', `worker-${name}`),
+  );
 }
 
 /**
