@@ -2,14 +2,23 @@
  * A small evaluator of the rendered NetworkPolicies for pods of this release: would a connection
  * from one pod to another on a TCP port be allowed? It follows the Kubernetes rules for what the
  * chart uses (podSelector matchLabels, policyTypes, ports; peers that are pod selectors in the same
- * namespace). namespaceSelector and ipBlock peers never match a pod of the release here.
+ * namespace). namespaceSelector and ipBlock peers never match a pod of the release here;
+ * `reachableFromNamespace` evaluates namespaceSelector peers for traffic from other namespaces.
  */
 import { matches } from './objects.js';
 import type { K8sObject } from './render.js';
 
+interface LabelSelector {
+  matchLabels?: Record<string, string>;
+  matchExpressions?: {
+    key: string;
+    operator: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist';
+    values?: string[];
+  }[];
+}
 interface Peer {
-  podSelector?: { matchLabels?: Record<string, string> };
-  namespaceSelector?: unknown;
+  podSelector?: LabelSelector;
+  namespaceSelector?: LabelSelector;
   ipBlock?: { cidr: string };
 }
 interface Rule {
@@ -103,4 +112,47 @@ export function dnsAllowed(objects: K8sObject[], labels: Record<string, string>)
         (rule.ports ?? []).some((p) => p.protocol === 'UDP' && p.port === 53) &&
         (rule.to ?? []).some((peer) => peer.podSelector?.matchLabels?.['k8s-app'] === 'kube-dns'),
     );
+}
+
+/** Kubernetes label selector semantics: matchLabels and matchExpressions, all must hold. */
+export function selectorMatches(selector: LabelSelector, labels: Record<string, string>): boolean {
+  const expressions = (selector.matchExpressions ?? []).every(({ key, operator, values = [] }) => {
+    const has = key in labels;
+    if (operator === 'In') return has && values.includes(labels[key]!);
+    if (operator === 'NotIn') return !has || !values.includes(labels[key]!);
+    if (operator === 'Exists') return has;
+    return !has;
+  });
+  return expressions && matches(selector.matchLabels ?? {}, labels);
+}
+
+/**
+ * May a pod in another namespace (known by its name, as the `kubernetes.io/metadata.name` label
+ * Kubernetes sets on every namespace) with `podLabels` connect to the release's pod `to` on `port`?
+ * Only the ingress side is checked: the other namespace's egress is not the chart's to decide.
+ */
+export function reachableFromNamespace(
+  objects: K8sObject[],
+  namespace: string,
+  to: Record<string, string>,
+  port: number,
+  podLabels: Record<string, string> = {},
+): boolean {
+  const namespaceLabels = { 'kubernetes.io/metadata.name': namespace };
+  const applicable = policiesOf(objects).filter((p) => selects(p, to) && p.policyTypes.includes('Ingress'));
+  if (applicable.length === 0) return true;
+  return applicable.some((p) =>
+    (p.ingress ?? []).some((rule) => {
+      const portOk = !rule.ports || rule.ports.some((r) => r.port === undefined || r.port === port);
+      const peerOk =
+        rule.from === undefined ||
+        rule.from.some(
+          (peer) =>
+            peer.namespaceSelector !== undefined &&
+            selectorMatches(peer.namespaceSelector, namespaceLabels) &&
+            selectorMatches(peer.podSelector ?? {}, podLabels),
+        );
+      return portOk && peerOk;
+    }),
+  );
 }

@@ -19,7 +19,13 @@ import {
   type Container,
   type Workload,
 } from '../lib/objects.js';
-import { allowed, dnsAllowed, egressToCidr, isolated } from '../lib/network-policy.js';
+import {
+  allowed,
+  dnsAllowed,
+  egressToCidr,
+  isolated,
+  reachableFromNamespace,
+} from '../lib/network-policy.js';
 import { renderChart, type K8sObject } from '../lib/render.js';
 
 const renders = new Map<string, K8sObject[]>();
@@ -667,11 +673,62 @@ describe('NetworkPolicies', () => {
     for (const scenario of ['gateway', 'external-data']) {
       const objects = render(scenario);
       const route = spec<{ parentRefs: { namespace: string }[] }>(find(objects, 'HTTPRoute', 'parley-api'));
-      const policy = JSON.stringify(spec(find(objects, 'NetworkPolicy', 'parley-api')));
       for (const ref of route.parentRefs) {
-        expect(policy).toContain(`"kubernetes.io/metadata.name":"${ref.namespace}"`);
+        expect(reachableFromNamespace(objects, ref.namespace, labelsOf('api'), 3000), scenario).toBe(true);
       }
     }
+  });
+
+  describe('gateway mode lets the Gateway proxies in with no NetworkPolicy setting of its own', () => {
+    // The Envoy proxy pods of a Gateway; the policy must not depend on their labels.
+    const envoy = { 'app.kubernetes.io/name': 'envoy', 'gateway.envoyproxy.io/owning-gateway-name': 'eg' };
+    const reach = async (
+      set: Record<string, string>,
+      namespace: string,
+      port = 3000,
+      parentRefs?: { name: string; namespace?: string }[],
+    ): Promise<boolean> =>
+      reachableFromNamespace(
+        await renderChart(
+          [],
+          { 'gateway.enabled': 'true', ...set },
+          parentRefs ? { extraArgs: ['--set-json', `gateway.parentRefs=${JSON.stringify(parentRefs)}`] } : {},
+        ),
+        namespace,
+        labelsOf('api'),
+        port,
+        envoy,
+      );
+
+    it("Envoy Gateway's proxies (in its controller namespace by default) reach the API port", async () => {
+      expect(await reach({}, 'envoy-gateway-system')).toBe(true);
+      // The metrics port stays Prometheus's; unrelated namespaces stay out.
+      expect(await reach({}, 'envoy-gateway-system', 9464)).toBe(false);
+      expect(await reach({}, 'default')).toBe(false);
+    });
+
+    it("a Gateway in another namespace (Envoy's GatewayNamespace mode runs proxies there) is let in too", async () => {
+      const refs = [{ name: 'public', namespace: 'edge' }];
+      expect(await reach({}, 'edge', 3000, refs)).toBe(true);
+      expect(await reach({}, 'envoy-gateway-system', 3000, refs)).toBe(true);
+    });
+
+    it("a parentRef without a namespace means the route's own namespace", async () => {
+      expect(await reach({}, 'parley', 3000, [{ name: 'eg' }])).toBe(true);
+    });
+
+    it('gateway.proxyNamespace names where the proxies run when it is elsewhere', async () => {
+      expect(await reach({ 'gateway.proxyNamespace': 'gateway-proxies' }, 'gateway-proxies')).toBe(true);
+      expect(await reach({ 'gateway.proxyNamespace': 'gateway-proxies' }, 'default')).toBe(false);
+    });
+
+    it('without a Gateway route, the Envoy namespace has no way in', async () => {
+      const objects = await renderChart([scenarioFile('default')]);
+      expect(reachableFromNamespace(objects, 'envoy-gateway-system', labelsOf('api'), 3000, envoy)).toBe(
+        false,
+      );
+      expect(reachableFromNamespace(objects, 'ingress', labelsOf('api'), 3000)).toBe(true);
+    });
   });
 
   it('external data: egress to the database and cache CIDRs on their ports', () => {
