@@ -3,6 +3,8 @@ import { createPrivateKey } from 'node:crypto';
 import * as pulumi from '@pulumi/pulumi';
 import { z } from 'zod';
 
+import { NAME_LIMITS, stackResourceNames, type StackResourceName } from './names.js';
+
 /**
  * The typed stack configuration, read once from `Pulumi.<stack>.yaml` and validated as a whole:
  * a bad stack fails before any resource is planned, with every problem listed.
@@ -228,6 +230,37 @@ function crossKeyProblems(raw: Record<string, unknown>): string[] {
   return problems;
 }
 
+// Lower-case letters, digits and single hyphens: the stack name goes into S3, RDS and ElastiCache
+// names, and this is what all of them accept (RDS and ElastiCache refuse "--", none takes "_").
+const STACK_NAME = /^[a-z0-9]+(-[a-z0-9]+)*$/;
+
+/** Problems with the stack name, judged by the AWS names this stack's configuration derives from it. */
+export function stackNameProblems(stack: string, raw: Record<string, unknown>): string[] {
+  if (!STACK_NAME.test(stack)) {
+    return [
+      `stack "${stack}": must be lower-case letters, digits and single hyphens (it becomes part of AWS resource names), e.g. prod-eu`,
+    ];
+  }
+  const buckets = (typeof raw.buckets === 'object' && raw.buckets) || {};
+  const used: StackResourceName[] = [];
+  if (!('attachments' in buckets)) used.push('attachmentsBucketPrefix');
+  if (!('backups' in buckets)) used.push('backupsBucketPrefix');
+  if (raw.dataPlane === 'aws-managed') {
+    used.push('mysqlIdentifier', 'mysqlReplicaIdentifier', 'redisReplicationGroupId');
+    if (raw.environment === 'prod') used.push('mysqlFinalSnapshotIdentifier');
+  }
+  const names = stackResourceNames(stack);
+  const tooLong = used
+    .map((key) => ({ key, excess: names[key].length - NAME_LIMITS[key].max }))
+    .filter(({ excess }) => excess > 0)
+    .sort((a, b) => b.excess - a.excess)[0];
+  if (!tooLong) return [];
+  const { max, what } = NAME_LIMITS[tooLong.key];
+  return [
+    `stack "${stack}": must be at most ${stack.length - tooLong.excess} characters long, since it becomes part of ${what} (${names[tooLong.key]}, at most ${max})`,
+  ];
+}
+
 export type StackConfig = z.output<typeof StackConfigSchema> & {
   /** Issuer host/path of the OIDC provider, as IAM condition keys spell it. */
   oidcIssuer: string;
@@ -351,6 +384,7 @@ export function loadStackConfig(): StackConfig {
     }
   }
   problems.push(...crossKeyProblems(raw));
+  problems.push(...stackNameProblems(pulumi.getStack(), raw));
   if (problems.length > 0 || !parsed.success) throw new StackConfigError(problems);
 
   const issuer = OIDC_PROVIDER_ARN.exec(parsed.data.oidcProviderArn)![1]!;

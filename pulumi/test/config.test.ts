@@ -136,6 +136,45 @@ describe('stack configuration', () => {
   });
 });
 
+describe('the stack name', () => {
+  const prod = exampleStack('prod');
+
+  it.each(['Prod', 'prod_eu', 'prod.eu', 'prod--eu', '-prod', 'prod-', 'pröd'])(
+    'rejects %j: AWS names take lower-case letters, digits and single hyphens only',
+    async (stack) => {
+      expect(await configProblem(dev, stack)).toBe(
+        `invalid stack configuration:\n  - stack "${stack}": must be lower-case letters, digits and single hyphens (it becomes part of AWS resource names), e.g. prod-eu`,
+      );
+    },
+  );
+
+  it('must fit the generated bucket names when the buckets are not named in config', async () => {
+    // parley-<stack>-attachments- is at most 37 characters: S3 appends 26 to a prefix.
+    expect(await configProblem(dev, 'a'.repeat(17))).toBeUndefined();
+    expect(await configProblem(dev, 'a'.repeat(18))).toBe(
+      `invalid stack configuration:\n  - stack "${'a'.repeat(18)}": must be at most 17 characters long, since it becomes part of the attachments bucket name prefix (parley-${'a'.repeat(18)}-attachments-, at most 37)`,
+    );
+    const named = { ...dev, 'parley:buckets': { attachments: 'chat-files', backups: 'chat-backups' } };
+    expect(await configProblem(named, 'a'.repeat(40))).toBeUndefined();
+  });
+
+  it('must fit the ElastiCache replication group id with the managed data plane', async () => {
+    // parley-<stack>-redis is at most 40 characters; prod names its buckets.
+    expect(await configProblem(prod, 'p'.repeat(27))).toBeUndefined();
+    expect(await configProblem(prod, 'p'.repeat(28))).toContain(
+      `stack "${'p'.repeat(28)}": must be at most 27 characters long, since it becomes part of the ElastiCache replication group id`,
+    );
+  });
+
+  it('is listed with the other problems', async () => {
+    const message = await configProblem({ ...dev, 'parley:backupRetentionDays': 0 }, 'Dev');
+    expect(message?.split('\n').slice(1)).toEqual([
+      '  - parley:backupRetentionDays: must be at least 1 day',
+      expect.stringMatching(/^ {2}- stack "Dev": must be lower-case/),
+    ]);
+  });
+});
+
 describe('an empty stack', () => {
   it('is told every required key', async () => {
     expect(await configProblem({})).toBe(

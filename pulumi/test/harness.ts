@@ -198,8 +198,8 @@ export async function runParley(stack: string, settings: StackSettings, secretKe
 }
 
 /** Runs only the configuration step and returns its error message (or undefined if it passes). */
-export async function configProblem(settings: StackSettings): Promise<string | undefined> {
-  await useStack('dev', settings);
+export async function configProblem(settings: StackSettings, stack = 'dev'): Promise<string | undefined> {
+  await useStack(stack, settings);
   const { loadStackConfig } = await import('../src/config.js');
   try {
     loadStackConfig();

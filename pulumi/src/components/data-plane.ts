@@ -1,6 +1,8 @@
 import * as aws from '@pulumi/aws';
 import * as pulumi from '@pulumi/pulumi';
 
+import { stackResourceNames } from '../names.js';
+
 export const MYSQL_PORT = 3306;
 export const REDIS_PORT = 6379;
 export const DATABASE_NAME = 'parley';
@@ -42,7 +44,7 @@ export class ManagedDataPlane extends pulumi.ComponentResource {
     super('parley:data:ManagedDataPlane', name, {}, opts);
     const child = { parent: this };
     const isProd = args.environment === 'prod';
-    const prefix = `parley-${args.stack}`;
+    const names = stackResourceNames(args.stack);
 
     // Its own key, not the buckets': the pods' role may use the storage key (through S3), and a
     // key grant for one must never reach the database volumes, snapshots or cache.
@@ -108,7 +110,7 @@ export class ManagedDataPlane extends pulumi.ComponentResource {
       `${name}-mysql`,
       {
         ...common,
-        identifier: `${prefix}-mysql`,
+        identifier: names.mysqlIdentifier,
         engine: 'mysql',
         engineVersion: '8.4',
         allocatedStorage: args.database.allocatedStorageGb,
@@ -123,7 +125,7 @@ export class ManagedDataPlane extends pulumi.ComponentResource {
         backupRetentionPeriod: args.database.backupRetentionDays,
         deletionProtection,
         skipFinalSnapshot: !isProd,
-        ...(isProd ? { finalSnapshotIdentifier: `${prefix}-mysql-final` } : {}),
+        ...(isProd ? { finalSnapshotIdentifier: names.mysqlFinalSnapshotIdentifier } : {}),
       },
       child,
     );
@@ -131,7 +133,7 @@ export class ManagedDataPlane extends pulumi.ComponentResource {
       `${name}-mysql-replica`,
       {
         ...common,
-        identifier: `${prefix}-mysql-replica`,
+        identifier: names.mysqlReplicaIdentifier,
         replicateSourceDb: this.writer.identifier,
         deletionProtection,
         skipFinalSnapshot: true,
@@ -160,7 +162,7 @@ export class ManagedDataPlane extends pulumi.ComponentResource {
     this.redis = new aws.elasticache.ReplicationGroup(
       `${name}-redis`,
       {
-        replicationGroupId: `${prefix}-redis`,
+        replicationGroupId: names.redisReplicationGroupId,
         description: `Parley ${args.stack}: cache, rate limits, pub/sub and queues`,
         engine: 'redis',
         engineVersion: '7.1',

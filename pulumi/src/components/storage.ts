@@ -1,6 +1,7 @@
 import * as aws from '@pulumi/aws';
 import * as pulumi from '@pulumi/pulumi';
 
+import { stackResourceNames } from '../names.js';
 import { BACKUPS_PREFIX, tlsOnlyBucketPolicy } from '../policies.js';
 
 type LifecycleRule = aws.types.input.s3.BucketLifecycleConfigurationRule;
@@ -136,6 +137,7 @@ export class ParleyStorage extends pulumi.ComponentResource {
     super('parley:storage:ParleyStorage', name, {}, opts);
     const child = { parent: this };
     const isProd = args.environment === 'prod';
+    const names = stackResourceNames(args.stack);
 
     this.key = new aws.kms.Key(
       `${name}-key`,
@@ -164,7 +166,7 @@ export class ParleyStorage extends pulumi.ComponentResource {
       `${name}-attachments`,
       {
         bucketName: args.attachmentsBucketName,
-        namePrefix: `parley-${args.stack}-attachments-`,
+        namePrefix: names.attachmentsBucketPrefix,
         keyArn: this.key.arn,
         abortIncompleteUploadDays: args.abortIncompleteUploadDays,
         lifecycleRules: [expireNoncurrentVersions],
@@ -189,7 +191,7 @@ export class ParleyStorage extends pulumi.ComponentResource {
       `${name}-backups`,
       {
         bucketName: args.backupsBucketName,
-        namePrefix: `parley-${args.stack}-backups-`,
+        namePrefix: names.backupsBucketPrefix,
         keyArn: this.key.arn,
         abortIncompleteUploadDays: args.abortIncompleteUploadDays,
         lifecycleRules: [
