@@ -5,6 +5,37 @@ import { scenarioFile, scenarios } from '../lib/objects.js';
 import { chartDir, helm, parseManifests, renderChartText } from '../lib/render.js';
 import { validateObject } from '../lib/schemas.js';
 
+type SchemaNode = { [keyword: string]: unknown };
+
+/** Paths of every object schema with named properties that does not forbid other properties. */
+function looseObjects(node: SchemaNode, path = ''): string[] {
+  const loose: string[] = [];
+  const child = (value: unknown, at: string): void => {
+    if (value && typeof value === 'object' && !Array.isArray(value))
+      loose.push(...looseObjects(value as SchemaNode, at));
+  };
+  const properties = node['properties'] as Record<string, SchemaNode> | undefined;
+  if (properties) {
+    if (node['additionalProperties'] !== false) loose.push(path || '(root)');
+    for (const [key, value] of Object.entries(properties)) child(value, path ? `${path}.${key}` : key);
+  }
+  const items = node['items'];
+  if (Array.isArray(items)) items.forEach((item, i) => child(item, `${path}[${i}]`));
+  else child(items, `${path}[]`);
+  child(node['additionalProperties'], `${path}{*}`);
+  child(node['not'], `${path}/not`);
+  for (const combinator of ['oneOf', 'anyOf', 'allOf']) {
+    const branches = node[combinator];
+    if (Array.isArray(branches))
+      branches.forEach((branch, i) => child(branch, `${path}/${combinator}[${i}]`));
+  }
+  for (const definitions of ['definitions', '$defs']) {
+    for (const [key, value] of Object.entries((node[definitions] as Record<string, unknown>) ?? {}))
+      child(value, `#/${definitions}/${key}`);
+  }
+  return loose;
+}
+
 describe('the chart', () => {
   it('has a scenario for each documented mode', () => {
     expect(scenarios).toEqual(
@@ -12,21 +43,26 @@ describe('the chart', () => {
     );
   });
 
-  it('has a strict values schema: every object with named properties forbids unknown ones', () => {
-    const schema = JSON.parse(readFileSync(`${chartDir}/values.schema.json`, 'utf8')) as Record<
-      string,
-      unknown
-    >;
-    const loose: string[] = [];
-    const walk = (node: Record<string, unknown>, path: string): void => {
-      const properties = node['properties'] as Record<string, Record<string, unknown>> | undefined;
-      if (properties) {
-        if (node['additionalProperties'] !== false) loose.push(path || '(root)');
-        for (const [key, child] of Object.entries(properties)) walk(child, path ? `${path}.${key}` : key);
-      }
-    };
-    walk(schema, '');
-    expect(loose).toEqual([]);
+  it('has a strict values schema: every object with named properties forbids unknown ones, at every level', () => {
+    const schema = JSON.parse(readFileSync(`${chartDir}/values.schema.json`, 'utf8')) as SchemaNode;
+    expect(looseObjects(schema)).toEqual([]);
+    // The walk reaches list items and every branch of a combinator, not only nested properties.
+    expect(
+      looseObjects({
+        type: 'object',
+        additionalProperties: false,
+        properties: {
+          refs: { type: 'array', items: { type: 'object', properties: { name: { type: 'string' } } } },
+          either: {
+            oneOf: [
+              { type: 'string' },
+              { type: 'object', properties: { a: {} } },
+              { anyOf: [{ items: [{ properties: { b: {} } }] }] },
+            ],
+          },
+        },
+      }),
+    ).toEqual(['refs[]', 'either/oneOf[1]', 'either/oneOf[2]/anyOf[0][0]']);
   });
 
   it('passes helm lint --strict with the defaults', async () => {

@@ -30,6 +30,7 @@ describe('helm template rejects wrong values with a clear message', () => {
     [{ 'redis.external.url': 'http://cache:6379' }, '/redis/external/url'],
     // The workers export the queue depth KEDA scales on: at zero replicas nothing would report it.
     [{ 'worker.keda.minReplicaCount': '0' }, '/worker/keda/minReplicaCount'],
+    [{ 'gateway.parentRefs[0].sectionname': 'https' }, "additional properties 'sectionname' not allowed"],
   ])('schema: %o', async (values, message) => {
     expect(await failure(values)).toContain(message);
   });
