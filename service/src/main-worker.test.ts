@@ -73,10 +73,9 @@ describe('the worker process', () => {
   });
 
   it('completes its scheduled heartbeat job against MySQL, which is its liveness signal', async () => {
-    const queue = new Queue(QUEUES.maintenance, {
-      connection: createRedis(testStack.config.redis, 'bullmq'),
-      prefix: QUEUE_PREFIX,
-    });
+    // BullMQ does not close a connection it was handed; left open, it complains once the stack stops.
+    const connection = createRedis(testStack.config.redis, 'bullmq');
+    const queue = new Queue(QUEUES.maintenance, { connection, prefix: QUEUE_PREFIX });
     try {
       let completed = await queue.getJobs(['completed']);
       for (let i = 0; i < 100 && completed.length === 0; i++) {
@@ -89,6 +88,7 @@ describe('the worker process', () => {
       expect(schedulers).toContainEqual(expect.objectContaining({ key: HEARTBEAT_JOB, every: 15_000 }));
     } finally {
       await queue.close();
+      connection.disconnect();
     }
     const liveness = await getJson('/livez');
     expect(liveness.status).toBe(200);
