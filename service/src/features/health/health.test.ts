@@ -6,6 +6,8 @@ import type { Health } from '../../test-support/health.js';
 import { users } from '../../db/schema.js';
 import { buildTestApp, type TestApp } from '../../test-support/app.js';
 import { startTestStack, type TestStack } from '../../test-support/stack.js';
+import { dependencyChecks } from './checks.js';
+import { healthRoutes } from './routes.js';
 
 let testStack: TestStack;
 let subject: TestApp;
@@ -87,6 +89,30 @@ describe('/livez and /readyz', () => {
       expect(status).toBe(503);
       expect(body.checks['mysql-primary']?.error).toMatch(/no answer within 1000 ms/);
       expect(performance.now() - startedAt).toBeLessThan(5_000); // bound generous for a shared machine
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+  });
+});
+
+describe('/readyz while draining', () => {
+  it('answers 503 "draining" at once, without waiting for a dependency that hangs', async () => {
+    // A deadline far beyond the wait below: an answer within it cannot have come from the checks.
+    const draining = healthRoutes({
+      checks: dependencyChecks(subject.db, subject.redis),
+      timeoutMs: 60_000,
+      isDraining: () => true,
+      registry: subject.metrics.registry,
+    });
+    await subject.db.ping('primary', 1_000); // a pooled connection, so the check hangs rather than fails to connect
+    const pid = testStack.stack.mysql.primary.pid()!;
+    await freeze(pid);
+    try {
+      const noAnswer = new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 10_000));
+      const response = await Promise.race([draining.request('/readyz'), noAnswer]);
+      expect(response?.status).toBe(503);
+      expect(response?.headers.get('content-type')).toMatch(/^application\/json/);
+      expect(await response!.json()).toMatchObject({ status: 'draining', checks: {} });
     } finally {
       process.kill(pid, 'SIGCONT');
     }

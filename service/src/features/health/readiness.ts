@@ -40,14 +40,10 @@ async function runCheck(check: DependencyCheck, timeoutMs: number): Promise<Chec
   }
 }
 
-/** Runs every check in parallel, each within the deadline; a draining process is never ready. */
-export async function assessReadiness(
-  checks: DependencyCheck[],
-  timeoutMs: number,
-  draining: boolean,
-): Promise<Readiness> {
+/** Runs every check in parallel, each within the deadline. */
+export async function assessReadiness(checks: DependencyCheck[], timeoutMs: number): Promise<Readiness> {
   const results = await Promise.all(checks.map((check) => runCheck(check, timeoutMs)));
   const byName = Object.fromEntries(checks.map((check, i) => [check.name, results[i]!]));
   const requiredDown = results.some((result) => result.required && result.status === 'down');
-  return { status: draining ? 'draining' : requiredDown ? 'not-ready' : 'ready', checks: byName };
+  return { status: requiredDown ? 'not-ready' : 'ready', checks: byName };
 }

@@ -1,6 +1,6 @@
 import { Hono } from 'hono';
 import type { Registry } from 'prom-client';
-import { assessReadiness, type DependencyCheck } from './readiness.js';
+import { assessReadiness, type DependencyCheck, type Readiness } from './readiness.js';
 
 export interface HealthOptions {
   checks: DependencyCheck[];
@@ -30,7 +30,13 @@ export function healthRoutes(options: HealthOptions): Hono {
   });
 
   app.get('/readyz', async (c) => {
-    const readiness = await assessReadiness(options.checks, options.timeoutMs, options.isDraining());
+    // A draining process is never ready, whatever its dependencies say: answer at once, so the
+    // endpoints drop the pod on the first probe after SIGTERM even while a dependency hangs.
+    if (options.isDraining()) {
+      const draining: Readiness = { status: 'draining', checks: {} };
+      return c.json({ ...draining, ...options.details?.() }, 503, noStore);
+    }
+    const readiness = await assessReadiness(options.checks, options.timeoutMs);
     return c.json(
       { ...readiness, ...options.details?.() },
       readiness.status === 'ready' ? 200 : 503,
