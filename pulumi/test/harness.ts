@@ -30,6 +30,22 @@ export interface Recorded {
   raw: Record<string, unknown>;
   /** The same inputs with secret wrappers removed. */
   inputs: Record<string, Loose>;
+  /** As the mock monitor named it, once registered. */
+  urn?: string;
+  /** URN of the parent resource (a component), or '' at the top level. */
+  parentUrn: string;
+  /** URNs this registration waits for: `dependsOn` and the resources its inputs came from. */
+  dependencies: string[];
+}
+
+/** The parent as a resource (`only(...)` style lookup); undefined at the top level. */
+export function parentOf(resources: Recorded[], resource: Recorded): Recorded | undefined {
+  return resources.find((candidate) => candidate.urn !== undefined && candidate.urn === resource.parentUrn);
+}
+
+/** True when `resource` waits for `dependency` (directly, or for a component: for all its children). */
+export function dependsOn(resource: Recorded, dependency: Recorded): boolean {
+  return dependency.urn !== undefined && resource.dependencies.includes(dependency.urn);
 }
 
 export function isWireSecret(value: unknown): boolean {
@@ -119,10 +135,59 @@ function providerState(
 
 let recorded: Recorded[] = [];
 
+/** What the monitor's request said beyond the mock's arguments: parent and dependencies. */
+interface Registration {
+  parentUrn: string;
+  dependencies: string[];
+  record?: Recorded;
+}
+let registering: Registration | undefined;
+
+interface RegisterRequest {
+  getParent(): string;
+  getDependenciesList(): string[];
+}
+type Callback = (error: unknown, response?: { getUrn(): string }) => void;
+interface MonitorWithRegister {
+  registerResource(request: RegisterRequest, callback: Callback): Promise<void>;
+}
+
+/**
+ * The mocks' `newResource` is not told the parent or the dependencies; the monitor's request is.
+ * Wrap the mock monitor's registerResource to pass them on (it calls newResource synchronously) and
+ * to note the URN it assigns.
+ */
+function recordRegistrations(): void {
+  const monitor = pulumi.runtime.getMonitor() as unknown as MonitorWithRegister;
+  const register = monitor.registerResource.bind(monitor);
+  monitor.registerResource = (request, callback) => {
+    const registration: Registration = {
+      parentUrn: request.getParent(),
+      dependencies: request.getDependenciesList(),
+    };
+    registering = registration;
+    return register(request, (error, response) => {
+      if (registration.record && response) registration.record.urn = response.getUrn();
+      callback(error, response);
+    });
+  };
+}
+
 const mocks: pulumi.runtime.Mocks = {
   newResource(args) {
     const inputs = unwrapSecrets(args.inputs) as Record<string, Loose>;
-    recorded.push({ type: args.type, name: args.name, raw: args.inputs, inputs });
+    const registration = registering;
+    registering = undefined;
+    const record: Recorded = {
+      type: args.type,
+      name: args.name,
+      raw: args.inputs,
+      inputs,
+      parentUrn: registration?.parentUrn ?? '',
+      dependencies: registration?.dependencies ?? [],
+    };
+    if (registration) registration.record = record;
+    recorded.push(record);
     const { id, state } = providerState(args.type, args.name, inputs);
     // AWS auto-names resources whose name is not given; the logical name stands in for it.
     const autoName = args.type.startsWith('aws:') ? { name: args.name } : {};
@@ -157,6 +222,7 @@ export async function useStack(
 ): Promise<void> {
   recorded = [];
   await pulumi.runtime.setMocks(mocks, 'parley', stack, false);
+  recordRegistrations();
   pulumi.runtime.setAllConfig(toEngineConfig(settings), secretKeys);
 }
 
