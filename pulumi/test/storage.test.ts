@@ -101,25 +101,29 @@ describe.each([
     );
   });
 
-  it.each(BUCKETS)('%s aborts incomplete multipart uploads and expires old versions', (name) => {
-    const { rules } = only(
-      resources,
-      'aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration',
-      name,
-    ).inputs;
-    expect(rules).toContainEqual({
-      id: 'abort-incomplete-multipart-uploads',
-      status: 'Enabled',
-      filter: {},
-      abortIncompleteMultipartUpload: { daysAfterInitiation: 2 },
-    });
-    expect(rules).toContainEqual({
-      id: 'expire-noncurrent-versions',
-      status: 'Enabled',
-      filter: {},
-      noncurrentVersionExpiration: { noncurrentDays: 30 },
-    });
-  });
+  it.each(BUCKETS)(
+    '%s aborts incomplete multipart uploads, expires old versions and their delete markers',
+    (name) => {
+      const { rules } = only(
+        resources,
+        'aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration',
+        name,
+      ).inputs;
+      expect(rules).toContainEqual({
+        id: 'abort-incomplete-multipart-uploads',
+        status: 'Enabled',
+        filter: {},
+        abortIncompleteMultipartUpload: { daysAfterInitiation: 2 },
+      });
+      expect(rules).toContainEqual({
+        id: 'expire-noncurrent-versions',
+        status: 'Enabled',
+        filter: {},
+        noncurrentVersionExpiration: { noncurrentDays: 30 },
+        expiration: { expiredObjectDeleteMarker: true },
+      });
+    },
+  );
 
   it('expires backups after the configured retention, and only backups', () => {
     const retention = exampleStack(stack)['parley:backupRetentionDays'];
@@ -138,8 +142,9 @@ describe.each([
       resources,
       'aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration',
       'parley-attachments',
-    ).inputs.rules as { expiration?: unknown }[];
-    expect(attachmentRules.filter((rule) => rule.expiration)).toEqual([]);
+    ).inputs.rules as { expiration?: { days?: number } }[];
+    // Attachments are kept; only delete markers left behind by deletions expire.
+    expect(attachmentRules.filter((rule) => rule.expiration?.days !== undefined)).toEqual([]);
   });
 
   it('lets only the configured origins upload attachments from a browser, and no one to the backups', () => {

@@ -160,6 +160,9 @@ export class ParleyStorage extends pulumi.ComponentResource {
       status: 'Enabled',
       filter: {},
       noncurrentVersionExpiration: { noncurrentDays: args.noncurrentVersionRetentionDays },
+      // Once its noncurrent versions have expired, a delete marker is all that is left of a
+      // deleted object: remove it too, or every deleted key keeps a marker (and a LIST entry) forever.
+      expiration: { expiredObjectDeleteMarker: true },
     };
 
     this.attachments = new EncryptedBucket(
