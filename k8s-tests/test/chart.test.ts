@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { golden } from '../lib/golden.js';
 import { scenarioFile, scenarios } from '../lib/objects.js';
 import { chartDir, helm, parseManifests, renderChartText } from '../lib/render.js';
-import { validateObject } from '../lib/schemas.js';
+import { unknownFields, validateObject } from '../lib/schemas.js';
 
 type SchemaNode = { [keyword: string]: unknown };
 
@@ -106,5 +106,44 @@ describe('the chart', () => {
     );
     (policy['spec'] as { loadBalancer: { type: string } }).loadBalancer.type = 'LeastConnections';
     await expect(validateObject(policy)).rejects.toThrow(/loadBalancer/);
+  });
+
+  it('schema validation catches a misspelt field at any depth, in core objects and CRDs alike', async () => {
+    const objects = [
+      ...parseManifests(await renderChartText([scenarioFile('gateway')])),
+      ...parseManifests(await renderChartText([scenarioFile('keda')])),
+    ];
+    type Loose = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+    const typo = async (kind: string, name: string, misspell: (obj: Loose) => void): Promise<void> => {
+      const obj = structuredClone(objects.find((o) => o.kind === kind && o.metadata.name === name)!);
+      await validateObject(obj);
+      misspell(obj);
+      await expect(unknownFields(obj)).resolves.toHaveLength(1);
+      await expect(validateObject(obj)).rejects.toThrow(/unknown field/);
+    };
+    await typo('Deployment', 'parley-api', (o) => {
+      const pod = o['spec'].template.spec;
+      pod.terminationGracePeriodSecond = pod.terminationGracePeriodSeconds;
+      delete pod.terminationGracePeriodSeconds;
+    });
+    await typo('Deployment', 'parley-worker', (o) => {
+      o['spec'].template.spec.containers[0].securityContext.readOnlyRootFileSystem = true;
+    });
+    await typo('StatefulSet', 'parley-redis', (o) => {
+      o['spec'].template.spec.containers[0].readinessProbe.periodSecond = 5;
+    });
+    await typo('ScaledObject', 'parley-worker', (o) => {
+      o['spec'].minReplicas = 2;
+    });
+    await typo('HTTPRoute', 'parley-api', (o) => {
+      o['spec'].rules[0].backendRefs[0].weigth = 1;
+    });
+    await typo('PrometheusRule', 'parley', (o) => {
+      o['spec'].groups[0].rules[0].fro = '5m';
+    });
+    // Free-form maps stay free: any label key is fine.
+    const labelled = structuredClone(objects.find((o) => o.kind === 'Deployment')!);
+    labelled.metadata.labels = { ...labelled.metadata.labels, 'example.com/anything': 'x' };
+    await expect(unknownFields(labelled)).resolves.toEqual([]);
   });
 });
