@@ -1,9 +1,10 @@
 import { spawnSync } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig, loadMigrationConfig } from './config.js';
+import { ConfigError, loadConfig, loadMigrationConfig, type Role } from './config.js';
 
 const VALID = {
   MYSQL_HOST: 'mysql.internal',
@@ -14,9 +15,16 @@ const VALID = {
   S3_BACKUPS_BUCKET: 'parley-backups',
 };
 
-function problemsOf(env: Record<string, string | undefined>): string[] {
+const ED25519_PEM = generateKeyPairSync('ed25519')
+  .privateKey.export({ format: 'pem', type: 'pkcs8' })
+  .toString();
+const RSA_PEM = generateKeyPairSync('rsa', { modulusLength: 1024 })
+  .privateKey.export({ format: 'pem', type: 'pkcs8' })
+  .toString();
+
+function problemsOf(env: Record<string, string | undefined>, role: Role = 'worker'): string[] {
   try {
-    loadConfig(env);
+    loadConfig(env, role);
   } catch (error) {
     if (error instanceof ConfigError) return error.problems;
     throw error;
@@ -43,14 +51,16 @@ describe('config', () => {
   });
 
   it('keeps a Redis password and MySQL TLS settings apart from the URL', () => {
+    const caFile = join(secrets, 'rds-ca.pem');
+    writeFileSync(caFile, '-----BEGIN CERTIFICATE-----\n');
     const config = loadConfig({
       ...VALID,
       REDIS_PASSWORD: 'auth-token',
       MYSQL_TLS: 'true',
-      MYSQL_TLS_CA_FILE: '/etc/rds/ca.pem',
+      MYSQL_TLS_CA_FILE: caFile,
     });
     expect(config.redis).toEqual({ kind: 'url', url: 'redis://redis.internal:6379', password: 'auth-token' });
-    expect(config.mysql.tls).toEqual({ caFile: '/etc/rds/ca.pem' });
+    expect(config.mysql.tls).toEqual({ caFile });
   });
 
   it('parses Sentinel addresses into host/port pairs', () => {
@@ -84,6 +94,25 @@ describe('config', () => {
     ['S3_FORCE_PATH_STYLE', 'maybe', /S3_FORCE_PATH_STYLE: /],
     ['S3_ENDPOINT', 'not a url', /S3_ENDPOINT: /],
     ['MYSQL_DATABASE', 'parley;drop', /MYSQL_DATABASE: letters, digits and _ only/],
+    ['MANAGEMENT_PORT', '65536', /MANAGEMENT_PORT: /],
+    ['WORKER_HEALTH_PORT', 'x', /WORKER_HEALTH_PORT: /],
+    ['SHUTDOWN_GRACE_MS', '0', /SHUTDOWN_GRACE_MS: /],
+    ['SHUTDOWN_GRACE_MS', '25s', /SHUTDOWN_GRACE_MS: /],
+    ['WORKER_SHUTDOWN_GRACE_MS', '-1', /WORKER_SHUTDOWN_GRACE_MS: /],
+    ['READINESS_TIMEOUT_MS', 'soon', /READINESS_TIMEOUT_MS: /],
+    ['READINESS_TIMEOUT_MS', '3600001', /READINESS_TIMEOUT_MS: /],
+    ['BODY_LIMIT_BYTES', '100', /BODY_LIMIT_BYTES: /],
+    ['BODY_LIMIT_BYTES', '1.5', /BODY_LIMIT_BYTES: /],
+    ['RATE_LIMIT_AUTH', '5 per 900', /RATE_LIMIT_AUTH: must be "points\/seconds"/],
+    ['RATE_LIMIT_API', '0/60', /RATE_LIMIT_API: points and seconds must be positive/],
+    ['RATE_LIMIT_UPLOAD', '60/0', /RATE_LIMIT_UPLOAD: points and seconds must be positive/],
+    ['TRUSTED_PROXY_HOPS', '-1', /TRUSTED_PROXY_HOPS: /],
+    ['TRUSTED_PROXY_HOPS', '6', /TRUSTED_PROXY_HOPS: /],
+    [
+      'MYSQL_TLS_CA_FILE',
+      '/nonexistent/ca.pem',
+      /^MYSQL_TLS_CA_FILE: cannot read \/nonexistent\/ca.pem \(ENOENT\)$/,
+    ],
   ])('reports a bad %s (%s)', (name, value, expected) => {
     const problems = problemsOf({ ...VALID, [name]: value });
     expect(problems).toHaveLength(1);
@@ -143,6 +172,43 @@ describe('config', () => {
     ]);
   });
 
+  it.each([
+    ['is not PEM at all', 'not-a-key', /^JWT_PRIVATE_KEY: is not a PKCS8 PEM private key/],
+    ['is truncated', ED25519_PEM.slice(0, 60), /^JWT_PRIVATE_KEY: is not a PKCS8 PEM private key/],
+    ['is an RSA key', RSA_PEM, /^JWT_PRIVATE_KEY: is an rsa key; the API signs with Ed25519$/],
+  ])('reports a JWT_PRIVATE_KEY that %s, for the API only', (_case, pem, expected) => {
+    const problems = problemsOf({ ...VALID, JWT_PRIVATE_KEY: pem }, 'api');
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(expected);
+    expect(problems[0]).not.toContain(pem.slice(0, 40));
+    expect(problemsOf({ ...VALID, JWT_PRIVATE_KEY: pem }, 'worker')).toEqual([]);
+  });
+
+  it('requires the signing key for the API', () => {
+    expect(problemsOf(VALID, 'api')).toEqual([
+      'JWT_PRIVATE_KEY: is required by the API (a PKCS8 PEM Ed25519 key, or JWT_PRIVATE_KEY_FILE)',
+    ]);
+  });
+
+  it('reads a multi-line PEM signing key from JWT_PRIVATE_KEY_FILE, and reports one that is not a key', () => {
+    const file = join(secrets, 'jwt-private-key');
+    writeFileSync(file, ED25519_PEM.endsWith('\n') ? ED25519_PEM : `${ED25519_PEM}\n`);
+    expect(ED25519_PEM.trim().split('\n').length).toBeGreaterThan(2);
+    expect(loadConfig({ ...VALID, JWT_PRIVATE_KEY_FILE: file }, 'api').auth.privateKeyPem).toBe(
+      ED25519_PEM.trimEnd(),
+    );
+
+    const garbled = join(secrets, 'jwt-private-key-garbled');
+    writeFileSync(garbled, ED25519_PEM.replace(/\n[^-][^\n]*\n/, '\n!!!!\n'));
+    expect(problemsOf({ ...VALID, JWT_PRIVATE_KEY_FILE: garbled }, 'api')).toEqual([
+      expect.stringMatching(/^JWT_PRIVATE_KEY: is not a PKCS8 PEM private key/),
+    ]);
+  });
+
+  it('ignores BACKUP_ENCRYPTION_KEY_FILE: nothing reads that key until backups exist', () => {
+    expect(problemsOf({ ...VALID, BACKUP_ENCRYPTION_KEY_FILE: join(secrets, 'missing') })).toEqual([]);
+  });
+
   it('gives the migration Job a MySQL-only config, with its own user', () => {
     const config = loadMigrationConfig({
       MYSQL_HOST: 'db',
@@ -155,6 +221,14 @@ describe('config', () => {
       migration: { user: 'migrator', password: 'm' },
     });
     expect(() => loadMigrationConfig({ MYSQL_USER: 'app' })).toThrow(/MYSQL_HOST: is required/);
+    expect(() =>
+      loadMigrationConfig({
+        MYSQL_HOST: 'db',
+        MYSQL_USER: 'app',
+        MYSQL_TLS: 'true',
+        MYSQL_TLS_CA_FILE: secrets,
+      }),
+    ).toThrow(/MYSQL_TLS_CA_FILE: cannot read .* \(EISDIR\)/);
   });
 
   it.each(['main-api', 'main-worker'])('%s exits 1 and lists every problem on stderr', (entry) => {
@@ -170,5 +244,28 @@ describe('config', () => {
       expect(result.stderr).toContain(`  - ${name}: `);
     }
     expect(result.stderr).not.toContain('    at '); // a list of problems, not a stack trace
+  });
+
+  it('main-api exits 1 listing a signing key that is not Ed25519, rather than crashing after start-up', () => {
+    const result = spawnSync(process.execPath, ['--import', 'tsx', 'src/main-api.ts'], {
+      cwd: new URL('..', import.meta.url),
+      env: {
+        PATH: process.env.PATH,
+        ...VALID,
+        // Nothing listens here: a process that got past its config would fail later, and differently.
+        MYSQL_HOST: '127.0.0.1',
+        MYSQL_PORT: '1',
+        REDIS_URL: 'redis://127.0.0.1:1',
+        PORT: '0',
+        MANAGEMENT_PORT: '0',
+        JWT_PRIVATE_KEY: RSA_PEM,
+      },
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    expect(result.status).toBe(1);
+    expect(result.stderr).toContain('parley: invalid configuration:');
+    expect(result.stderr).toContain('  - JWT_PRIVATE_KEY: is an rsa key');
+    expect(result.stderr).not.toContain('    at ');
   });
 });

@@ -1,3 +1,4 @@
+import { createPrivateKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { z } from 'zod';
@@ -18,7 +19,6 @@ const SECRET_VARIABLES = [
   'REDIS_SENTINEL_PASSWORD',
   'S3_SECRET_ACCESS_KEY',
   'JWT_PRIVATE_KEY',
-  'BACKUP_ENCRYPTION_KEY',
 ] as const;
 
 const port = z.coerce.number().int().min(1).max(65_535);
@@ -112,15 +112,40 @@ const EnvSchema = z.object({
   S3_SECRET_ACCESS_KEY: optionalText,
 });
 
+/** The signing key must parse now: a bad one found after start-up is a crash, not a listed problem. */
+function signingKeyProblem(pem: string): string | undefined {
+  try {
+    const key = createPrivateKey(pem);
+    if (key.asymmetricKeyType === 'ed25519') return undefined;
+    return `JWT_PRIVATE_KEY: is an ${key.asymmetricKeyType ?? 'unknown'} key; the API signs with Ed25519`;
+  } catch {
+    // Never echo the value, nor OpenSSL's reason (it may quote the input).
+    return 'JWT_PRIVATE_KEY: is not a PKCS8 PEM private key ("-----BEGIN PRIVATE KEY-----")';
+  }
+}
+
+// The CA bundle is read when the pools open; an unreadable one must stop start-up with the rest.
+function mysqlProblems(env: Environment): string[] {
+  const caFile = env.MYSQL_TLS_CA_FILE;
+  if (!caFile) return [];
+  try {
+    readFileSync(caFile);
+    return [];
+  } catch (error) {
+    return [`MYSQL_TLS_CA_FILE: cannot read ${caFile} (${(error as NodeJS.ErrnoException).code ?? error})`];
+  }
+}
+
 // Rules across variables. Kept outside the schema because zod skips refinements while any field is
 // invalid, and the operator should see every problem in one go.
 function crossVariableProblems(env: Environment, role: Role): string[] {
   const set = (name: string) => env[name] !== undefined && env[name] !== '';
-  const problems: string[] = [];
-  if (role === 'api' && !set('JWT_PRIVATE_KEY')) {
-    problems.push(
-      'JWT_PRIVATE_KEY: is required by the API (a PKCS8 PEM Ed25519 key, or JWT_PRIVATE_KEY_FILE)',
-    );
+  const problems: string[] = [...mysqlProblems(env)];
+  if (role === 'api') {
+    const keyProblem = set('JWT_PRIVATE_KEY')
+      ? signingKeyProblem(env.JWT_PRIVATE_KEY!)
+      : 'JWT_PRIVATE_KEY: is required by the API (a PKCS8 PEM Ed25519 key, or JWT_PRIVATE_KEY_FILE)';
+    if (keyProblem) problems.push(keyProblem);
   }
   if (set('REDIS_URL') && set('REDIS_SENTINELS'))
     problems.push('REDIS_URL: set REDIS_URL or REDIS_SENTINELS, not both');
@@ -334,7 +359,7 @@ export type MigrationConfig = Pick<Config, 'logLevel' | 'instanceId' | 'mysql'>;
 
 /** The migration Job needs MySQL only: it must not fail for want of S3 or Redis settings. */
 export function loadMigrationConfig(environment: Environment = process.env): MigrationConfig {
-  const env = parseEnvironment(MigrationEnvSchema, environment, () => []);
+  const env = parseEnvironment(MigrationEnvSchema, environment, mysqlProblems);
   return { logLevel: env.LOG_LEVEL, instanceId: env.INSTANCE_ID, mysql: toMysqlConfig(env) };
 }
 
