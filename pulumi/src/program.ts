@@ -75,6 +75,7 @@ export function deployParley(
 
   const secrets = new ParleySecrets('parley', {
     stack: config.stack,
+    environment: config.environment,
     namespace: namespace.name,
     secretName: `${config.releaseName}-credentials`,
     overrides: secretOverrides,

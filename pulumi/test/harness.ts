@@ -115,11 +115,16 @@ function providerState(
           primaryEndpointAddress: `master.${inputs.replicationGroupId}.c0ffee.euw1.cache.amazonaws.com`,
         },
       };
-    case 'aws:secretsmanager/secret:Secret':
+    case 'aws:secretsmanager/secret:Secret': {
+      const secretName: string = inputs.name ?? `${inputs.namePrefix}20250101000000000000000001`;
       return {
         id: name,
-        state: { arn: `arn:aws:secretsmanager:${REGION}:${ACCOUNT}:secret:${inputs.name}-AbCdEf` },
+        state: {
+          name: secretName,
+          arn: `arn:aws:secretsmanager:${REGION}:${ACCOUNT}:secret:${secretName}-AbCdEf`,
+        },
       };
+    }
     case 'random:index/randomPassword:RandomPassword':
       return { id: name, state: { result: fakePassword(name, inputs.length) } };
     case 'tls:index/privateKey:PrivateKey': {

@@ -123,6 +123,19 @@ describe('credentials set by the operator as config secrets', () => {
   });
 });
 
+describe('the aws-secrets-manager backend in a dev stack', () => {
+  it('deletes the secret without a recovery window, so dev stacks can be torn down and rebuilt', async () => {
+    const { resources } = await runParley('dev', {
+      ...exampleStack('dev'),
+      'parley:secretsBackend': 'aws-secrets-manager',
+      'parley:externalSecrets': { clusterSecretStore: 'aws-secrets-manager' },
+    });
+    const secret = only(resources, 'aws:secretsmanager/secret:Secret').inputs;
+    expect(secret.namePrefix).toBe('parley/dev/app-');
+    expect(secret.recoveryWindowInDays).toBe(0);
+  });
+});
+
 describe('credentials with the aws-secrets-manager backend (prod)', () => {
   let resources: Recorded[];
 
@@ -132,7 +145,11 @@ describe('credentials with the aws-secrets-manager backend (prod)', () => {
 
   it('stores them in Secrets Manager as a secret, and writes no Kubernetes Secret itself', () => {
     expect(ofType(resources, 'kubernetes:core/v1:Secret')).toEqual([]);
-    expect(only(resources, 'aws:secretsmanager/secret:Secret').inputs.name).toBe('parley/prod/app');
+    const secret = only(resources, 'aws:secretsmanager/secret:Secret').inputs;
+    // A unique suffix: destroy + up within the recovery window must not collide with the old name.
+    expect(secret.name).toBeUndefined();
+    expect(secret.namePrefix).toBe('parley/prod/app-');
+    expect(secret.recoveryWindowInDays).toBe(7);
     const version = only(resources, 'aws:secretsmanager/secretVersion:SecretVersion');
     expect(isWireSecret(version.raw.secretString)).toBe(true);
     expect(Object.keys(JSON.parse(version.inputs.secretString as string)).sort()).toEqual(SECRET_DATA_KEYS);
@@ -145,7 +162,7 @@ describe('credentials with the aws-secrets-manager backend (prod)', () => {
       refreshInterval: '1h',
       secretStoreRef: { kind: 'ClusterSecretStore', name: 'aws-secrets-manager' },
       target: { name: 'parley-credentials', creationPolicy: 'Owner' },
-      dataFrom: [{ extract: { key: 'parley/prod/app' } }],
+      dataFrom: [{ extract: { key: 'parley/prod/app-20250101000000000000000001' } }],
     });
   });
 

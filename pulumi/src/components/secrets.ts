@@ -19,6 +19,7 @@ export const SECRET_DATA_KEYS: Record<SecretKey, string> = {
 
 export interface ParleySecretsArgs {
   stack: string;
+  environment: 'dev' | 'prod';
   namespace: pulumi.Input<string>;
   secretName: string;
   /** Values the operator set as config secrets (validated by loadStackConfig); the rest are generated. */
@@ -87,9 +88,12 @@ export class ParleySecrets extends pulumi.ComponentResource {
       this.secretsManagerSecret = new aws.secretsmanager.Secret(
         name,
         {
-          name: `parley/${args.stack}/app`,
+          // A deleted secret keeps its name for the recovery window: a fixed name would make
+          // `pulumi destroy` then `pulumi up` fail for days. The prefix gets a unique suffix.
+          namePrefix: `parley/${args.stack}/app-`,
           description: `Parley ${args.stack}: credentials synced into Kubernetes by External Secrets`,
-          recoveryWindowInDays: 7,
+          // Dev stacks come and go: delete at once. Prod keeps a week to undo a mistaken destroy.
+          recoveryWindowInDays: args.environment === 'prod' ? 7 : 0,
           tags: args.tags,
         },
         child,
