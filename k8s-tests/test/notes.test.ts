@@ -3,7 +3,7 @@ import { scenarioFile } from '../lib/objects.js';
 import { chartDir, helm } from '../lib/render.js';
 
 /** NOTES.txt as `helm install` prints it (client-side dry run: no cluster needed). */
-async function notes(scenario: string): Promise<string> {
+async function notes(scenario: string, set: string[] = []): Promise<string> {
   const { stdout } = await helm([
     'install',
     'parley',
@@ -13,6 +13,7 @@ async function notes(scenario: string): Promise<string> {
     '--dry-run=client',
     '--values',
     `${chartDir}/${scenarioFile(scenario)}`,
+    ...set.flatMap((value) => ['--set', value]),
   ]);
   return stdout.slice(stdout.indexOf('NOTES:'));
 }
@@ -35,5 +36,16 @@ describe('NOTES.txt tells the installer what to do next', () => {
     expect(text).toContain('kubectl -n parley port-forward svc/parley-api 3000:80');
     expect(text).toContain('Credentials were generated into Secret "parley"');
     expect(text).toContain('Development only');
+  });
+
+  it('reminds the installer to pin the in-cluster Redis and MySQL by digest until they are', async () => {
+    const text = await notes('default');
+    expect(text).toContain('redis.image is pinned by tag only; set redis.image.digest');
+    expect(text).toContain('mysql.image is pinned by tag only; set mysql.image.digest');
+    const digest = `sha256:${'cd'.repeat(32)}`;
+    const pinned = await notes('default', [`redis.image.digest=${digest}`, `mysql.image.digest=${digest}`]);
+    expect(pinned).not.toContain('pinned by tag only');
+    // External data stores: nothing of the chart's to pin.
+    expect(await notes('keda')).not.toContain('pinned by tag only');
   });
 });

@@ -287,13 +287,19 @@ describe('images', () => {
 
   it('a digest, when given, replaces the tag', async () => {
     const digest = `sha256:${'ab'.repeat(32)}`;
-    const objects = await renderChart([scenarioFile('default')], {
+    const objects = await renderChart([scenarioFile('dev')], {
       'image.digest': digest,
       'redis.image.digest': digest,
+      'mysql.image.digest': digest,
+      'minio.image.digest': digest,
     });
-    const images = workloads(objects).flatMap((w) => allContainers(w.spec).map((c) => c.image));
-    expect(images).toContain(`ghcr.io/parley-chat/parley@${digest}`);
-    expect(images).toContain(`redis@${digest}`);
+    const images = new Set(workloads(objects).flatMap((w) => allContainers(w.spec).map((c) => c.image)));
+    expect([...images].sort()).toEqual([
+      `ghcr.io/parley-chat/parley@${digest}`,
+      `minio/minio@${digest}`,
+      `mysql@${digest}`,
+      `redis@${digest}`,
+    ]);
   });
 });
 

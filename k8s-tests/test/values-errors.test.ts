@@ -66,6 +66,10 @@ describe('helm template rejects wrong values with a clear message', () => {
       'would scrape every pod twice',
     ],
     [{ 'redis.image.tag': 'latest' }, '/redis/image/tag'],
+    // An empty tag would render `image: redis:` and fail as a YAML parse error far from the cause.
+    [{ 'redis.image.tag': '' }, "at '/redis/image/tag': minLength"],
+    [{ 'mysql.image.tag': '' }, "at '/mysql/image/tag': minLength"],
+    [{ 'minio.enabled': 'true', 'minio.image.tag': '' }, "at '/minio/image/tag': minLength"],
   ])('cross-field rule: %o', async (values, message) => {
     expect(await failure(values)).toContain(message);
   });
