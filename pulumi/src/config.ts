@@ -112,9 +112,30 @@ const gateway = z
   })
   .strict();
 
+/** An IPv4 VPC CIDR block: AWS allows /16 to /28. */
+const vpcCidr = z.string().refine((cidr) => {
+  const [address, bits, ...rest] = cidr.split('/');
+  const octets = (address ?? '').split('.');
+  return (
+    rest.length === 0 &&
+    octets.length === 4 &&
+    octets.every((octet) => /^(0|[1-9]\d{0,2})$/.test(octet) && Number(octet) <= 255) &&
+    /^\d{2}$/.test(bits ?? '') &&
+    Number(bits) >= 16 &&
+    Number(bits) <= 28
+  );
+}, 'must be an IPv4 VPC CIDR block from /16 to /28, e.g. 10.20.0.0/16');
+
 const network = z
   .object({
     vpcId: z.string().regex(/^vpc-[0-9a-f]+$/, 'must be a VPC id (vpc-...)'),
+    /** The VPC's CIDR: the pods' NetworkPolicy may reach RDS and ElastiCache only inside it. */
+    vpcCidr,
+    /**
+     * S3 and STS are reached through interface VPC endpoints with private DNS: the pods' HTTPS
+     * egress can then be limited to the VPC too. Otherwise S3 and STS have public addresses.
+     */
+    privateAwsEndpoints: z.boolean().default(false),
     subnetIds: z
       .array(z.string().regex(/^subnet-[0-9a-f]+$/, 'must be a subnet id (subnet-...)'))
       .min(2, 'needs at least two subnets in different availability zones'),
@@ -220,7 +241,7 @@ function crossKeyProblems(raw: Record<string, unknown>): string[] {
   }
   if (raw.dataPlane === 'aws-managed' && !present('network')) {
     problems.push(
-      `${PROJECT}:network: dataPlane aws-managed needs network.{vpcId, subnetIds, clientSecurityGroupIds}`,
+      `${PROJECT}:network: dataPlane aws-managed needs network.{vpcId, vpcCidr, subnetIds, clientSecurityGroupIds}`,
     );
   }
   const buckets = raw.buckets as { attachments?: unknown; backups?: unknown } | undefined;

@@ -77,6 +77,16 @@ export function chartValues(config: StackConfig, wiring: ReleaseWiring): ChartVa
     },
   };
   if (config.image) values.image = { ...config.image };
+  if (wiring.managed && config.network) {
+    // RDS and ElastiCache live in the VPC: nothing else needs the private ranges the chart allows
+    // by default. HTTPS for S3 and STS stays open unless they have endpoints inside the VPC.
+    const { vpcCidr, privateAwsEndpoints } = config.network;
+    values.networkPolicy = {
+      ...(values.networkPolicy as ChartValues),
+      externalDataCidrs: [vpcCidr],
+      ...(privateAwsEndpoints ? { s3EgressCidrs: [vpcCidr] } : {}),
+    };
+  }
   if (wiring.managed) {
     const { writerHost, readerHost, port, database, user, migrationUser, redisUrl } = wiring.managed;
     values.mysql = {

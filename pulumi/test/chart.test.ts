@@ -150,6 +150,12 @@ describe.each(['dev', 'prod'] as const)('the %s stack rendered by the chart', (s
       expect(env.REDIS_URL?.value).toBe(
         'rediss://master.parley-prod-redis.c0ffee.euw1.cache.amazonaws.com:6379',
       );
+      // The pods reach the databases only inside the VPC, not every private range.
+      const [egress] = find(objects, 'NetworkPolicy', (o) => o.metadata.name === 'parley-api-egress');
+      const blocks = (egress.spec.egress as Loose[])
+        .filter((rule) => rule.ports.some((port: Loose) => port.port === 3306))
+        .flatMap((rule) => rule.to.map((peer: Loose) => peer.ipBlock?.cidr));
+      expect(blocks).toEqual(['10.20.0.0/16']);
       const [migrations] = find(objects, 'Job');
       const jobEnv = containerEnv(migrations);
       expect(jobEnv.MYSQL_HOST?.value).toBe('parley-prod-mysql.c0ffee.eu-west-1.rds.amazonaws.com');

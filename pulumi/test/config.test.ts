@@ -81,7 +81,7 @@ describe('stack configuration', () => {
       expect.stringMatching(/^ {2}- parley:buckets\.backups: must be 3-63 characters/),
       '  - parley:backupRetentionDays: must be at least 1 day',
       '  - parley:ingress: set exactly one of ingress or gateway',
-      '  - parley:network: dataPlane aws-managed needs network.{vpcId, subnetIds, clientSecurityGroupIds}',
+      '  - parley:network: dataPlane aws-managed needs network.{vpcId, vpcCidr, subnetIds, clientSecurityGroupIds}',
     ]);
   });
 
@@ -134,6 +134,27 @@ describe('stack configuration', () => {
       'parley:oidcProviderArn: is required',
     );
   });
+});
+
+describe('the managed data plane network', () => {
+  const prod = exampleStack('prod');
+  const network = prod['parley:network'] as Record<string, unknown>;
+
+  it('requires the VPC CIDR the NetworkPolicy limits database traffic to', async () => {
+    const { vpcCidr: _omitted, ...withoutCidr } = network;
+    expect(await configProblem({ ...prod, 'parley:network': withoutCidr }, 'prod')).toBe(
+      'invalid stack configuration:\n  - parley:network.vpcCidr: is required',
+    );
+  });
+
+  it.each(['10.20.0.0', '10.20.0.0/8', '10.20.0.0/29', '10.256.0.0/16', '0.0.0.0/0', 'fd00::/56'])(
+    'rejects the VPC CIDR %j',
+    async (vpcCidr) => {
+      expect(await configProblem({ ...prod, 'parley:network': { ...network, vpcCidr } }, 'prod')).toBe(
+        'invalid stack configuration:\n  - parley:network.vpcCidr: must be an IPv4 VPC CIDR block from /16 to /28, e.g. 10.20.0.0/16',
+      );
+    },
+  );
 });
 
 describe('the stack name', () => {

@@ -85,6 +85,8 @@ describe('the Helm release', () => {
       networkPolicy: {
         enabled: true,
         ingressNamespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'envoy-gateway-system' } },
+        // RDS and ElastiCache only inside the VPC; S3 and STS have public addresses here.
+        externalDataCidrs: ['10.20.0.0/16'],
       },
       mysql: {
         enabled: false,
@@ -135,5 +137,25 @@ describe('traffic into the namespace', () => {
     expect(values.networkPolicy.ingressNamespaceSelector).toEqual({
       matchLabels: { 'kubernetes.io/metadata.name': namespace },
     });
+  });
+});
+
+describe('egress of the pods with the managed data plane', () => {
+  it('is limited to the VPC for HTTPS too when S3 and STS have endpoints inside it', async () => {
+    const prod = exampleStack('prod');
+    const { resources } = await runParley('prod', {
+      ...prod,
+      'parley:network': { ...(prod['parley:network'] as object), privateAwsEndpoints: true },
+    });
+    const values = only(resources, 'kubernetes:helm.sh/v3:Release').inputs.values;
+    expect(values.networkPolicy.externalDataCidrs).toEqual(['10.20.0.0/16']);
+    expect(values.networkPolicy.s3EgressCidrs).toEqual(['10.20.0.0/16']);
+  });
+
+  it('keeps the chart defaults with the in-cluster data plane', async () => {
+    const { resources } = await runParley('dev', exampleStack('dev'));
+    const values = only(resources, 'kubernetes:helm.sh/v3:Release').inputs.values;
+    expect(values.networkPolicy.externalDataCidrs).toBeUndefined();
+    expect(values.networkPolicy.s3EgressCidrs).toBeUndefined();
   });
 });
