@@ -144,22 +144,6 @@ describe('the service identity (IRSA role)', () => {
     expect(isAllowed(asIdentityPolicy, token('system:serviceaccount:kube-system:parley'))).toBe(false);
   });
 
-  it('names no wildcard action and no wildcard resource', () => {
-    for (const statement of policy.Statement) {
-      const actions = [statement.Action].flat();
-      const resources = [statement.Resource ?? []].flat();
-      expect(statement.Effect).toBe('Allow');
-      expect(actions.filter((action) => action.includes('*'))).toEqual([]);
-      expect(resources.length).toBeGreaterThan(0);
-      for (const resource of resources) {
-        expect(resource).not.toBe('*');
-        // A wildcard may only close a key prefix the service owns.
-        if (resource.includes('*'))
-          expect(resource).toMatch(/:::parley-dev-[a-z]+-\d+\/(attachments|backups)\/\*$/);
-      }
-    }
-  });
-
   it('takes the IAM action of each operation in the contract from AWS’s authorization reference', () => {
     for (const [bucket, operation, action] of SERVICE_CALLS) {
       expect(AWS_AUTHORIZATION[operation], `${bucket}: ${operation}`).toContain(action);
@@ -241,5 +225,34 @@ describe('the service identity (IRSA role)', () => {
     expect(isAllowed(policy, list(''))).toBe(false);
     expect(isAllowed(policy, list('attachments/'))).toBe(false);
     expect(isAllowed(policy, { action: 's3:ListBucket', resource: BACKUPS })).toBe(false);
+  });
+});
+
+describe.each(['dev', 'prod'] as const)('the role policy of the %s stack', (stack) => {
+  it('names no wildcard action, and no wildcard resource but the prefixes of its own buckets', async () => {
+    const { resources } = await runParley(stack, exampleStack(stack));
+    const policy = JSON.parse(
+      only(resources, 'aws:iam/rolePolicy:RolePolicy').inputs.policy as string,
+    ) as PolicyDocument;
+    const bucketArn = (name: string) => {
+      const bucket = only(resources, 'aws:s3/bucket:Bucket', name).inputs;
+      return `arn:aws:s3:::${bucket.bucket ?? `${bucket.bucketPrefix}20250101000000000000000001`}`;
+    };
+    // A wildcard may only close a key prefix the service owns, in the stack's own buckets.
+    const prefixes = [
+      `${bucketArn('parley-attachments')}/${S3_CONTRACT.attachments.prefix}*`,
+      `${bucketArn('parley-backups')}/${S3_CONTRACT.backups.prefix}*`,
+    ];
+    expect(policy.Statement.length).toBeGreaterThan(0);
+    for (const statement of policy.Statement) {
+      const actions = [statement.Action].flat();
+      const resources = [statement.Resource ?? []].flat();
+      expect(statement.Effect).toBe('Allow');
+      expect(actions.filter((action) => /[*?]/.test(action))).toEqual([]);
+      expect(resources.length).toBeGreaterThan(0);
+      for (const resource of resources) {
+        if (/[*?]/.test(resource)) expect(prefixes, statement.Sid).toContain(resource);
+      }
+    }
   });
 });
