@@ -1,3 +1,9 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDevstack, type Devstack } from '../../devstack/index.js';
@@ -5,8 +11,6 @@ import { loadConfig, type Config } from '../config.js';
 import { createLogger } from '../platform/logger.js';
 import { TEST_ENV } from '../test-support/stack.js';
 import { MIGRATIONS_FOLDER, runMigrations } from './migrate.js';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 
 const journal = JSON.parse(readFileSync(join(MIGRATIONS_FOLDER, 'meta/_journal.json'), 'utf8')) as {
   entries: unknown[];
@@ -119,5 +123,80 @@ describe('migrations', () => {
     } finally {
       await app.end();
     }
+  });
+});
+
+describe("the migrate entry point, run as the chart's Job runs it", () => {
+  const SERVICE_ROOT = fileURLToPath(new URL('../..', import.meta.url));
+  const ENTRY = fileURLToPath(new URL('./migrate.ts', import.meta.url));
+  const links = mkdtempSync(join(tmpdir(), 'parley-migrate-test-'));
+  afterAll(() => rmSync(links, { recursive: true, force: true }));
+
+  async function runMigrate(entry: string, env: Record<string, string>) {
+    const child = spawn(process.execPath, ['--import', 'tsx', entry], {
+      cwd: SERVICE_ROOT,
+      env: { PATH: process.env.PATH ?? '', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    const [code] = (await once(child, 'close')) as [number | null];
+    clearTimeout(timer);
+    return { code, stdout, stderr };
+  }
+
+  const migrateEnv = (): Record<string, string> => ({ ...TEST_ENV, ...stack.env(), LOG_LEVEL: 'info' });
+
+  beforeAll(async () => {
+    // Start from an empty database; the grants on parley.* outlive it.
+    const admin = await mysql.createConnection({
+      host: stack.mysql.primary.host,
+      port: stack.mysql.primary.port,
+      ...stack.mysql.admin,
+    });
+    try {
+      await admin.query(`DROP DATABASE ${stack.mysql.database}`);
+      await admin.query(`CREATE DATABASE ${stack.mysql.database}`);
+    } finally {
+      await admin.end();
+    }
+  });
+
+  it('applies every migration and exits 0, also when started through a symlink', async () => {
+    // Images and package managers often put a symlink on the path; Node runs its real path.
+    const link = join(links, 'migrate.ts');
+    symlinkSync(ENTRY, link);
+    const run = await runMigrate(link, migrateEnv());
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toContain('"msg":"migrations applied"');
+    const tables = (await query<{ name: string }>(tablesSql)).map((row) => row.name);
+    expect(tables).toEqual(expect.arrayContaining(['__drizzle_migrations', 'messages', 'users']));
+    expect(await query('SELECT id FROM __drizzle_migrations')).toHaveLength(journal.entries.length);
+  });
+
+  it('exits 0 again on a second run, applying nothing new', async () => {
+    const run = await runMigrate(ENTRY, migrateEnv());
+    expect(run.code, run.stderr).toBe(0);
+    expect(await query('SELECT id FROM __drizzle_migrations')).toHaveLength(journal.entries.length);
+  });
+
+  it('exits 1 listing the problems when its config is bad', async () => {
+    const { MYSQL_HOST: _host, ...withoutHost } = migrateEnv();
+    const run = await runMigrate(ENTRY, { ...withoutHost, MYSQL_PORT: 'nope' });
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain('parley: invalid configuration:');
+    expect(run.stderr).toContain('  - MYSQL_HOST: is required');
+    expect(run.stderr).toContain('  - MYSQL_PORT: ');
+    expect(run.stderr).not.toContain('    at ');
+  });
+
+  it('exits 1 and says why when the database cannot be reached', async () => {
+    const run = await runMigrate(ENTRY, { ...migrateEnv(), MYSQL_HOST: '127.0.0.1', MYSQL_PORT: '1' });
+    expect(run.code).toBe(1);
+    expect(run.stdout).toMatch(/"level":60.*"msg":"migration failed"/);
+    expect(run.stdout).toContain('ECONNREFUSED');
   });
 });

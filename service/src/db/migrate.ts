@@ -1,3 +1,4 @@
+import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { drizzle } from 'drizzle-orm/mysql2';
 import { migrate } from 'drizzle-orm/mysql2/migrator';
@@ -50,7 +51,21 @@ export async function runMigrations(
   }
 }
 
-if (process.argv[1] === fileURLToPath(import.meta.url)) {
+/**
+ * Node runs the main module from its real path, but argv[1] keeps the path as given: through a
+ * symlink (a bin link, an image's /app link) a plain comparison would exit 0 without migrating.
+ */
+function isEntryPoint(): boolean {
+  const given = process.argv[1];
+  if (!given) return false;
+  try {
+    return realpathSync(given) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false; // argv[1] is not a file (e.g. `node -e`): imported, not run
+  }
+}
+
+if (isEntryPoint()) {
   const config = exitOnConfigError(() => loadMigrationConfig());
   const logger = createLogger(config, 'migrate');
   try {
