@@ -1,6 +1,6 @@
 import type { MiddlewareHandler } from 'hono';
 import { matchedRoutes } from 'hono/route';
-import type { Logger } from '../platform/logger.js';
+import { withRequestId, type Logger } from '../platform/logger.js';
 import type { Metrics } from '../platform/metrics.js';
 import type { AppEnv } from './types.js';
 
@@ -13,23 +13,33 @@ function routeLabel(c: Parameters<MiddlewareHandler<AppEnv>>[0]): string {
 }
 
 /**
- * Runs after request-id: gives each request a child logger carrying its id (so every line it logs
- * can be joined), writes one access-log line, and observes the duration histogram.
+ * Runs after request-id: scopes the request's id to everything it does (see withRequestId, so
+ * every line logged meanwhile carries it, by any logger), writes one access-log line, and observes
+ * the duration histogram.
  */
 export function requestContext(logger: Logger, metrics: Metrics): MiddlewareHandler<AppEnv> {
-  return async (c, next) => {
-    const startedAt = performance.now();
-    const log = logger.child({ reqId: c.get('requestId') });
-    c.set('log', log);
-    await next();
-    const seconds = (performance.now() - startedAt) / 1000;
-    const route = routeLabel(c);
-    metrics.httpDuration.observe({ method: c.req.method, route, status_code: String(c.res.status) }, seconds);
-    // Probe and scrape traffic would drown the access log; it is still in the histogram.
-    if (route === '/livez' || route === '/readyz' || route === '/metrics') return;
-    log.info(
-      { method: c.req.method, path: c.req.path, route, status: c.res.status, ms: Math.round(seconds * 1000) },
-      'request',
-    );
-  };
+  return (c, next) =>
+    withRequestId(c.get('requestId'), async () => {
+      const startedAt = performance.now();
+      c.set('log', logger);
+      await next();
+      const seconds = (performance.now() - startedAt) / 1000;
+      const route = routeLabel(c);
+      metrics.httpDuration.observe(
+        { method: c.req.method, route, status_code: String(c.res.status) },
+        seconds,
+      );
+      // Probe and scrape traffic would drown the access log; it is still in the histogram.
+      if (route === '/livez' || route === '/readyz' || route === '/metrics') return;
+      logger.info(
+        {
+          method: c.req.method,
+          path: c.req.path,
+          route,
+          status: c.res.status,
+          ms: Math.round(seconds * 1000),
+        },
+        'request',
+      );
+    });
 }

@@ -13,7 +13,10 @@ export interface TestApp extends AppDeps {
 }
 
 /** The real app and adapters, in this process, against a test stack; logs are captured, not printed. */
-export async function buildTestApp(config: Config): Promise<TestApp> {
+export async function buildTestApp(
+  config: Config,
+  options: { logLevel?: Config['logLevel'] } = {},
+): Promise<TestApp> {
   const logLines: Record<string, unknown>[] = [];
   const capture = new Writable({
     write(chunk: Buffer, _encoding, done) {
@@ -21,7 +24,7 @@ export async function buildTestApp(config: Config): Promise<TestApp> {
       done();
     },
   });
-  const logger = createLogger({ ...config, logLevel: 'info' }, 'api', capture);
+  const logger = createLogger({ ...config, logLevel: options.logLevel ?? 'info' }, 'api', capture);
   const lifecycle = new Lifecycle(logger);
   const deps = await openApiDeps(config, logger, createMetrics(), lifecycle);
   return { ...deps, app: createApp(deps), logLines, close: () => lifecycle.shutdown('test finished') };
