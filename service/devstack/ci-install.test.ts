@@ -1,0 +1,96 @@
+import { spawnSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+
+const SCRIPT = fileURLToPath(new URL('../../.ci/install-missing', import.meta.url));
+const ALL_COMMANDS = ['mariadbd', 'mariadb-install-db', 'redis-server', 'setpriv', 'pgrep', 'unzip'];
+
+/**
+ * Runs .ci/install-missing on a PATH of stand-ins: `present` commands exist, `id -u` answers `uid`,
+ * and apt-get (and sudo, when `sudo` is true) only record how they were called.
+ */
+function runInstaller(options: { uid: number; sudo: boolean; present: string[] }) {
+  const bin = mkdtempSync(join(tmpdir(), 'parley-ci-test-'));
+  const calls = join(bin, 'calls.log');
+  const script = (name: string, body: string) => {
+    writeFileSync(join(bin, name), `#!/bin/bash\n${body}\n`);
+    chmodSync(join(bin, name), 0o755);
+  };
+  for (const tool of ['sort', 'env']) symlinkSync(`/usr/bin/${tool}`, join(bin, tool));
+  for (const command of options.present) script(command, 'exit 0');
+  script('id', `echo ${options.uid}`);
+  script('apt-get', `echo "apt-get $* (DEBIAN_FRONTEND=\${DEBIAN_FRONTEND:-})" >> ${calls}`);
+  if (options.sudo) script('sudo', `echo "sudo $*" >> ${calls}\n[ "$1" = -n ] && shift\nexec "$@"`);
+  try {
+    const result = spawnSync('/bin/bash', [SCRIPT], {
+      env: { PATH: bin },
+      encoding: 'utf8',
+      timeout: 10_000,
+    });
+    let log: string[] = [];
+    try {
+      log = readFileSync(calls, 'utf8').trim().split('\n');
+    } catch {
+      // nothing was called
+    }
+    return { status: result.status, stdout: result.stdout, stderr: result.stderr, calls: log };
+  } finally {
+    rmSync(bin, { recursive: true, force: true });
+  }
+}
+
+const INSTALL_ALL =
+  'install -y -qq --no-install-recommends mariadb-server procps redis-server unzip util-linux';
+
+describe('.ci/install-missing (the packages CI installs on a fresh machine)', () => {
+  it('installs nothing when every command is there', () => {
+    const run = runInstaller({ uid: 1000, sudo: false, present: ALL_COMMANDS });
+    expect(run.status).toBe(0);
+    expect(run.calls).toEqual([]);
+  });
+
+  it('installs procps when pgrep is the one command missing', () => {
+    const run = runInstaller({
+      uid: 0,
+      sudo: false,
+      present: ALL_COMMANDS.filter((command) => command !== 'pgrep'),
+    });
+    expect(run.status, run.stderr).toBe(0);
+    expect(run.calls).toEqual([
+      'apt-get update -qq (DEBIAN_FRONTEND=)',
+      'apt-get install -y -qq --no-install-recommends procps (DEBIAN_FRONTEND=noninteractive)',
+    ]);
+  });
+
+  it('runs apt-get itself as root, each package once', () => {
+    const run = runInstaller({ uid: 0, sudo: true, present: [] });
+    expect(run.status, run.stderr).toBe(0);
+    expect(run.calls).toEqual([
+      'apt-get update -qq (DEBIAN_FRONTEND=)',
+      `apt-get ${INSTALL_ALL} (DEBIAN_FRONTEND=noninteractive)`,
+    ]);
+  });
+
+  it('goes through sudo, never prompting, when it is not root', () => {
+    const run = runInstaller({ uid: 1000, sudo: true, present: [] });
+    expect(run.status, run.stderr).toBe(0);
+    expect(run.calls).toEqual([
+      'sudo -n apt-get update -qq',
+      'apt-get update -qq (DEBIAN_FRONTEND=)',
+      `sudo -n env DEBIAN_FRONTEND=noninteractive apt-get ${INSTALL_ALL}`,
+      `apt-get ${INSTALL_ALL} (DEBIAN_FRONTEND=noninteractive)`,
+    ]);
+  });
+
+  it('fails naming the packages when it is neither root nor has sudo', () => {
+    const run = runInstaller({ uid: 1000, sudo: false, present: [] });
+    expect(run.status).toBe(1);
+    expect(run.stderr).toContain(
+      'ci: mariadb-server procps redis-server unzip util-linux missing, and installing them needs root or sudo',
+    );
+    expect(run.calls).toEqual([]);
+  });
+});
