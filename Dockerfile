@@ -34,14 +34,19 @@ ENV NODE_ENV=development
 CMD ["npx", "tsx", "watch", "src/main-api.ts"]
 
 # ---- prod-deps: production dependencies of the service only --------------------------------------
+# `npm ci --omit=dev --workspace` still installs the other workspaces' runtime dependencies from the
+# shared lockfile (Pulumi's tsx, esbuild, @pulumi/*, @grpc/grpc-js); prune-prod-deps.mjs then keeps
+# only what the service's production dependency tree reaches. k8s-tests runs these same commands.
 FROM ${NODE_IMAGE} AS prod-deps
 WORKDIR /src
 COPY package.json package-lock.json .npmrc ./
 COPY service/package.json service/
 COPY k8s-tests/package.json k8s-tests/
 COPY pulumi/package.json pulumi/
+COPY docker/prune-prod-deps.mjs ./
 RUN --mount=type=cache,target=/root/.npm \
     npm ci --omit=dev --workspace @parley/service --ignore-scripts --no-audit --no-fund \
+ && node prune-prod-deps.mjs service \
  && rm -rf node_modules/@parley node_modules/.package-lock.json
 
 # ---- runtime: compiled service + production dependencies, non-root, read-only friendly -----------

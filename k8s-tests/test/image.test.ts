@@ -3,10 +3,12 @@
  * when one answers.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { cp, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { basename, dirname, join } from 'node:path';
 import { promisify } from 'node:util';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseDockerfile, resolveArgs, type Stage } from '../lib/dockerfile.js';
 import { workloads } from '../lib/objects.js';
 import { renderChart } from '../lib/render.js';
@@ -153,4 +155,128 @@ describe('the container image (Dockerfile, static)', () => {
     },
     20 * 60_000,
   );
+});
+
+/** Every package installed under `dir`/node_modules, nested trees included: name → directories. */
+function installedPackages(dir: string, found = new Map<string, string[]>()): Map<string, string[]> {
+  const modules = join(dir, 'node_modules');
+  if (!existsSync(modules)) return found;
+  for (const entry of readdirSync(modules)) {
+    if (entry.startsWith('.')) continue;
+    const names = entry.startsWith('@')
+      ? readdirSync(join(modules, entry)).map((child) => `${entry}/${child}`)
+      : [entry];
+    for (const name of names) {
+      const packageDir = join(modules, name);
+      found.set(name, [...(found.get(name) ?? []), packageDir]);
+      installedPackages(packageDir, found);
+    }
+  }
+  return found;
+}
+
+/** Node's lookup: the nearest node_modules/<name> from `from` up to `root`. */
+function resolvePackage(from: string, name: string, root: string): string | undefined {
+  for (let dir = from; dir.startsWith(root); dir = dirname(dir)) {
+    if (basename(dir) === 'node_modules') continue;
+    const candidate = join(dir, 'node_modules', name, 'package.json');
+    if (existsSync(candidate)) return candidate;
+  }
+  return undefined;
+}
+
+interface Manifest {
+  name?: string;
+  dependencies?: Record<string, string>;
+  peerDependencies?: Record<string, string>;
+  peerDependenciesMeta?: Record<string, { optional?: boolean }>;
+}
+
+describe('the production dependencies (the prod-deps stage, run offline)', () => {
+  const prodDeps = stage('prod-deps');
+  const workdir = of(prodDeps, 'WORKDIR').at(-1)!;
+  let context: string;
+
+  // Runs the stage's own COPY and RUN instructions in a temp dir, with the local npm cache standing
+  // in for the build's cache mount: what the runtime stage copies is then on disk to inspect.
+  beforeAll(async () => {
+    context = await mkdtemp(join(tmpdir(), 'parley-prod-deps-'));
+    for (const copy of of(prodDeps, 'COPY')) {
+      const words = copy.split(' ').filter((word) => !word.startsWith('--'));
+      const destination = join(context, words.at(-1)!.replace(new RegExp(`^${workdir}/?`), ''));
+      for (const source of words.slice(0, -1)) {
+        const target = words.at(-1)!.endsWith('/') ? join(destination, basename(source)) : destination;
+        await mkdir(dirname(target), { recursive: true });
+        await cp(join(repoRoot, source), target, { recursive: true });
+      }
+    }
+    for (const command of of(prodDeps, 'RUN')) {
+      await run('sh', ['-c', command.replace(/^(--\S+\s+)+/, '')], {
+        cwd: context,
+        env: { ...process.env, npm_config_prefer_offline: 'true', npm_config_update_notifier: 'false' },
+        timeout: 110_000,
+        maxBuffer: 16 * 1024 * 1024,
+      });
+    }
+  }, 120_000);
+  afterAll(async () => {
+    if (context) await rm(context, { recursive: true, force: true });
+  });
+
+  // What the runtime stage takes from this one: /src/node_modules and /src/service.
+  const shipped = (): Map<string, string[]> =>
+    installedPackages(join(context, 'service'), installedPackages(context));
+
+  it('holds no build, test or Pulumi tooling', () => {
+    const names = [...shipped().keys()];
+    expect(names.length).toBeGreaterThan(20);
+    const tooling =
+      /^(tsx|esbuild|typescript|vitest|@vitest\/.+|@esbuild\/.+|@pulumi\/.+|@grpc\/.+|drizzle-kit|testcontainers|prettier|eslint)$/;
+    expect(names.filter((name) => tooling.test(name))).toEqual([]);
+    // No workspace links either: the runtime stage copies the service itself.
+    expect(names.filter((name) => name.startsWith('@parley/'))).toEqual([]);
+  });
+
+  it("holds every runtime dependency of the service, and each one's own dependencies", () => {
+    const manifest = JSON.parse(readFileSync(join(repoRoot, 'service', 'package.json'), 'utf8')) as Manifest;
+    const runtime = Object.keys(manifest.dependencies ?? {});
+    expect(runtime.length).toBeGreaterThan(5);
+    const serviceDir = join(context, 'service');
+    expect(runtime.filter((name) => !resolvePackage(serviceDir, name, context))).toEqual([]);
+    // Pruning removed nothing a shipped package needs (optional peers may be absent).
+    const unresolved: string[] = [];
+    for (const [name, dirs] of shipped()) {
+      for (const dir of dirs) {
+        const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as Manifest;
+        const needed = [
+          ...Object.keys(pkg.dependencies ?? {}),
+          ...Object.keys(pkg.peerDependencies ?? {}).filter(
+            (peer) => !pkg.peerDependenciesMeta?.[peer]?.optional,
+          ),
+        ];
+        for (const dependency of needed) {
+          if (!resolvePackage(dir, dependency, context)) unresolved.push(`${name} -> ${dependency}`);
+        }
+      }
+    }
+    expect(unresolved).toEqual([]);
+  });
+
+  it('every runtime dependency of the service loads from the pruned tree', async () => {
+    const manifest = JSON.parse(readFileSync(join(repoRoot, 'service', 'package.json'), 'utf8')) as Manifest;
+    const runtime = Object.keys(manifest.dependencies ?? {});
+    const { stdout } = await run(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `const names = ${JSON.stringify(runtime)};
+         const failed = [];
+         for (const name of names) await import(name).catch((e) => failed.push(name + ': ' + e.message));
+         console.log(JSON.stringify(failed));`,
+      ],
+      { cwd: join(context, 'service'), timeout: 30_000 },
+    );
+    expect(JSON.parse(stdout.trim().split('\n').at(-1)!)).toEqual([]);
+  });
 });
