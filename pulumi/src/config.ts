@@ -1,4 +1,7 @@
-import { createPrivateKey } from 'node:crypto';
+import { createPrivateKey, X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 import * as pulumi from '@pulumi/pulumi';
 import { z } from 'zod';
@@ -14,6 +17,42 @@ import { NAME_LIMITS, stackResourceNames, type StackResourceName } from './names
  */
 
 export const PROJECT = 'parley';
+
+/** The Pulumi project directory (where Pulumi.yaml is): relative paths in the config start here. */
+const PROJECT_DIR = fileURLToPath(new URL('..', import.meta.url));
+
+/**
+ * AWS's bundle of every RDS certificate authority, all regions. RDS server certificates chain to
+ * these private CAs, which no public trust store (Node's included) carries: a verified TLS
+ * connection to RDS needs the bundle.
+ */
+export const RDS_CA_BUNDLE_URL = 'https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem';
+
+/** The CA certificates of a PEM bundle file, normalised; or what is wrong with the file. */
+export function readCaBundle(path: string): { pem: string } | { problem: string } {
+  const file = resolve(PROJECT_DIR, path);
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? 'unreadable';
+    return { problem: `cannot read ${file} (${code}); download it from ${RDS_CA_BUNDLE_URL}` };
+  }
+  const certificates = text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+  if (certificates.length === 0) return { problem: `${file} holds no PEM certificate` };
+  for (const [index, pem] of certificates.entries()) {
+    let certificate: X509Certificate;
+    try {
+      certificate = new X509Certificate(pem);
+    } catch {
+      return { problem: `certificate ${index + 1} in ${file} cannot be parsed` };
+    }
+    if (!certificate.ca) {
+      return { problem: `certificate ${index + 1} in ${file} is not a CA certificate` };
+    }
+  }
+  return { pem: `${certificates.join('\n')}\n` };
+}
 
 // The service's rule for S3_*_BUCKET (service/src/config.ts), so a name Pulumi accepts starts the service.
 const SERVICE_BUCKET_RULE = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
@@ -205,6 +244,8 @@ const StackConfigSchema = z
         backupRetentionDays: days(35).default(7),
         multiAz: z.boolean().optional(),
         deletionProtection: z.boolean().optional(),
+        /** The RDS CA bundle (RDS_CA_BUNDLE_URL), a path relative to the Pulumi project. */
+        caBundleFile: z.string().min(1).optional(),
       })
       .strict()
       .default({
@@ -242,6 +283,12 @@ function crossKeyProblems(raw: Record<string, unknown>): string[] {
   if (raw.dataPlane === 'aws-managed' && !present('network')) {
     problems.push(
       `${PROJECT}:network: dataPlane aws-managed needs network.{vpcId, vpcCidr, subnetIds, clientSecurityGroupIds}`,
+    );
+  }
+  const database = raw.database as { caBundleFile?: unknown } | undefined;
+  if (raw.dataPlane === 'aws-managed' && database?.caBundleFile === undefined) {
+    problems.push(
+      `${PROJECT}:database.caBundleFile: dataPlane aws-managed connects to RDS over verified TLS and needs the RDS CA bundle (${RDS_CA_BUNDLE_URL})`,
     );
   }
   const buckets = raw.buckets as { attachments?: unknown; backups?: unknown } | undefined;
@@ -286,6 +333,8 @@ export type StackConfig = z.output<typeof StackConfigSchema> & {
   /** Issuer host/path of the OIDC provider, as IAM condition keys spell it. */
   oidcIssuer: string;
   stack: string;
+  /** The CA certificates of `database.caBundleFile` (PEM), when it is set. */
+  mysqlCaBundle?: string;
 };
 
 export class StackConfigError extends Error {
@@ -406,10 +455,19 @@ export function loadStackConfig(): StackConfig {
   }
   problems.push(...crossKeyProblems(raw));
   problems.push(...stackNameProblems(pulumi.getStack(), raw));
+  const caBundleFile = parsed.data?.database.caBundleFile;
+  const caBundle = caBundleFile === undefined ? undefined : readCaBundle(caBundleFile);
+  if (caBundle && 'problem' in caBundle)
+    problems.push(`${PROJECT}:database.caBundleFile: ${caBundle.problem}`);
   if (problems.length > 0 || !parsed.success) throw new StackConfigError(problems);
 
   const issuer = OIDC_PROVIDER_ARN.exec(parsed.data.oidcProviderArn)![1]!;
-  return { ...parsed.data, oidcIssuer: issuer, stack: pulumi.getStack() };
+  return {
+    ...parsed.data,
+    oidcIssuer: issuer,
+    stack: pulumi.getStack(),
+    ...(caBundle && 'pem' in caBundle ? { mysqlCaBundle: caBundle.pem } : {}),
+  };
 }
 
 /** Secrets the operator set with `pulumi config set --secret`; the rest are generated. */

@@ -1,6 +1,7 @@
 import type * as pulumi from '@pulumi/pulumi';
 
 import type { SecretKey, StackConfig } from './config.js';
+import { ManagedDatabaseAccess, MYSQL_CA_KEY } from './components/database-access.js';
 import { DATABASE_NAME, MYSQL_PORT, ManagedDataPlane } from './components/data-plane.js';
 import { ServiceIdentity } from './components/identity.js';
 import { ParleyNamespace, ParleyRelease } from './components/release.js';
@@ -17,6 +18,7 @@ export interface ParleyStack {
   identity: ServiceIdentity;
   secrets: ParleySecrets;
   dataPlane?: ManagedDataPlane;
+  databaseAccess?: ManagedDatabaseAccess;
   release: ParleyRelease;
   outputs: {
     hostname: string;
@@ -32,6 +34,12 @@ export interface ParleyStack {
     mysqlReaderHost?: pulumi.Output<string>;
     redisUrl?: pulumi.Output<string>;
   };
+}
+
+/** For values loadStackConfig guarantees in this configuration: a miss is a bug, not a bad stack. */
+function required<T>(value: T | undefined, key: string): T {
+  if (value === undefined) throw new Error(`${key} is missing although loadStackConfig requires it`);
+  return value;
 }
 
 /** Wires the components together: storage → identity → secrets (→ managed data) → release. */
@@ -98,28 +106,45 @@ export function deployParley(
         })
       : undefined;
 
+  const databaseAccess = dataPlane
+    ? new ManagedDatabaseAccess('parley', {
+        namespace: namespace.name,
+        releaseName: config.releaseName,
+        caBundle: required(config.mysqlCaBundle, 'database.caBundleFile'),
+      })
+    : undefined;
+
   const values = chartValues(config, {
     awsRegion: config.awsRegion,
     secretName: secrets.secretName,
     roleArn: identity.roleArn,
     attachmentsBucket: storage.attachments.name,
     backupsBucket: storage.backups.name,
-    managed: dataPlane && {
-      writerHost: dataPlane.writerHost,
-      readerHost: dataPlane.readerHost,
-      port: MYSQL_PORT,
-      database: DATABASE_NAME,
-      user: SERVICE_DATABASE_USER,
-      migrationUser: MIGRATION_DATABASE_USER,
-      redisUrl: dataPlane.redisUrl,
-    },
+    managed: dataPlane &&
+      databaseAccess && {
+        writerHost: dataPlane.writerHost,
+        readerHost: dataPlane.readerHost,
+        port: MYSQL_PORT,
+        database: DATABASE_NAME,
+        user: SERVICE_DATABASE_USER,
+        migrationUser: MIGRATION_DATABASE_USER,
+        redisUrl: dataPlane.redisUrl,
+        tls: { caConfigMap: databaseAccess.caConfigMapName, caKey: MYSQL_CA_KEY },
+      },
   });
 
   const release = new ParleyRelease(
     'parley',
     { chartPath: config.chartPath, releaseName: config.releaseName, namespace: namespace.name, values },
     // The pods mount the Secret and assume the role from their first start.
-    { dependsOn: [secrets, identity, ...(dataPlane ? [dataPlane] : [])] },
+    {
+      dependsOn: [
+        secrets,
+        identity,
+        ...(dataPlane ? [dataPlane] : []),
+        ...(databaseAccess ? [databaseAccess] : []),
+      ],
+    },
   );
 
   return {
@@ -127,6 +152,7 @@ export function deployParley(
     identity,
     secrets,
     dataPlane,
+    databaseAccess,
     release,
     outputs: {
       hostname: config.hostname,

@@ -22,6 +22,8 @@ export interface ReleaseWiring {
     user: string;
     migrationUser: string;
     redisUrl: pulumi.Input<string>;
+    /** Verified TLS to MySQL: the ConfigMap and key of the CA bundle. */
+    tls: { caConfigMap: string; caKey: string };
   };
 }
 
@@ -88,10 +90,19 @@ export function chartValues(config: StackConfig, wiring: ReleaseWiring): ChartVa
     };
   }
   if (wiring.managed) {
-    const { writerHost, readerHost, port, database, user, migrationUser, redisUrl } = wiring.managed;
+    const { writerHost, readerHost, port, database, user, migrationUser, redisUrl, tls } = wiring.managed;
     values.mysql = {
       enabled: false,
-      external: { writerHost, readerHost, port, database, user, migrationUser },
+      external: {
+        writerHost,
+        readerHost,
+        port,
+        database,
+        user,
+        migrationUser,
+        // RDS refuses plaintext (require_secure_transport); the pods verify it with the bundle.
+        tls: { enabled: true, ...tls },
+      },
     };
     values.redis = { enabled: false, external: { url: redisUrl } };
   } else {

@@ -160,6 +160,20 @@ describe.each(['dev', 'prod'] as const)('the %s stack rendered by the chart', (s
       const jobEnv = containerEnv(migrations);
       expect(jobEnv.MYSQL_HOST?.value).toBe('parley-prod-mysql.c0ffee.eu-west-1.rds.amazonaws.com');
       expect(jobEnv.MYSQL_MIGRATION_USER?.value).toBe('parley_migrator');
+      // Verified TLS to RDS, with the CA bundle from the ConfigMap Pulumi writes.
+      for (const workload of [
+        ...find(objects, 'Deployment', (o) => /api|worker/.test(o.metadata.name)),
+        migrations,
+      ]) {
+        const where = workload.metadata.name;
+        const workloadEnv = containerEnv(workload);
+        expect(workloadEnv.MYSQL_TLS?.value, where).toBe('true');
+        expect(workloadEnv.MYSQL_TLS_CA_FILE?.value, where).toBe('/etc/parley/mysql-ca/ca.pem');
+        expect(workload.spec.template.spec.volumes, where).toContainEqual({
+          name: 'mysql-ca',
+          configMap: { name: 'parley-mysql-ca', items: [{ key: 'ca.pem', path: 'ca.pem' }] },
+        });
+      }
     });
   }
 });

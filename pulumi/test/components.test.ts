@@ -75,6 +75,7 @@ describe('component ownership', () => {
     expect(ownership(prod)).toEqual({
       [TOP_LEVEL]: [
         'parley:data:ManagedDataPlane',
+        'parley:data:ManagedDatabaseAccess',
         'parley:identity:ServiceIdentity',
         'parley:release:ParleyNamespace',
         'parley:release:ParleyRelease',
@@ -97,9 +98,11 @@ describe('component ownership', () => {
         'aws:kms/alias:Alias',
         'aws:kms/key:Key',
         'aws:rds/instance:Instance',
+        'aws:rds/parameterGroup:ParameterGroup',
         'aws:rds/subnetGroup:SubnetGroup',
         'aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule',
       ],
+      'parley:data:ManagedDatabaseAccess': ['kubernetes:core/v1:ConfigMap'],
       ...RELEASE,
     });
   });

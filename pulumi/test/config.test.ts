@@ -82,6 +82,9 @@ describe('stack configuration', () => {
       '  - parley:backupRetentionDays: must be at least 1 day',
       '  - parley:ingress: set exactly one of ingress or gateway',
       '  - parley:network: dataPlane aws-managed needs network.{vpcId, vpcCidr, subnetIds, clientSecurityGroupIds}',
+      expect.stringMatching(
+        /^ {2}- parley:database\.caBundleFile: dataPlane aws-managed connects to RDS over verified TLS/,
+      ),
     ]);
   });
 
@@ -155,6 +158,34 @@ describe('the managed data plane network', () => {
       );
     },
   );
+});
+
+describe('the RDS CA bundle', () => {
+  const prod = exampleStack('prod');
+  const database = prod['parley:database'] as Record<string, unknown>;
+  const withBundle = (caBundleFile: string | undefined) => ({
+    ...prod,
+    'parley:database': { ...database, caBundleFile },
+  });
+
+  it('is required with the managed data plane, saying where AWS publishes it', async () => {
+    expect(await configProblem(withBundle(undefined), 'prod')).toBe(
+      'invalid stack configuration:\n  - parley:database.caBundleFile: dataPlane aws-managed connects to RDS over verified TLS and needs the RDS CA bundle (https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem)',
+    );
+  });
+
+  it('is read relative to the Pulumi project, and must exist', async () => {
+    expect(await configProblem(withBundle('rds-global-bundle.pem'), 'prod')).toMatch(
+      /parley:database\.caBundleFile: cannot read \/.*\/pulumi\/rds-global-bundle\.pem \(ENOENT\); download it from https:\/\/truststore\.pki\.rds\.amazonaws\.com\/global\/global-bundle\.pem$/,
+    );
+  });
+
+  it.each([
+    ['Pulumi.yaml', /Pulumi\.yaml holds no PEM certificate$/],
+    ['test/fixtures/not-a-ca.pem', /certificate 1 in \/.*not-a-ca\.pem is not a CA certificate$/],
+  ])('rejects %s, which is not a bundle of CA certificates', async (file, reason) => {
+    expect(await configProblem(withBundle(file), 'prod')).toMatch(reason);
+  });
 });
 
 describe('the stack name', () => {

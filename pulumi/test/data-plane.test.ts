@@ -1,6 +1,8 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 
-import { exampleStack, ofType, only, runParley, type Recorded } from './harness.js';
+import { readFileSync } from 'node:fs';
+
+import { exampleStack, ofType, only, runParley, TEST_CA_BUNDLE, type Recorded } from './harness.js';
 
 const DATA_KEY = 'arn:aws:kms:eu-west-1:123456789012:key/key-parley-data-key';
 
@@ -45,6 +47,26 @@ describe('dataPlane: aws-managed (prod example)', () => {
     for (const resource of encrypted) expect(resource.inputs.kmsKeyId, resource.name).toBe(DATA_KEY);
     const rolePolicy = only(resources, 'aws:iam/rolePolicy:RolePolicy').inputs.policy as string;
     expect(rolePolicy).not.toContain('key-parley-data-key');
+  });
+
+  it('refuses plaintext MySQL connections on the writer and the replica', () => {
+    const parameters = only(resources, 'aws:rds/parameterGroup:ParameterGroup').inputs;
+    expect(parameters.family).toBe('mysql8.4');
+    // DB instance parameter groups spell the boolean 1 (ON is the Aurora cluster spelling).
+    expect(parameters.parameters).toEqual([{ name: 'require_secure_transport', value: '1' }]);
+    for (const instance of ofType(resources, 'aws:rds/instance:Instance')) {
+      expect(instance.inputs.parameterGroupName, instance.name).toBe('parley-mysql');
+    }
+  });
+
+  it('hands the pods the RDS CA bundle in a ConfigMap, to verify the server with', () => {
+    const configMap = only(resources, 'kubernetes:core/v1:ConfigMap', 'parley-mysql-ca').inputs;
+    expect(configMap.metadata).toMatchObject({ name: 'parley-mysql-ca', namespace: 'parley' });
+    const bundle = readFileSync(new URL(`../${TEST_CA_BUNDLE}`, import.meta.url), 'utf8');
+    const certificates = bundle.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g)!;
+    expect(certificates).toHaveLength(2);
+    // The certificates only, without the file's comments.
+    expect(configMap.data).toEqual({ 'ca.pem': `${certificates.join('\n')}\n` });
   });
 
   it('adds a read replica of the writer', () => {
@@ -106,5 +128,6 @@ describe('dataPlane: aws-managed (prod example)', () => {
   it('creates none of it for the in-cluster data plane', async () => {
     const { resources: dev } = await runParley('dev', exampleStack('dev'));
     expect(dev.filter((r) => /^aws:(rds|elasticache|ec2|vpc)\//.test(r.type))).toEqual([]);
+    expect(dev.filter((r) => r.type === 'kubernetes:core/v1:ConfigMap')).toEqual([]);
   });
 });

@@ -208,8 +208,15 @@ export type StackSettings = Record<string, unknown>;
 /** Reads an example stack file (`Pulumi.<stack>.yaml`) as the CLI would hand it to the program. */
 export function exampleStack(stack: 'dev' | 'prod'): StackSettings {
   const file = fileURLToPath(new URL(`../Pulumi.${stack}.yaml`, import.meta.url));
-  return (parseYaml(readFileSync(file, 'utf8')) as { config: StackSettings }).config;
+  const config = (parseYaml(readFileSync(file, 'utf8')) as { config: StackSettings }).config;
+  const database = config['parley:database'] as { caBundleFile?: string } | undefined;
+  // The operator downloads the RDS CA bundle; offline, a bundle of throwaway test CAs stands in.
+  if (database?.caBundleFile) database.caBundleFile = TEST_CA_BUNDLE;
+  return config;
 }
+
+/** Relative to the Pulumi project directory, as an operator would write it. */
+export const TEST_CA_BUNDLE = 'test/fixtures/test-ca-bundle.pem';
 
 /** Pulumi passes structured values as JSON text and scalars as plain strings. */
 function toEngineConfig(settings: StackSettings): Record<string, string> {

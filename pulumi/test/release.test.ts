@@ -97,6 +97,7 @@ describe('the Helm release', () => {
           database: 'parley',
           user: 'parley',
           migrationUser: 'parley_migrator',
+          tls: { enabled: true, caConfigMap: 'parley-mysql-ca', caKey: 'ca.pem' },
         },
       },
       redis: {

@@ -33,6 +33,7 @@ export interface ManagedDataPlaneArgs {
  */
 export class ManagedDataPlane extends pulumi.ComponentResource {
   readonly key: aws.kms.Key;
+  readonly mysqlParameters: aws.rds.ParameterGroup;
   readonly writer: aws.rds.Instance;
   readonly reader: aws.rds.Instance;
   readonly redis: aws.elasticache.ReplicationGroup;
@@ -87,9 +88,21 @@ export class ManagedDataPlane extends pulumi.ComponentResource {
       return group;
     };
 
-    // MySQL: writer and one read replica. The service's MySQL client does not speak TLS yet, so
-    // `require_secure_transport` stays at the engine default (OFF); traffic stays inside the VPC.
+    // MySQL: writer and one read replica, TLS only. The service verifies the server against the
+    // RDS CA bundle (MYSQL_TLS, MYSQL_TLS_CA_FILE); the server refuses any plaintext login.
     const mysqlGroup = allowFromClients(`${name}-mysql`, MYSQL_PORT, 'MySQL');
+    this.mysqlParameters = new aws.rds.ParameterGroup(
+      `${name}-mysql`,
+      {
+        family: 'mysql8.4',
+        description: `Parley ${args.stack}: MySQL 8.4, TLS only`,
+        // A boolean of DB instance parameter groups: RDS takes 1/0 here (ON/OFF is the Aurora
+        // cluster spelling). Dynamic: applied without a reboot.
+        parameters: [{ name: 'require_secure_transport', value: '1' }],
+        tags: args.tags,
+      },
+      child,
+    );
     const subnets = new aws.rds.SubnetGroup(
       `${name}-mysql`,
       { subnetIds: args.network.subnetIds, tags: args.tags },
@@ -100,6 +113,7 @@ export class ManagedDataPlane extends pulumi.ComponentResource {
       storageEncrypted: true,
       kmsKeyId: this.key.arn,
       vpcSecurityGroupIds: [mysqlGroup.id],
+      parameterGroupName: this.mysqlParameters.name,
       publiclyAccessible: false,
       autoMinorVersionUpgrade: true,
       copyTagsToSnapshot: true,
