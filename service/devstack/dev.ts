@@ -5,6 +5,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import pretty from 'pino-pretty';
 import { loadConfig } from '../src/config.js';
@@ -32,6 +33,18 @@ const env: Record<string, string> = {
   WORKER_HEALTH_PORT: process.env.WORKER_HEALTH_PORT ?? '3001',
   ...stack.env(),
 };
+
+/** The pid in the line a service logs once it is up ('api listening', 'worker started'), if this is it. */
+function startedPid(line: string): number | undefined {
+  if (!line.includes('"pid":')) return undefined;
+  try {
+    const entry = JSON.parse(line) as { msg?: string; pid?: unknown };
+    const started = entry.msg === 'api listening' || entry.msg === 'worker started';
+    return started && typeof entry.pid === 'number' ? entry.pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 const children: ChildProcess[] = [];
 let stopping = false;
@@ -87,6 +100,12 @@ try {
         messageFormat: `[${name}] {msg}`,
       }),
     );
+    // The watcher runs the service as its own child, a new one after each change: say which pid
+    // serves now, so a developer (and the dev test) can tell exactly which processes are ours.
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      const pid = startedPid(line);
+      if (pid !== undefined) say(`${name} running as pid ${pid} (watcher pid ${child.pid})`);
+    });
     child.on('exit', (code, signal) => {
       if (!stopping) say(`${name} exited (${signal ?? code}); fix the error and save, or Ctrl-C`);
     });

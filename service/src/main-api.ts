@@ -23,4 +23,4 @@ lifecycle.register('api server', () => api.close(config.shutdownGraceMs), {
 });
 
 lifecycle.exitOnSignals();
-logger.info({ port: api.port, managementPort: management.port }, 'api listening');
+logger.info({ port: api.port, managementPort: management.port, pid: process.pid }, 'api listening');

@@ -68,4 +68,4 @@ const management = await listen(
 lifecycle.registerLast('management server', () => management.close(1_000));
 
 lifecycle.exitOnSignals();
-logger.info({ healthPort: management.port }, 'worker started');
+logger.info({ healthPort: management.port, pid: process.pid }, 'worker started');
