@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signUp, startCluster, type Cluster, type User } from './test-support/cluster.js';
+import { until } from './test-support/until.js';
 
 /*
  * What each API process does when a dependency goes away, and that it recovers by itself. Two
@@ -30,15 +31,6 @@ const metricsOf = async (i: number) =>
 const listMessages = (i: number, token = user.accessToken) =>
   api(i)('GET', `/v1/rooms/${roomId}/messages`, { token });
 
-async function until(condition: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await condition()) return true;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  return false;
-}
-
 describe('circuit breakers', () => {
   it('serve reads from the primary while the replica is stopped', async () => {
     const reader = await signUp(api(), 'replica-outage'); // its own rate-limit budget
@@ -47,10 +39,14 @@ describe('circuit breakers', () => {
       // Every read is served (by the primary), and once failures outweigh the successes in the
       // breaker's rolling window, the replica's circuit opens on each process.
       for (const i of [0, 1]) {
-        const opened = await until(async () => {
-          expect((await listMessages(i, reader.accessToken)).status).toBe(200);
-          return /circuit_breaker_state\{circuit="mysql-replica"\} [12]/.test(await metricsOf(i));
-        }, 5_000);
+        const opened = await until(
+          async () => {
+            expect((await listMessages(i, reader.accessToken)).status).toBe(200);
+            return /circuit_breaker_state\{circuit="mysql-replica"\} [12]/.test(await metricsOf(i));
+          },
+          5_000,
+          100,
+        );
         expect(opened).toBe(true);
       }
     } finally {
@@ -68,10 +64,14 @@ describe('circuit breakers', () => {
     await cluster.stack.mysql.primary.stop();
     try {
       // Failures (503 already: the dependency is unavailable) until the circuit opens.
-      const opened = await until(async () => {
-        expect((await post(0)).status).toBe(503);
-        return /circuit_breaker_state\{circuit="mysql-primary"\} 2/.test(await metricsOf(0));
-      }, 10_000);
+      const opened = await until(
+        async () => {
+          expect((await post(0)).status).toBe(503);
+          return /circuit_breaker_state\{circuit="mysql-primary"\} 2/.test(await metricsOf(0));
+        },
+        10_000,
+        100,
+      );
       expect(opened).toBe(true);
       const failFast = await post(0);
       expect(failFast.status).toBe(503);
@@ -88,7 +88,7 @@ describe('circuit breakers', () => {
     }
     await cluster.stack.mysql.waitForReplication();
     // The half-open probe closes the circuit again once the primary answers.
-    expect(await until(async () => (await post(0)).status === 201, 20_000)).toBe(true);
+    expect(await until(async () => (await post(0)).status === 201, 20_000, 100)).toBe(true);
     expect(await metricsOf(0)).toMatch(/circuit_breaker_state\{circuit="mysql-primary"\} 0/);
   });
 
@@ -112,10 +112,14 @@ describe('circuit breakers', () => {
     // Recovery without a restart: the Redis circuit closes again on both processes.
     const fresh = await signUp(api(), 'after-outage');
     for (const i of [0, 1]) {
-      const closed = await until(async () => {
-        await listMessages(i, fresh.accessToken);
-        return /circuit_breaker_state\{circuit="redis"\} 0/.test(await metricsOf(i));
-      }, 15_000);
+      const closed = await until(
+        async () => {
+          await listMessages(i, fresh.accessToken);
+          return /circuit_breaker_state\{circuit="redis"\} 0/.test(await metricsOf(i));
+        },
+        15_000,
+        100,
+      );
       expect(closed).toBe(true);
     }
   });

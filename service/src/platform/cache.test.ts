@@ -8,6 +8,7 @@ import { createBreakerFactory } from './breakers.js';
 import { Cache } from './cache.js';
 import { createLogger } from './logger.js';
 import { PubSub } from './pubsub.js';
+import { until } from '../test-support/until.js';
 
 /*
  * The two tiers of the cache, as two processes would see them: each "process" here has its own
@@ -60,15 +61,6 @@ async function startProcess() {
 function source<T>(initial: T) {
   const state = { value: initial, loads: 0 };
   return { state, load: async () => (state.loads++, state.value) };
-}
-
-async function until(check: () => Promise<boolean> | boolean, timeoutMs = 5_000): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check()) return true;
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-  return false;
 }
 
 describe('the cache', () => {
