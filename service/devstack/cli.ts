@@ -6,7 +6,11 @@ import { startDevstack } from './index.js';
 
 const checkOnly = process.argv.includes('--check');
 const startedAt = performance.now();
-const stack = await startDevstack({ cleanupOnExit: true });
+const stack = await startDevstack({ cleanupOnExit: true }).catch((error: unknown) => {
+  // What to install or fix is the whole message; a stack trace would only bury it.
+  process.stderr.write(`devstack: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+});
 const startMs = performance.now() - startedAt;
 
 process.stdout.write(`# devstack up (${stack.provider}) in ${startMs.toFixed(0)} ms\n`);

@@ -1,18 +1,19 @@
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { Redis } from 'ioredis';
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.js';
 import { createRedis } from '../src/platform/redis.js';
 import { createS3Client } from '../src/platform/s3.js';
 import { TEST_ENV } from '../src/test-support/stack.js';
-import { startDevstack, type Devstack } from './index.js';
+import { chooseProvider, startDevstack, type Devstack } from './index.js';
 
 function isAlive(pid: number): boolean {
   try {
@@ -30,6 +31,21 @@ async function waitFor(what: string, predicate: () => boolean, timeoutMs = 10_00
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }
+
+/** Polls `probe` until `accept` holds or `timeoutMs` passes; returns the last value for the assertion. */
+async function eventually<T>(probe: () => Promise<T>, accept: (value: T) => boolean, timeoutMs: number) {
+  const deadline = Date.now() + timeoutMs;
+  let value = await probe();
+  while (!accept(value) && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    value = await probe();
+  }
+  return value;
+}
+
+/** This process's stack temp dirs (the local provider names them after the owner pid). */
+const ownStackDirs = () =>
+  readdirSync(tmpdir()).filter((entry) => entry.startsWith(`parley-devstack-${process.pid}-`));
 
 describe('devstack (full topology)', () => {
   let stack: Devstack;
@@ -92,42 +108,68 @@ describe('devstack (full topology)', () => {
     }
   });
 
-  it('serves writes through the Sentinel-aware client again after the master is SIGKILLed', async () => {
-    const config = loadConfig({ ...TEST_ENV, ...stack.env() });
-    const client = createRedis(config.redis, 'app');
-    client.on('error', () => undefined);
-    try {
-      await client.set('before', '1');
-      const oldMaster = await stack.redis.currentMaster();
-      const killedAt = performance.now();
-      await oldMaster.kill();
+  it(
+    'serves writes through the Sentinel-aware client again after the master is SIGKILLed',
+    { timeout: 120_000 },
+    async () => {
+      const config = loadConfig({ ...TEST_ENV, ...stack.env() });
+      const client = createRedis(config.redis, 'app');
+      client.on('error', () => undefined);
+      try {
+        await client.set('before', '1');
+        const oldMaster = await stack.redis.currentMaster();
+        const killedAt = performance.now();
+        await oldMaster.kill();
 
-      let recoveredAfterMs: number | undefined;
-      for (
-        let attempt = 0;
-        recoveredAfterMs === undefined && performance.now() - killedAt < 30_000;
-        attempt++
-      ) {
-        try {
-          await client.set(`after-${attempt}`, 'ok');
-          recoveredAfterMs = performance.now() - killedAt;
-        } catch {
-          await new Promise((resolve) => setTimeout(resolve, 50));
+        let recoveredAfterMs: number | undefined;
+        for (
+          let attempt = 0;
+          recoveredAfterMs === undefined && performance.now() - killedAt < 30_000;
+          attempt++
+        ) {
+          try {
+            await client.set(`after-${attempt}`, 'ok');
+            recoveredAfterMs = performance.now() - killedAt;
+          } catch {
+            await new Promise((resolve) => setTimeout(resolve, 50));
+          }
         }
-      }
-      console.info(`redis writes resumed ${recoveredAfterMs?.toFixed(0)} ms after SIGKILL of the master`);
-      expect(recoveredAfterMs).toBeDefined();
-      const newMaster = await stack.redis.currentMaster();
-      expect(newMaster.port).not.toBe(oldMaster.port);
-      expect(await client.get('before')).toBe('1'); // replicated before the kill
+        console.info(`redis writes resumed ${recoveredAfterMs?.toFixed(0)} ms after SIGKILL of the master`);
+        expect(recoveredAfterMs).toBeDefined();
+        const newMaster = await stack.redis.currentMaster();
+        expect(newMaster.port).not.toBe(oldMaster.port);
+        expect(await client.get('before')).toBe('1'); // replicated before the kill
 
-      // The old master comes back as a replica of the new one.
-      await oldMaster.start();
-      await waitFor('old master to rejoin as replica', () => oldMaster.isRunning());
-    } finally {
-      client.disconnect();
-    }
-  });
+        // The old master comes back, and Sentinel makes it a replica of the new one.
+        await oldMaster.start();
+        const restartedAt = performance.now();
+        const node = new Redis({
+          host: oldMaster.host,
+          port: oldMaster.port,
+          password: stack.redis.password,
+        });
+        try {
+          const replication = await eventually(
+            () => node.info('replication').catch((error: Error) => error.message),
+            (info) => /^role:slave\r?$/m.test(info) && /^master_link_status:up\r?$/m.test(info),
+            // Sentinel waits for the returning node to report itself master for a while (~8 s), and
+            // polls replicas' INFO every 10 s, before it reconfigures it.
+            45_000,
+          );
+          console.info(
+            `old master rejoined as a replica ${(performance.now() - restartedAt).toFixed(0)} ms after restart`,
+          );
+          expect(replication).toMatch(/^role:slave\r?$/m);
+          expect(replication).toMatch(new RegExp(`^master_port:${newMaster.port}\\r?$`, 'm'));
+          expect(replication).toMatch(/^master_link_status:up\r?$/m);
+        } finally {
+          node.disconnect();
+        }
+      } finally {
+        client.disconnect();
+      }
+    },
+  );
 
   it('stores and reads back objects in S3, including a multipart upload', async () => {
     const config = loadConfig({ ...TEST_ENV, ...stack.env() });
@@ -157,10 +199,12 @@ describe('devstack (full topology)', () => {
   it('stops every process and removes its files', async () => {
     const pids = stack.pids();
     expect(pids.length).toBe(stack.provider === 'local' ? 7 : 0);
+    expect(ownStackDirs()).toHaveLength(stack.provider === 'local' ? 1 : 0);
     const stoppedAt = performance.now();
     await stack.stop();
     console.info(`devstack stopped in ${(performance.now() - stoppedAt).toFixed(0)} ms`);
     expect(pids.filter(isAlive)).toEqual([]);
+    expect(ownStackDirs()).toEqual([]);
     await stack.stop(); // idempotent
   });
 });
@@ -196,5 +240,55 @@ describe.runIf(process.platform === 'linux')('devstack teardown when its owner d
     const { sweepAbandonedStacks } = await import('./local/cleanup.js');
     expect(sweepAbandonedStacks(tmp)).toHaveLength(1);
     expect(readdirSync(tmp).filter((entry) => entry.startsWith('parley-devstack-'))).toEqual([]);
+  });
+});
+
+describe('devstack provider choice', () => {
+  const home = mkdtempSync(join(tmpdir(), 'parley-provider-'));
+  afterAll(() => rmSync(home, { recursive: true, force: true }));
+
+  it('rejects an unknown PARLEY_DEVSTACK, naming the choices', async () => {
+    await expect(chooseProvider('bogus')).rejects.toThrow(
+      'PARLEY_DEVSTACK must be "local" or "containers", not "bogus"',
+    );
+  });
+
+  /** `npm run devstack -- --check` on a machine with Node but without MariaDB or Redis on its PATH. */
+  async function devstackWithoutBinaries(env: Record<string, string> = {}) {
+    const bin = mkdtempSync(join(home, 'bin-'));
+    symlinkSync(process.execPath, join(bin, 'node'));
+    symlinkSync(execFileSync('which', ['which'], { encoding: 'utf8' }).trim(), join(bin, 'which'));
+    const child = spawn(process.execPath, ['--import', 'tsx', 'devstack/cli.ts', '--check'], {
+      cwd: new URL('..', import.meta.url),
+      // HOME and DOCKER_HOST so no testcontainers config or socket from this machine can answer.
+      env: { PATH: bin, HOME: home, DOCKER_HOST: `unix://${join(home, 'no-docker.sock')}`, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    const [code] = (await once(child, 'close')) as [number | null];
+    clearTimeout(timer);
+    return { code, stderr };
+  }
+
+  it('fails naming the packages to install when neither a container runtime nor the binaries are there', async () => {
+    const run = await devstackWithoutBinaries();
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain(
+      'the devstack needs a container runtime (Docker or Podman) or local binaries',
+    );
+    expect(run.stderr).toContain('mariadbd (apt-get install mariadb-server)');
+    expect(run.stderr).toContain('mariadb-install-db (apt-get install mariadb-server)');
+    expect(run.stderr).toContain('redis-server (apt-get install redis-server)');
+    expect(run.stderr).not.toContain('    at '); // a message, not a stack trace
+  });
+
+  it('names the missing packages when PARLEY_DEVSTACK=local is forced without them', async () => {
+    const run = await devstackWithoutBinaries({ PARLEY_DEVSTACK: 'local' });
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain(
+      'PARLEY_DEVSTACK=local, but these are missing: mariadbd (apt-get install mariadb-server)',
+    );
   });
 });
