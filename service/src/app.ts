@@ -1,6 +1,5 @@
 import type { OpenAPIHono } from '@hono/zod-openapi';
 import type { Redis } from 'ioredis';
-import { bodyLimit } from 'hono/body-limit';
 import { compress } from 'hono/compress';
 import { methodNotAllowed } from 'hono/method-not-allowed';
 import { requestId } from 'hono/request-id';
@@ -19,6 +18,7 @@ import { roomsRepository } from './features/rooms/repository.js';
 import { roomRoutes } from './features/rooms/routes.js';
 import { roomsService } from './features/rooms/service.js';
 import { requireAuth } from './http/auth.js';
+import { limitRequestBody } from './http/body-limit.js';
 import { requireJsonBody } from './http/content-type.js';
 import { handleError, handleNotFound } from './http/errors.js';
 import { idempotency } from './http/idempotency.js';
@@ -37,8 +37,6 @@ import type { Database } from './platform/mysql.js';
 import { PubSub } from './platform/pubsub.js';
 
 export type App = OpenAPIHono<AppEnv>;
-
-const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
 
 export interface AppDeps extends Dependencies {
   config: Config;
@@ -132,22 +130,9 @@ export function createApp(deps: AppDeps): App {
       },
     }),
   );
-  const limitBody = bodyLimit({
-    maxSize: config.http.bodyLimitBytes,
-    onError: () => {
-      throw new ProblemError(
-        413,
-        'payload-too-large',
-        'Payload Too Large',
-        `request bodies are limited to ${config.http.bodyLimitBytes} bytes`,
-      );
-    },
-  });
   app.use(
     '/v1/*',
-    // Only where a body can come: reading `raw.body` on a GET makes @hono/node-server build a full
-    // fetch Request, a third of the CPU of a cached read (bench/profile-room-read.ts showed it).
-    (c, next) => (BODY_METHODS.has(c.req.method) ? limitBody(c, next) : next()),
+    limitRequestBody(config.http.bodyLimitBytes),
     requireJsonBody(),
     // Large JSON pages compress well; probes and /metrics scrapes stay uncompressed.
     compress({ threshold: 1_024 }),

@@ -1,7 +1,7 @@
 import type { Context, MiddlewareHandler } from 'hono';
+import { BODY_METHODS } from './body-limit.js';
 import { ProblemError } from './problem.js';
 
-const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
 const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
 
 /**

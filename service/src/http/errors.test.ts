@@ -1,5 +1,7 @@
 import { createRoute, z } from '@hono/zod-openapi';
+import { request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { listen, type RunningServer } from '../platform/http-server.js';
 import { buildTestApp, type TestApp } from '../test-support/app.js';
 import { SECURITY_HEADERS } from './security-headers.js';
 import { startTestStack, type TestStack } from '../test-support/stack.js';
@@ -199,6 +201,56 @@ describe('request ids', () => {
       await subject.app.request('/nope', { headers: { 'X-Request-Id': 'bad id with spaces' } })
     ).headers.get('x-request-id');
     expect(replaced).toMatch(/^[0-9a-f-]{36}$/);
+  });
+});
+
+describe('the same edge over real HTTP (framing the in-process requests above cannot show)', () => {
+  let server: RunningServer;
+  beforeAll(async () => {
+    server = await listen(subject.app.fetch, '127.0.0.1', 0);
+  });
+  afterAll(() => server?.close(1_000));
+
+  /** Sends `chunks` as the body, framed as `framing` says, and reads the answer. */
+  function send(framing: 'content-length' | 'chunked', chunks: string[], contentType = 'application/json') {
+    const body = chunks.join('');
+    const headers: Record<string, string | number> = { 'Content-Type': contentType };
+    if (framing === 'content-length') headers['Content-Length'] = Buffer.byteLength(body);
+    else headers['Transfer-Encoding'] = 'chunked';
+    return new Promise<{ status: number; body: Record<string, unknown> }>((resolve, reject) => {
+      const request = httpRequest(
+        { host: '127.0.0.1', port: server.port, method: 'POST', path: probe, headers },
+        (response) => {
+          let text = '';
+          response.setEncoding('utf8');
+          response.on('data', (chunk: string) => (text += chunk));
+          response.on('end', () => resolve({ status: response.statusCode!, body: JSON.parse(text) }));
+        },
+      );
+      request.on('error', reject);
+      for (const chunk of chunks) request.write(chunk);
+      request.end();
+    });
+  }
+  const oversized = JSON.stringify({ name: big, count: 1 });
+
+  it.each(['content-length', 'chunked'] as const)(
+    'refuses an oversized %s body with 413',
+    async (framing) => {
+      const reply = await send(framing, [oversized.slice(0, 1000), oversized.slice(1000)]);
+      expect(reply.status).toBe(413);
+      expect(reply.body.detail).toMatch(/limited to 2048 bytes/);
+    },
+  );
+
+  it.each(['content-length', 'chunked'] as const)('accepts a small %s body', async (framing) => {
+    const reply = await send(framing, ['{"name": "ok",', ' "count": 3}']);
+    expect(reply).toEqual({ status: 200, body: { ok: true } });
+  });
+
+  it('still answers 415 for a chunked body of the wrong type', async () => {
+    const reply = await send('chunked', ['a=1'], 'application/x-www-form-urlencoded');
+    expect(reply.status).toBe(415);
   });
 });
 
