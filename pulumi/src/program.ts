@@ -2,7 +2,7 @@ import type * as pulumi from '@pulumi/pulumi';
 
 import type { SecretKey, StackConfig } from './config.js';
 import { ManagedDatabaseAccess, MYSQL_CA_KEY } from './components/database-access.js';
-import { DATABASE_NAME, MYSQL_PORT, ManagedDataPlane } from './components/data-plane.js';
+import { DATABASE_NAME, MYSQL_ADMIN_USER, MYSQL_PORT, ManagedDataPlane } from './components/data-plane.js';
 import { ServiceIdentity } from './components/identity.js';
 import { ParleyNamespace, ParleyRelease } from './components/release.js';
 import { ParleySecrets } from './components/secrets.js';
@@ -106,12 +106,31 @@ export function deployParley(
         })
       : undefined;
 
+  // RDS creates only its master user: this creates the service's and the migrations' users
+  // before the release, whose pre-install migrations log in as the latter.
   const databaseAccess = dataPlane
-    ? new ManagedDatabaseAccess('parley', {
-        namespace: namespace.name,
-        releaseName: config.releaseName,
-        caBundle: required(config.mysqlCaBundle, 'database.caBundleFile'),
-      })
+    ? new ManagedDatabaseAccess(
+        'parley',
+        {
+          namespace: namespace.name,
+          releaseName: config.releaseName,
+          caBundle: required(config.mysqlCaBundle, 'database.caBundleFile'),
+          writerHost: dataPlane.writerHost,
+          port: MYSQL_PORT,
+          database: DATABASE_NAME,
+          adminUser: MYSQL_ADMIN_USER,
+          appUser: SERVICE_DATABASE_USER,
+          migrationUser: MIGRATION_DATABASE_USER,
+          secretName: secrets.secretName,
+          passwords: {
+            admin: secrets.values.mysqlRootPassword,
+            app: secrets.values.mysqlPassword,
+            migration: secrets.values.mysqlMigrationPassword,
+          },
+        },
+        // The Job mounts the Secret (written, or synced by External Secrets) and logs in to the writer.
+        { dependsOn: [secrets, dataPlane] },
+      )
     : undefined;
 
   const values = chartValues(config, {
@@ -136,7 +155,8 @@ export function deployParley(
   const release = new ParleyRelease(
     'parley',
     { chartPath: config.chartPath, releaseName: config.releaseName, namespace: namespace.name, values },
-    // The pods mount the Secret and assume the role from their first start.
+    // The pods mount the Secret and assume the role from their first start; with RDS, the
+    // migrations need the database users the ManagedDatabaseAccess Job creates.
     {
       dependsOn: [
         secrets,

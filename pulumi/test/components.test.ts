@@ -102,7 +102,7 @@ describe('component ownership', () => {
         'aws:rds/subnetGroup:SubnetGroup',
         'aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule',
       ],
-      'parley:data:ManagedDatabaseAccess': ['kubernetes:core/v1:ConfigMap'],
+      'parley:data:ManagedDatabaseAccess': ['kubernetes:batch/v1:Job', 'kubernetes:core/v1:ConfigMap'],
       ...RELEASE,
     });
   });
