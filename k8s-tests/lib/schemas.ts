@@ -16,6 +16,7 @@ const CRD_PACKAGES: Record<string, string> = {
   'gateway.envoyproxy.io': '@kubernetes-models/envoy-gateway',
   'keda.sh': '@kubernetes-models/keda',
   'monitoring.coreos.com': '@kubernetes-models/prometheus-operator',
+  'external-secrets.io': '@kubernetes-models/external-secrets',
 };
 
 function modulePath(apiVersion: string, kind: string): string {
