@@ -13,7 +13,7 @@ describe('dataPlane: aws-managed (prod example)', () => {
     ({ resources } = await runParley('prod', exampleStack('prod')));
   });
 
-  it('runs MySQL 8.4 on RDS: encrypted with the stack key, private, Multi-AZ, protected, backed up', () => {
+  it('runs MySQL 8.4 on RDS: encrypted with the data key, private, Multi-AZ, protected, backed up', () => {
     const writer = only(resources, 'aws:rds/instance:Instance', 'parley-mysql').inputs;
     expect(writer).toMatchObject({
       identifier: 'parley-prod-mysql',

@@ -85,7 +85,7 @@ const FORBIDDEN_CALLS: [action: string, resource: string, context?: Record<strin
   ['kms:Decrypt', 'arn:aws:kms:eu-west-1:123456789012:key/another-key', VIA_S3],
   // The managed databases' key is not the pods' to use, not even through S3.
   ['kms:Decrypt', 'arn:aws:kms:eu-west-1:123456789012:key/key-parley-data-key', VIA_S3],
-  // The stack key only through S3 in the stack's region: not called directly, not via others.
+  // The storage key only through S3 in the stack's region: not called directly, not via others.
   ['kms:Decrypt', KEY],
   ['kms:GenerateDataKey', KEY],
   ['kms:Decrypt', KEY, { 'kms:ViaService': 's3.us-east-1.amazonaws.com' }],
@@ -176,7 +176,7 @@ describe('the service identity (IRSA role)', () => {
     },
   );
 
-  it('grants no S3 action outside the contract, and only the KMS actions on the stack key', () => {
+  it('grants no S3 action outside the contract, and only the KMS actions on the storage key', () => {
     const contract = (Object.keys(S3_CONTRACT) as S3Bucket[]).flatMap((bucket) => [
       ...contractActions(bucket, 'object'),
       ...contractActions(bucket, 'bucket'),
