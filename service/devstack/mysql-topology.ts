@@ -46,6 +46,9 @@ function provisioningSql(flavor: Flavor): string {
     }`;
 }
 
+// MySQL's replica also gets super_read_only (persisted, so it holds across a restart): read_only
+// alone lets an administrator's write through, and that write would break GTID replication.
+// MariaDB 10.11 has no super_read_only; its app user lacks READ ONLY ADMIN instead.
 function startReplicationSql(flavor: Flavor, primary: { host: string; port: number }): string {
   return flavor === 'mariadb'
     ? `CHANGE MASTER TO MASTER_HOST='${primary.host}', MASTER_PORT=${primary.port},
@@ -55,7 +58,8 @@ function startReplicationSql(flavor: Flavor, primary: { host: string; port: numb
     : `CHANGE REPLICATION SOURCE TO SOURCE_HOST='${primary.host}', SOURCE_PORT=${primary.port},
          SOURCE_USER='${REPLICATION.user}', SOURCE_PASSWORD='${REPLICATION.password}',
          SOURCE_AUTO_POSITION=1, SOURCE_CONNECT_RETRY=1, GET_SOURCE_PUBLIC_KEY=1;
-       START REPLICA;`;
+       START REPLICA;
+       SET PERSIST super_read_only = ON;`;
 }
 
 export async function assembleMysqlStack(options: {

@@ -83,10 +83,10 @@ class ContainerServer implements ServerControl {
 }
 
 function mysqlContainer(role: 'primary' | 'replica', port: number): ContainerServer {
+  // Not --super-read-only: the image's entrypoint passes these to the server it initialises the
+  // data dir with (root user, time zones), which it would block; it is set once replication runs.
   const roleArgs =
-    role === 'primary'
-      ? ['--server-id=1', '--log-bin=mysql-bin']
-      : ['--server-id=2', '--read-only=ON', '--super-read-only=ON'];
+    role === 'primary' ? ['--server-id=1', '--log-bin=mysql-bin'] : ['--server-id=2', '--read-only=ON'];
   const definition = new GenericContainer(IMAGES.mysql)
     .withEnvironment({ MYSQL_ROOT_PASSWORD: ADMIN.password, MYSQL_ROOT_HOST: '%' })
     .withCommand([
