@@ -108,6 +108,32 @@ describe('devstack (full topology)', () => {
     }
   });
 
+  it('pauses a server until resume(): its connections stay open and nothing is answered meanwhile', async () => {
+    const replica = stack.mysql.replica!;
+    const connection = await mysql.createConnection({
+      host: replica.host,
+      port: replica.port,
+      ...stack.mysql.admin,
+    });
+    try {
+      await connection.query('SELECT 1');
+      await replica.pause();
+      let answered = false;
+      const pending = connection.query('SELECT 1 AS one').then(([rows]) => {
+        answered = true;
+        return rows;
+      });
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      expect(answered).toBe(false);
+      expect(replica.isRunning()).toBe(true);
+      await replica.resume();
+      expect(await pending).toEqual([{ one: 1 }]);
+    } finally {
+      await replica.resume();
+      await connection.end();
+    }
+  });
+
   it(
     'serves writes through the Sentinel-aware client again after the master is SIGKILLed',
     { timeout: 120_000 },

@@ -16,6 +16,13 @@ export interface ServerControl extends Endpoint {
   /** Abrupt stop: SIGKILL, as when a node dies. */
   kill(): Promise<void>;
   start(): Promise<void>;
+  /**
+   * Freezes the server as a hung node is: its connections stay open and nothing is answered until
+   * `resume()`. Local: SIGSTOP, resolved once the kernel reports the process stopped; containers:
+   * `docker pause` (the cgroup freezer). The in-process s3rver cannot be paused.
+   */
+  pause(): Promise<void>;
+  resume(): Promise<void>;
 }
 
 export interface Credentials {

@@ -88,8 +88,7 @@ describe('the API process', () => {
   it('drains on SIGTERM: the in-flight request completes, new connections are refused, readiness is 503, exit 0', async () => {
     const { port, managementPort } = api.ports as { port: number; managementPort: number };
     // Freeze the primary so a readiness check on the API port stays in flight for ~3 s.
-    const mysqlPid = testStack.stack.mysql.primary.pid()!;
-    await freeze(mysqlPid);
+    const thaw = await freeze(testStack.stack.mysql.primary);
     try {
       const inFlight = get(port, '/readyz');
       await new Promise((resolve) => setTimeout(resolve, 300));
@@ -107,7 +106,7 @@ describe('the API process', () => {
       expect(drainingReadiness.status).toBe(503);
       expect(JSON.parse(drainingReadiness.body).status).toBe('draining');
 
-      process.kill(mysqlPid, 'SIGCONT');
+      await thaw();
       expect(await api.exited).toBe(0);
       console.info(`api exited ${(performance.now() - signalledAt).toFixed(0)} ms after SIGTERM`);
       const closed = api.logs.filter((line) => line.msg === 'closed').map((line) => line.resource);
@@ -121,7 +120,7 @@ describe('the API process', () => {
       ]);
       expect(closed[0]).toBe('api server');
     } finally {
-      process.kill(mysqlPid, 'SIGCONT');
+      await thaw();
     }
   });
 });

@@ -28,6 +28,7 @@ const IMAGES = {
 class ContainerServer implements ServerControl {
   private started: StartedTestContainer | undefined;
   private running = false;
+  private paused = false;
 
   constructor(
     readonly name: string,
@@ -66,16 +67,39 @@ class ContainerServer implements ServerControl {
     await this.halt(0);
   }
 
+  // testcontainers' container client has no pause; the dockerode Container it hands out does
+  // (POST /containers/{id}/pause: it returns once the cgroup freezer has frozen every process).
+  async pause(): Promise<void> {
+    if (!this.running) throw new Error(`${this.name} is not running`);
+    await (await this.runtimeContainer()).pause();
+    this.paused = true;
+  }
+
+  async resume(): Promise<void> {
+    if (!this.paused) return;
+    await (await this.runtimeContainer()).unpause();
+    this.paused = false;
+  }
+
   async remove(): Promise<void> {
     await this.started?.stop({ remove: true, removeVolumes: true, timeout: 0 });
     this.started = undefined;
     this.running = false;
   }
 
+  private async runtimeContainer() {
+    if (!this.started) throw new Error(`${this.name} was never started`);
+    const client = await getContainerRuntimeClient();
+    return client.container.getById(this.started.getId());
+  }
+
   private async halt(timeoutSeconds: number): Promise<void> {
     if (!this.started || !this.running) return;
     const client = await getContainerRuntimeClient();
     const container = client.container.getById(this.started.getId());
+    // A paused container ignores SIGTERM until thawed; SIGKILL ends it either way.
+    if (this.paused && timeoutSeconds > 0) await container.unpause();
+    this.paused = false;
     if (timeoutSeconds === 0) await container.kill({ signal: 'SIGKILL' });
     else await client.container.stop(container, { timeout: timeoutSeconds });
     this.running = false;

@@ -25,6 +25,21 @@ export function diesWithParent(command: string, args: string[], signal: 'KILL' |
   return hasSetpriv ? ['setpriv', ['--pdeathsig', signal, '--', command, ...args]] : [command, args];
 }
 
+/**
+ * SIGSTOPs `pid` and resolves once the kernel reports it stopped: kill() returns before that, and
+ * a thread already running on another core could still answer a query in between.
+ */
+export async function stopProcess(pid: number, boundMs = 5_000): Promise<void> {
+  process.kill(pid, 'SIGSTOP');
+  const deadline = Date.now() + boundMs;
+  for (;;) {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('T')) return;
+    if (Date.now() > deadline) throw new Error(`process ${pid} did not stop`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
 export class LocalServer implements ServerControl {
   readonly name: string;
   readonly host: string;
@@ -74,6 +89,17 @@ export class LocalServer implements ServerControl {
 
   async stop(): Promise<void> {
     await this.signalAndWait('SIGTERM', 15_000);
+  }
+
+  async pause(): Promise<void> {
+    const pid = this.pid();
+    if (pid === undefined) throw new Error(`${this.name} is not running`);
+    await stopProcess(pid);
+  }
+
+  async resume(): Promise<void> {
+    const pid = this.pid();
+    if (pid !== undefined) process.kill(pid, 'SIGCONT');
   }
 
   async kill(): Promise<void> {

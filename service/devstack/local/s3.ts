@@ -49,6 +49,15 @@ class InProcessS3 implements ServerControl {
   kill(): Promise<void> {
     return this.stop();
   }
+
+  // Freezing it would freeze this process (the tests themselves): stop() it instead.
+  pause(): Promise<void> {
+    return Promise.reject(new Error('s3rver runs inside this process and cannot be paused; stop() it'));
+  }
+
+  resume(): Promise<void> {
+    return Promise.resolve();
+  }
 }
 
 export async function startLocalS3(

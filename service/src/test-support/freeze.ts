@@ -1,17 +1,17 @@
-import { readFileSync } from 'node:fs';
+import { stopProcess } from '../../devstack/local/local-server.js';
+import type { ServerControl } from '../../devstack/types.js';
 
 /**
- * SIGSTOPs a server and waits until the kernel reports it stopped: kill() returns before that, and
- * a thread already running on another core can still answer a query in between.
+ * Freezes a server as a hung node is (connections open, nothing answered) and returns the function
+ * that thaws it. Give it the server: `pause()` works with either devstack provider (SIGSTOP until
+ * the kernel reports the process stopped, or `docker pause`). A bare pid, local servers only, is
+ * still accepted for older callers.
  */
-export async function freeze(pid: number): Promise<() => void> {
-  process.kill(pid, 'SIGSTOP');
-  const deadline = Date.now() + 5_000;
-  for (;;) {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('T')) break;
-    if (Date.now() > deadline) throw new Error(`process ${pid} did not stop`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
+export async function freeze(target: ServerControl | number): Promise<() => Promise<void>> {
+  if (typeof target === 'number') {
+    await stopProcess(target);
+    return () => Promise.resolve(void process.kill(target, 'SIGCONT'));
   }
-  return () => process.kill(pid, 'SIGCONT');
+  await target.pause();
+  return () => target.resume();
 }

@@ -81,8 +81,7 @@ describe('/livez and /readyz', () => {
   });
 
   it('answers within the readiness deadline even when the primary hangs', async () => {
-    const pid = testStack.stack.mysql.primary.pid()!;
-    await freeze(pid);
+    const thaw = await freeze(testStack.stack.mysql.primary);
     try {
       const startedAt = performance.now();
       const { status, body } = await readyz();
@@ -90,7 +89,7 @@ describe('/livez and /readyz', () => {
       expect(body.checks['mysql-primary']?.error).toMatch(/no answer within 1000 ms/);
       expect(performance.now() - startedAt).toBeLessThan(5_000); // bound generous for a shared machine
     } finally {
-      process.kill(pid, 'SIGCONT');
+      await thaw();
     }
   });
 });
@@ -105,8 +104,7 @@ describe('/readyz while draining', () => {
       registry: subject.metrics.registry,
     });
     await subject.db.ping('primary', 1_000); // a pooled connection, so the check hangs rather than fails to connect
-    const pid = testStack.stack.mysql.primary.pid()!;
-    await freeze(pid);
+    const thaw = await freeze(testStack.stack.mysql.primary);
     try {
       const noAnswer = new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 10_000));
       const response = await Promise.race([draining.request('/readyz'), noAnswer]);
@@ -114,7 +112,7 @@ describe('/readyz while draining', () => {
       expect(response?.headers.get('content-type')).toMatch(/^application\/json/);
       expect(await response!.json()).toMatchObject({ status: 'draining', checks: {} });
     } finally {
-      process.kill(pid, 'SIGCONT');
+      await thaw();
     }
   });
 });
