@@ -1,9 +1,12 @@
 /**
  * Just enough PromQL to check what the chart's queries compute: instant-vector selectors with
- * label matchers, the aggregations sum/max/min/avg/count with `by`/`without`, and a comparison
- * with a number as a filter. Anything else (rate, ranges, arithmetic between vectors) throws, so a
- * test never silently evaluates a query it does not understand. Also lists the metric names a
- * query reads, for any PromQL.
+ * label matchers, the aggregations sum/max/min/avg/count with `by`/`without`, and a comparison as a
+ * filter, with a number or between two vectors (one-to-one on identical label sets, as
+ * Prometheus matches without `on`/`ignoring`). NaN behaves as in Prometheus: it compares false
+ * except with `!=` (so `x != x` keeps exactly the NaN samples), max and min skip it unless every
+ * value in the group is NaN, sum and avg propagate it. Anything else (rate, ranges, arithmetic,
+ * `bool`, `on`) throws, so a test never silently evaluates a query it does not understand. Also
+ * lists the metric names a query reads, for any PromQL.
  */
 
 export type Labels = Record<string, string>;
@@ -36,7 +39,19 @@ function tokenize(query: string): Token[] {
 type Node =
   | { type: 'selector'; name: string; matchers: [string, string, string][] }
   | { type: 'aggregate'; op: Aggregation; grouping?: { without: boolean; labels: string[] }; inner: Node }
-  | { type: 'compare'; op: string; left: Node; threshold: number };
+  | { type: 'compare'; op: string; left: Node; right: Node | number };
+
+/** Modifiers this evaluator does not implement; read as a selector they would evaluate wrongly. */
+const UNSUPPORTED_WORDS = new Set([
+  'bool',
+  'on',
+  'ignoring',
+  'group_left',
+  'group_right',
+  'and',
+  'or',
+  'unless',
+]);
 
 function parse(query: string): Node {
   const tokens = tokenize(query);
@@ -70,6 +85,7 @@ function parse(query: string): Node {
   const operand = (): Node => {
     const token = next();
     if (token.kind !== 'ident') throw new Error(`unsupported PromQL at ${token.text} in: ${query}`);
+    if (UNSUPPORTED_WORDS.has(token.text)) throw new Error(`unsupported PromQL ${token.text} in: ${query}`);
     if ((AGGREGATIONS as readonly string[]).includes(token.text)) {
       let group = grouping();
       expect('(');
@@ -100,9 +116,8 @@ function parse(query: string): Node {
     const op = peek()?.text;
     if (op && ['>', '<', '>=', '<=', '==', '!='].includes(op)) {
       next();
-      const threshold = next();
-      if (threshold.kind !== 'number') throw new Error(`only comparisons with a number: ${query}`);
-      return { type: 'compare', op, left, threshold: Number(threshold.text) };
+      if (peek()?.kind === 'number') return { type: 'compare', op, left, right: Number(next().text) };
+      return { type: 'compare', op, left, right: operand() };
     }
     return left;
   };
@@ -125,6 +140,27 @@ function compare(op: string, a: number, b: number): boolean {
   return { '>': a > b, '<': a < b, '>=': a >= b, '<=': a <= b, '==': a === b, '!=': a !== b }[op]!;
 }
 
+function signature(labels: Labels): string {
+  const kept = Object.entries(labels).filter(([key]) => key !== '__name__');
+  return JSON.stringify(kept.sort(([a], [b]) => a.localeCompare(b)));
+}
+
+function bySignature(samples: Sample[]): Map<string, Sample> {
+  const map = new Map<string, Sample>();
+  for (const sample of samples) {
+    const key = signature(sample.labels);
+    if (map.has(key)) throw new Error(`duplicate series for the match group ${key}`);
+    map.set(key, sample);
+  }
+  return map;
+}
+
+/** Prometheus's max and min: a NaN loses to any number, so the result is NaN only if all are. */
+function withoutNaN(values: number[], pick: (...values: number[]) => number): number {
+  const numbers = values.filter((value) => !Number.isNaN(value));
+  return numbers.length > 0 ? pick(...numbers) : Number.NaN;
+}
+
 function evaluateNode(node: Node, series: Sample[]): Sample[] {
   if (node.type === 'selector') {
     return series
@@ -132,7 +168,17 @@ function evaluateNode(node: Node, series: Sample[]): Sample[] {
       .map((s) => ({ labels: s.labels, value: s.value }));
   }
   if (node.type === 'compare') {
-    return evaluateNode(node.left, series).filter((s) => compare(node.op, s.value, node.threshold));
+    const left = evaluateNode(node.left, series);
+    const { right } = node;
+    if (typeof right === 'number') return left.filter((s) => compare(node.op, s.value, right));
+    // Vector to vector: each left sample meets the right sample with the same labels (the metric
+    // name aside); a duplicate on either side is an error in Prometheus, so it is one here too.
+    const rightBySignature = bySignature(evaluateNode(right, series));
+    bySignature(left);
+    return left.filter((s) => {
+      const match = rightBySignature.get(signature(s.labels));
+      return match !== undefined && compare(node.op, s.value, match.value);
+    });
   }
   const groups = new Map<string, { labels: Labels; values: number[] }>();
   for (const sample of evaluateNode(node.inner, series)) {
@@ -150,8 +196,8 @@ function evaluateNode(node: Node, series: Sample[]): Sample[] {
   return [...groups.values()].map(({ labels, values }) => {
     const value = {
       sum: () => values.reduce((a, b) => a + b, 0),
-      max: () => Math.max(...values),
-      min: () => Math.min(...values),
+      max: () => withoutNaN(values, Math.max),
+      min: () => withoutNaN(values, Math.min),
       avg: () => values.reduce((a, b) => a + b, 0) / values.length,
       count: () => values.length,
     }[node.op]();

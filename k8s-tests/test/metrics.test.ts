@@ -31,11 +31,28 @@ function kedaQuery(): Query {
   return { where: 'ScaledObject parley-worker', expr: triggers[0]!.metadata.query };
 }
 
+interface Rule {
+  alert: string;
+  expr: string;
+  for: string;
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+}
+
+function rules(objects: K8sObject[] = gateway): Rule[] {
+  return spec<{ groups: { rules: Rule[] }[] }>(find(objects, 'PrometheusRule', 'parley')).groups.flatMap(
+    (g) => g.rules,
+  );
+}
+
+function rule(alert: string, objects: K8sObject[] = gateway): Rule {
+  const found = rules(objects).find((r) => r.alert === alert);
+  if (!found) throw new Error(`no alert ${alert}`);
+  return found;
+}
+
 function ruleQueries(): Query[] {
-  const groups = spec<{ groups: { rules: { alert: string; expr: string }[] }[] }>(
-    find(gateway, 'PrometheusRule', 'parley'),
-  ).groups;
-  return groups.flatMap((g) => g.rules.map((r) => ({ where: `alert ${r.alert}`, expr: r.expr.trim() })));
+  return rules().map((r) => ({ where: `alert ${r.alert}`, expr: r.expr.trim() }));
 }
 
 interface Dashboard {
@@ -80,9 +97,10 @@ const exportedName = (series: string): string[] => [series, series.replace(/_(bu
 /**
  * What Prometheus holds when `pods` worker pods each export the state they all read from the same
  * place (Redis for queues, the MySQL heartbeat row for replica lag): identical values, one series
- * per pod.
+ * per pod. `replicaLag` is what each pod reports for the lag: seconds, NaN when it cannot measure
+ * it, or undefined for no series at all (no replica configured).
  */
-function scrapedFromWorkers(pods: number): Sample[] {
+function scrapedFromWorkers(pods: number, replicaLag: number | undefined = 95): Sample[] {
   const shared: Sample[] = [
     ...['waiting', 'delayed', 'active', 'failed', 'prioritized'].flatMap((state, i) => [
       { labels: { __name__: 'parley_queue_jobs', queue: 'maintenance', state }, value: 40 + i },
@@ -90,7 +108,9 @@ function scrapedFromWorkers(pods: number): Sample[] {
     ]),
     { labels: { __name__: 'parley_queue_oldest_waiting_seconds', queue: 'maintenance' }, value: 900 },
     { labels: { __name__: 'parley_queue_oldest_waiting_seconds', queue: 'backups' }, value: 12 },
-    { labels: { __name__: 'parley_mysql_replica_lag_seconds' }, value: 95 },
+    ...(replicaLag === undefined
+      ? []
+      : [{ labels: { __name__: 'parley_mysql_replica_lag_seconds' }, value: replicaLag }]),
   ];
   return Array.from({ length: pods }, (_, i) => {
     const pod = { namespace: 'parley', pod: `parley-worker-7d9c-${i}`, instance: `10.0.0.${i}:3001` };
@@ -124,11 +144,76 @@ describe('queries over state every worker pod exports alike', () => {
         'panel "Oldest waiting job"',
       ]),
     );
+    // Each query must answer something in one of the states (lag measured, lag unknown), and the
+    // same for 1 pod as for 10 in both.
     for (const { where, expr } of queries) {
-      const one = evaluate(expr, scrapedFromWorkers(1));
-      expect(one.length, `${where} returns something`).toBeGreaterThan(0);
-      expect(evaluate(expr, scrapedFromWorkers(10)), `${where}: ${expr}`).toEqual(one);
+      const answers = [95, Number.NaN].map((lag) => {
+        const one = evaluate(expr, scrapedFromWorkers(1, lag));
+        expect(evaluate(expr, scrapedFromWorkers(10, lag)), `${where}, lag ${lag}: ${expr}`).toEqual(one);
+        return one;
+      });
+      expect(answers.flat().length, `${where} returns something`).toBeGreaterThan(0);
     }
+  });
+});
+
+describe('ParleyMysqlReplicaLagUnknown', () => {
+  const firing = (series: Sample[]): boolean =>
+    evaluate(rule('ParleyMysqlReplicaLagUnknown').expr.trim(), series).length > 0;
+  /** Pods with the given lags, one series each. */
+  const pods = (...lags: number[]): Sample[] =>
+    lags.map((value, i) => ({
+      labels: {
+        __name__: 'parley_mysql_replica_lag_seconds',
+        namespace: 'parley',
+        pod: `parley-worker-${i}`,
+      },
+      value,
+    }));
+
+  it('fires when every worker pod reports the lag as NaN (unknown)', () => {
+    for (const count of [1, 3, 10])
+      expect(firing(scrapedFromWorkers(count, Number.NaN)), `${count} pods`).toBe(true);
+  });
+
+  it('does not fire on a real value, however large, nor when one pod alone cannot measure it', () => {
+    expect(firing(scrapedFromWorkers(3, 0))).toBe(false);
+    expect(firing(scrapedFromWorkers(3, 95))).toBe(false);
+    expect(firing(pods(Number.NaN, 2.5, Number.NaN))).toBe(false);
+    expect(firing(pods(2.5, Number.NaN))).toBe(false);
+  });
+
+  it('does not fire without the series (no replica configured) or for another namespace', () => {
+    expect(firing(scrapedFromWorkers(3, undefined))).toBe(false);
+    expect(firing([])).toBe(false);
+    const elsewhere = pods(Number.NaN, Number.NaN).map((s) => ({
+      ...s,
+      labels: { ...s.labels, namespace: 'other' },
+    }));
+    expect(firing(elsewhere)).toBe(false);
+  });
+
+  it('the lag alert stays quiet on NaN: the gap this alert fills', () => {
+    const lag = rule('ParleyMysqlReplicaLag').expr.trim();
+    expect(evaluate(lag, scrapedFromWorkers(3, Number.NaN))).toEqual([]);
+    expect(evaluate(lag, pods(Number.NaN, 95))).toEqual([{ labels: {}, value: 95 }]);
+  });
+
+  it("waits replicaLagUnknownFor, with the lag alert's severity and a summary and description for the operator", async () => {
+    const unknown = rule('ParleyMysqlReplicaLagUnknown');
+    expect(unknown.for).toBe('5m');
+    expect(unknown.labels).toEqual(rule('ParleyMysqlReplicaLag').labels);
+    expect(unknown.annotations['summary']).toContain('unknown for 5m');
+    expect(unknown.annotations['description']).toContain('circuit_breaker_state{circuit="mysql-replica"}');
+    // The log lines the description quotes are the worker's own.
+    for (const line of ['replica lag cannot be measured; reporting NaN', 'replica lag measurable again']) {
+      expect(unknown.annotations['description']).toContain(line);
+      expect(serviceSource()).toContain(`'${line}'`);
+    }
+    const objects = await renderChart([scenarioFile('gateway')], {
+      'metrics.prometheusRule.replicaLagUnknownFor': '15m',
+    });
+    expect(rule('ParleyMysqlReplicaLagUnknown', objects).for).toBe('15m');
   });
 });
 

@@ -771,6 +771,7 @@ describe('observability', () => {
       'ParleyQueueBacklogAge',
       'ParleyCircuitBreakerOpen',
       'ParleyMysqlReplicaLag',
+      'ParleyMysqlReplicaLagUnknown',
     ]);
     expect(alerts['ParleyHighErrorRate']).toContain('status_code=~"5.."');
     expect(alerts['ParleyHighLatencyP99']).toContain('histogram_quantile(0.99');
@@ -779,6 +780,10 @@ describe('observability', () => {
     // The worker's heartbeat gauge (works on RDS too); nothing in the release runs mysqld_exporter.
     expect(alerts['ParleyMysqlReplicaLag']).toMatch(
       /^max\(parley_mysql_replica_lag_seconds\{.*\}\) > 30\n?$/,
+    );
+    // NaN, the lag unknown, is the one value not equal to itself.
+    expect(alerts['ParleyMysqlReplicaLagUnknown']).toMatch(
+      /^max\(parley_mysql_replica_lag_seconds\{(.*)\}\)\s+!= max\(parley_mysql_replica_lag_seconds\{\1\}\)\n?$/,
     );
   });
 

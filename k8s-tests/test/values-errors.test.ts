@@ -31,6 +31,10 @@ describe('helm template rejects wrong values with a clear message', () => {
     // The workers export the queue depth KEDA scales on: at zero replicas nothing would report it.
     [{ 'worker.keda.minReplicaCount': '0' }, '/worker/keda/minReplicaCount'],
     [{ 'gateway.parentRefs[0].sectionname': 'https' }, "additional properties 'sectionname' not allowed"],
+    [
+      { 'metrics.prometheusRule.replicaLagUnknownFor': '5min' },
+      '/metrics/prometheusRule/replicaLagUnknownFor',
+    ],
   ])('schema: %o', async (values, message) => {
     expect(await failure(values)).toContain(message);
   });
