@@ -199,21 +199,20 @@ describe('Idempotency-Key', () => {
 
   it('answers 409 to a duplicate while the original is still in flight', async () => {
     const key = randomUUID();
-    const mysqlPid = cluster.stack.mysql.primary.pid()!;
-    await freeze(mysqlPid); // the original will hang on its INSERT
+    const thaw = await freeze(cluster.stack.mysql.primary); // the original will hang on its INSERT
     try {
       const original = post(alice, { body: 'slow one' }, key, 0);
       await new Promise((resolve) => setTimeout(resolve, 200));
       const duplicate = await post(alice, { body: 'slow one' }, key, 1);
       expect(duplicate.status).toBe(409);
       expect(duplicate.headers.get('retry-after')).toBe('1');
-      process.kill(mysqlPid, 'SIGCONT');
+      await thaw();
       expect((await original).status).toBe(201);
       const replay = await post(alice, { body: 'slow one' }, key, 1);
       expect(replay.status).toBe(201);
       expect(replay.headers.get('idempotent-replayed')).toBe('true');
     } finally {
-      process.kill(mysqlPid, 'SIGCONT');
+      await thaw();
     }
   });
 });
