@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import { get as httpGet, type IncomingHttpHeaders } from 'node:http';
+import { gunzipSync } from 'node:zlib';
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freeze } from '../../test-support/freeze.js';
@@ -105,6 +107,39 @@ describe('posting and reading messages', () => {
       token: bob.accessToken,
     });
     expect(after.body.items.map((message) => message.id)).toEqual([ids[4], ids[3], ids[2]]);
+  });
+
+  it('gzips a large page for a client that accepts it, and leaves small answers and scrapes plain', async () => {
+    for (let i = 0; i < 20; i++)
+      await post(alice, { body: `a longer line of chat, number ${i}, to fill a page` });
+    const get = (port: number, path: string) =>
+      new Promise<{ headers: IncomingHttpHeaders; body: Buffer }>((resolve, reject) => {
+        httpGet(
+          {
+            host: '127.0.0.1',
+            port,
+            path,
+            headers: { authorization: `Bearer ${bob.accessToken}`, 'accept-encoding': 'gzip' },
+          },
+          (response) => {
+            const chunks: Buffer[] = [];
+            response.on('data', (chunk: Buffer) => chunks.push(chunk));
+            response.on('end', () => resolve({ headers: response.headers, body: Buffer.concat(chunks) }));
+          },
+        ).on('error', reject);
+      });
+    const { port, managementPort } = cluster.processes[1]!.ports;
+    const page = await get(port!, `/v1/rooms/${roomId}/messages?limit=20`);
+    expect(page.headers['content-encoding']).toBe('gzip');
+    expect(page.headers.vary).toMatch(/accept-encoding/i);
+    expect((JSON.parse(gunzipSync(page.body).toString()) as Page).items).toHaveLength(20);
+
+    const room = await get(port!, `/v1/rooms/${roomId}`);
+    expect(room.headers['content-encoding']).toBeUndefined();
+    expect(JSON.parse(room.body.toString())).toMatchObject({ id: roomId });
+    const scrape = await get(managementPort!, '/metrics');
+    expect(scrape.headers['content-encoding']).toBeUndefined();
+    expect(scrape.body.toString()).toMatch(/^# HELP /m);
   });
 
   it('lets only members post, and only members read a private room', async () => {
