@@ -1,7 +1,10 @@
 /**
  * The chart's promises, checked on the real `helm template` output of every scenario.
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
 import {
   allContainers,
   byKind,
@@ -26,7 +29,7 @@ import {
   isolated,
   reachableFromNamespace,
 } from '../lib/network-policy.js';
-import { renderChart, type K8sObject } from '../lib/render.js';
+import { chartDir, renderChart, type K8sObject } from '../lib/render.js';
 
 const renders = new Map<string, K8sObject[]>();
 beforeAll(async () => {
@@ -179,6 +182,41 @@ describe('availability: HPA, PDB, topology spread, graceful drain', () => {
   it('the worker grace period covers the longest job', () => {
     const { spec: pod } = workload(render('default'), 'Deployment', 'parley-worker');
     expect(pod.terminationGracePeriodSeconds).toBeGreaterThan(300);
+  });
+
+  // worker.close() waits WORKER_SHUTDOWN_GRACE_MS for running jobs; SIGKILL must not cut it short.
+  const workerWait = (objects: K8sObject[]): { waitMs: number; graceSeconds: number } => {
+    const { spec: pod } = workload(objects, 'Deployment', 'parley-worker');
+    const value = envOf(container(pod, 'worker')).get('WORKER_SHUTDOWN_GRACE_MS')?.value;
+    expect(value, 'WORKER_SHUTDOWN_GRACE_MS').toMatch(/^[1-9][0-9]*$/);
+    return { waitMs: Number(value), graceSeconds: pod.terminationGracePeriodSeconds! };
+  };
+
+  it.each(scenarios)(
+    '%s: the worker waits worker.longestJobSeconds × 1000 ms, less than its grace period',
+    (scenario) => {
+      type Values = { worker?: { longestJobSeconds?: number } };
+      const values = (file: string): Values => parse(readFileSync(join(chartDir, file), 'utf8')) as Values;
+      const longestJobSeconds =
+        values(scenarioFile(scenario)).worker?.longestJobSeconds ??
+        values('values.yaml').worker!.longestJobSeconds!;
+      const { waitMs, graceSeconds } = workerWait(render(scenario));
+      expect(waitMs).toBe(longestJobSeconds * 1000);
+      expect(waitMs).toBeLessThan(graceSeconds * 1000);
+    },
+  );
+
+  it('WORKER_SHUTDOWN_GRACE_MS follows worker.longestJobSeconds, and only the worker gets it', async () => {
+    const objects = await renderChart([scenarioFile('default')], {
+      'worker.longestJobSeconds': '900',
+      'worker.terminationGracePeriodSeconds': '960',
+    });
+    const { waitMs, graceSeconds } = workerWait(objects);
+    expect(waitMs).toBe(900_000);
+    expect(waitMs).toBeLessThan(graceSeconds * 1000);
+    for (const w of workloads(objects).filter((w) => component(w) !== 'worker'))
+      for (const c of allContainers(w.spec))
+        expect(envOf(c).has('WORKER_SHUTDOWN_GRACE_MS'), `${w.object.metadata.name}/${c.name}`).toBe(false);
   });
 
   it('keda: the worker scales on queue depth from Prometheus, with no competing HPA', () => {

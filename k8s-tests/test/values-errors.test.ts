@@ -30,6 +30,12 @@ describe('helm template rejects wrong values with a clear message', () => {
     [{ 'redis.external.url': 'http://cache:6379' }, '/redis/external/url'],
     // The workers export the queue depth KEDA scales on: at zero replicas nothing would report it.
     [{ 'worker.keda.minReplicaCount': '0' }, '/worker/keda/minReplicaCount'],
+    // longestJobSeconds × 1000 is WORKER_SHUTDOWN_GRACE_MS, which the service accepts from 1 ms to 1 h.
+    [{ 'worker.longestJobSeconds': '0' }, "at '/worker/longestJobSeconds': minimum"],
+    [
+      { 'worker.longestJobSeconds': '3601', 'worker.terminationGracePeriodSeconds': '3700' },
+      "at '/worker/longestJobSeconds': maximum",
+    ],
     [{ 'gateway.parentRefs[0].sectionname': 'https' }, "additional properties 'sectionname' not allowed"],
     [
       { 'metrics.prometheusRule.replicaLagUnknownFor': '5min' },

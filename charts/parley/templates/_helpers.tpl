@@ -167,7 +167,7 @@ app.kubernetes.io/part-of: parley
 {{- fail (printf "api.terminationGracePeriodSeconds (%d) must exceed api.preStopSleepSeconds + config.shutdownGraceMs (%d s) so WebSockets drain before SIGKILL" (int $v.api.terminationGracePeriodSeconds) (int $apiDrain)) -}}
 {{- end -}}
 {{- if le (int $v.worker.terminationGracePeriodSeconds) (int $v.worker.longestJobSeconds) -}}
-{{- fail (printf "worker.terminationGracePeriodSeconds (%d) must exceed worker.longestJobSeconds (%d): worker.close() waits for the running job" (int $v.worker.terminationGracePeriodSeconds) (int $v.worker.longestJobSeconds)) -}}
+{{- fail (printf "worker.terminationGracePeriodSeconds (%d) must exceed worker.longestJobSeconds (%d): worker.close() waits that long (WORKER_SHUTDOWN_GRACE_MS) for the running job" (int $v.worker.terminationGracePeriodSeconds) (int $v.worker.longestJobSeconds)) -}}
 {{- end -}}
 {{- if and $v.redis.enabled (gt (int $v.redis.sentinel.quorum) (int $v.redis.replicas)) -}}
 {{- fail (printf "redis.sentinel.quorum (%d) cannot exceed redis.replicas (%d): Sentinel could never agree on a failover" (int $v.redis.sentinel.quorum) (int $v.redis.replicas)) -}}
