@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { Agent, request } from 'node:http';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
@@ -42,4 +43,70 @@ export async function startBenchServer(script: string, env: Record<string, strin
   );
   const [line] = (await once(createInterface({ input: child.stdout! }), 'line')) as [string];
   return { child, info: JSON.parse(line) as { port: number; token?: string } };
+}
+
+export interface PacedOptions {
+  url: string;
+  method: string;
+  headers: () => Record<string, string>;
+  body: string;
+  /** Requests per second, sent at evenly spaced instants. */
+  rate: number;
+  seconds: number;
+  connections?: number;
+}
+
+/**
+ * An open-model load at a constant arrival rate (what k6's constant-arrival-rate executor does):
+ * request i is due at start + i/rate, and its latency counts from that instant, so time spent
+ * waiting for a free connection counts too (no coordinated omission). autocannon's rate limit
+ * cannot stand in for this: it sends each second's quota in a burst as the second starts.
+ */
+export async function paced(options: PacedOptions): Promise<LoadResult> {
+  const agent = new Agent({ keepAlive: true, maxSockets: options.connections ?? 50 });
+  const target = new URL(options.url);
+  const total = Math.round(options.rate * options.seconds);
+  const latencies: number[] = [];
+  let non2xx = 0;
+  let errors = 0;
+  const start = performance.now();
+  const sent: Promise<void>[] = [];
+  for (let i = 0; i < total; i++) {
+    const due = start + (i * 1000) / options.rate;
+    const wait = due - performance.now();
+    if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait));
+    sent.push(
+      new Promise<void>((resolve) => {
+        const req = request(
+          target,
+          { agent, method: options.method, headers: options.headers() },
+          (response) => {
+            response.resume();
+            response.on('end', () => {
+              latencies.push(performance.now() - due);
+              if (response.statusCode! < 200 || response.statusCode! >= 300) non2xx++;
+              resolve();
+            });
+          },
+        );
+        req.on('error', () => {
+          errors++;
+          resolve();
+        });
+        req.end(options.body);
+      }),
+    );
+  }
+  await Promise.all(sent);
+  agent.destroy();
+  const sorted = latencies.sort((a, b) => a - b);
+  const at = (q: number) =>
+    Math.round(sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0);
+  return {
+    rps: latencies.length / ((performance.now() - start) / 1000),
+    p50: at(0.5),
+    p99: at(0.99),
+    non2xx,
+    errors,
+  };
 }
