@@ -156,10 +156,16 @@ export class Cache {
     const deadline = Date.now() + (options.waitMs ?? 10_000);
     let waited = false;
     for (;;) {
-      const locked = await this.breaker
-        .run(() => this.redis.set(lockKey, token, 'PX', lockMs, 'NX'))
-        .catch(() => null);
-      if (locked === 'OK') {
+      // Atomic with the value check: a caller that missed just before another loader stored the
+      // value and released the lock would otherwise take the free lock and load a second time.
+      const [outcome, value] = (await this.breaker
+        .run(() => this.redis.eval(READ_OR_LOCK, 2, key, lockKey, token, lockMs))
+        .catch(() => [LOCK_HELD])) as [number, string?];
+      if (outcome === VALUE_STORED) {
+        count.hit.inc();
+        return JSON.parse(value!) as T;
+      }
+      if (outcome === LOCK_TAKEN) {
         count.miss.inc();
         // Renew the lease while loading: on a loaded machine a load can outlast it, and a second
         // loader would then query too. A loader that dies stops renewing and its lock expires.
@@ -199,5 +205,11 @@ export class Cache {
   }
 }
 
+// READ_OR_LOCK answers the value if it is stored by now, else takes the lock if it is free.
+const [VALUE_STORED, LOCK_TAKEN, LOCK_HELD] = [1, 2, 3];
+const READ_OR_LOCK = `local value = redis.call('get', KEYS[1])
+if value then return {${VALUE_STORED}, value} end
+if redis.call('set', KEYS[2], ARGV[1], 'PX', ARGV[2], 'NX') then return {${LOCK_TAKEN}} end
+return {${LOCK_HELD}}`;
 const RENEW_LOCK = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end`;
 const RELEASE_LOCK = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end`;
