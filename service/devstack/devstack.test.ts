@@ -14,15 +14,7 @@ import { createRedis } from '../src/platform/redis.js';
 import { createS3Client } from '../src/platform/s3.js';
 import { TEST_ENV } from '../src/test-support/stack.js';
 import { chooseProvider, startDevstack, type Devstack } from './index.js';
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+import { isAlive } from './local/cleanup.js';
 
 async function waitFor(what: string, predicate: () => boolean, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

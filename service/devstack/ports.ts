@@ -1,4 +1,5 @@
 import getPort from 'get-port';
+import { connect } from 'node:net';
 
 // The machine's own MariaDB and Redis listen on these; a stack must never take or touch them.
 const RESERVED = new Set([3306, 6379, 26379, 9000]);
@@ -11,4 +12,16 @@ export async function freePorts(count: number): Promise<number[]> {
     ports.push(port);
   }
   return ports;
+}
+
+/** True when nothing listens on the loopback port any more (ECONNREFUSED), e.g. after a stop. */
+export function connectionRefused(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(false);
+    });
+    socket.once('error', (error: NodeJS.ErrnoException) => resolve(error.code === 'ECONNREFUSED'));
+  });
 }

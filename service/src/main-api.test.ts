@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { request } from 'node:http';
-import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { client } from './test-support/cluster.js';
 import { freeze } from './test-support/freeze.js';
 import { startServiceProcess, type ServiceProcess } from './test-support/service-process.js';
 import { startTestStack, type TestStack } from './test-support/stack.js';
+import { connectionRefused } from '../devstack/ports.js';
 
 let testStack: TestStack;
 
@@ -56,17 +56,6 @@ function postInTwoHalves(
     const half = Math.floor(body.length / 2);
     req.write(body.slice(0, half));
     afterFirstHalf().then(() => req.end(body.slice(half)), reject);
-  });
-}
-
-function connectionRefused(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ host: '127.0.0.1', port });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(false);
-    });
-    socket.once('error', (error: NodeJS.ErrnoException) => resolve(error.code === 'ECONNREFUSED'));
   });
 }
 

@@ -59,7 +59,8 @@ export function registerForCleanup(resources: Resources): () => void {
   return () => registered.delete(resources);
 }
 
-function isAlive(pid: number): boolean {
+/** True while a process with this pid exists (EPERM: it exists, owned by someone else). */
+export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
