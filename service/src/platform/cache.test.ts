@@ -90,21 +90,42 @@ describe('the cache', () => {
     expect(truth.state.loads).toBe(2); // one load per miss across both processes
   });
 
-  it('does not keep locally a value whose load an invalidation overtook', async () => {
+  it('keeps nowhere a value whose load a write overtook, so the next read loads afresh', async () => {
     const [a, b] = [await startProcess(), await startProcess()];
     let release!: () => void;
     const loading = a.cache.getOrLoad('t3', 'x', OPTIONS, async () => {
       await new Promise<void>((resolve) => (release = resolve));
-      return 'loaded-before-the-write';
+      return 'read-before-the-write';
     });
-    await until(() => release !== undefined);
-    await b.cache.invalidateIn(b.redis.multi(), 't3', 'x').exec();
-    await until(async () => (await a.outcomes('t3')).miss === 1);
-    await new Promise((resolve) => setTimeout(resolve, 100)); // the invalidation reaches a
+    await until(() => release !== undefined); // a holds the lock and is loading
+    await b.cache.invalidateIn(b.redis.multi(), 't3', 'x').exec(); // a write commits meanwhile
     release();
-    expect(await loading).toBe('loaded-before-the-write');
-    await a.cache.getOrLoad('t3', 'x', OPTIONS, async () => 'unused');
-    expect((await a.outcomes('t3')).local_hit ?? 0).toBe(0);
+    expect(await loading).toBe('read-before-the-write'); // its own caller raced the write
+    expect(await a.redis.get(a.cache.key('t3', 'x'))).toBeNull(); // but Redis did not keep it
+    expect(await a.cache.getOrLoad('t3', 'x', OPTIONS, async () => 'after-the-write')).toBe(
+      'after-the-write',
+    );
+    expect(await b.cache.getOrLoad('t3', 'x', OPTIONS, async () => 'unused')).toBe('after-the-write');
+  });
+
+  it('fails open at once when Redis answers the lookup but not the lock', async () => {
+    const a = await startProcess();
+    // Scripts refused (as a Redis that died between the two commands would): load, no 10 s wait.
+    await a.redis.call('CONFIG', 'SET', 'maxmemory', '1');
+    await a.redis.call('CONFIG', 'SET', 'maxmemory-policy', 'noeviction');
+    await a.redis.set('filler', 'x'.repeat(1_000)).catch(() => undefined);
+    try {
+      const loads: number[] = [];
+      const value = await a.cache.getOrLoad('t5', 'x', { ...OPTIONS, waitMs: 60_000 }, async () => {
+        loads.push(1);
+        return 'served';
+      });
+      expect(value).toBe('served');
+      expect(loads).toHaveLength(1);
+      expect(await a.outcomes('t5')).toMatchObject({ error: 1 });
+    } finally {
+      await a.redis.call('CONFIG', 'SET', 'maxmemory', '0');
+    }
   });
 
   it('bypasses its copies while its subscriber is away, and clears them when it is back', async () => {

@@ -19,6 +19,12 @@ export interface CacheOptions {
   waitMs?: number;
 }
 
+/** What the shared tier answered; `size` (the JSON length) only when the value is what Redis holds. */
+interface Shared<T> {
+  value: T;
+  size?: number;
+}
+
 export type CacheOutcome = 'local_hit' | 'hit' | 'miss' | 'lock_wait' | 'error';
 type OutcomeCounters = Record<CacheOutcome, { inc(): void }>;
 
@@ -37,7 +43,11 @@ const INVALIDATIONS_CHANNEL = 'parley:cache:invalidations';
 export class Cache {
   private readonly outcomes: Counter<'cache' | 'outcome'>;
   private readonly countersByCache = new Map<string, OutcomeCounters>();
-  private readonly local = new LRUCache<string, { value: unknown }>({ max: 10_000 });
+  // Bounded in entries and in size (the JSON length of each value, a proxy for its memory).
+  private readonly local = new LRUCache<string, { value: unknown }>({
+    max: 10_000,
+    maxSize: 32 * 1024 * 1024,
+  });
   /** Bumped by every invalidation: a value loaded across one must not be kept locally. */
   private generation = 0;
 
@@ -90,8 +100,10 @@ export class Cache {
       }
     }
     const generation = this.generation;
-    const value = await this.getOrLoadShared(key, count, options, load);
-    if (useLocal && generation === this.generation) this.local.set(key, { value }, { ttl: localTtl });
+    const { value, size } = await this.getOrLoadShared(key, count, options, load);
+    // Kept only when it is what Redis holds (its size known): not a value loaded around Redis.
+    if (useLocal && size !== undefined && generation === this.generation)
+      this.local.set(key, { value }, { ttl: localTtl, size });
     return value;
   }
 
@@ -103,7 +115,10 @@ export class Cache {
     const keys = ids.map((id) => this.key(cache, id));
     this.generation++;
     for (const key of keys) this.local.delete(key);
-    return transaction.del(...keys).publish(INVALIDATIONS_CHANNEL, JSON.stringify({ keys }));
+    // The stampede locks go too, so a load that was running across this write does not store what
+    // it read before it (see STORE_IF_LOCKED).
+    const locks = keys.map((key) => `${key}:lock`);
+    return transaction.del(...keys, ...locks).publish(INVALIDATIONS_CHANNEL, JSON.stringify({ keys }));
   }
 
   key(cache: string, id: string): string {
@@ -137,17 +152,17 @@ export class Cache {
     count: OutcomeCounters,
     options: CacheOptions,
     load: () => Promise<T>,
-  ): Promise<T> {
+  ): Promise<Shared<T>> {
     let cached: string | null;
     try {
       cached = await this.breaker.run(() => this.redis.get(key));
     } catch {
       count.error.inc();
-      return load();
+      return { value: await load() };
     }
     if (cached !== null) {
       count.hit.inc();
-      return JSON.parse(cached) as T;
+      return { value: JSON.parse(cached) as T, size: cached.length };
     }
 
     const token = randomUUID();
@@ -158,12 +173,19 @@ export class Cache {
     for (;;) {
       // Atomic with the value check: a caller that missed just before another loader stored the
       // value and released the lock would otherwise take the free lock and load a second time.
-      const [outcome, value] = (await this.breaker
-        .run(() => this.redis.eval(READ_OR_LOCK, 2, key, lockKey, token, lockMs))
-        .catch(() => [LOCK_HELD])) as [number, string?];
+      let outcome: number;
+      let stored: string | undefined;
+      try {
+        [outcome, stored] = (await this.breaker.run(() =>
+          this.redis.eval(READ_OR_LOCK, 2, key, lockKey, token, lockMs),
+        )) as [number, string?];
+      } catch {
+        count.error.inc(); // Redis cannot coordinate: fail open, as on the first read
+        return { value: await load() };
+      }
       if (outcome === VALUE_STORED) {
         count.hit.inc();
-        return JSON.parse(value!) as T;
+        return { value: JSON.parse(stored!) as T, size: stored!.length };
       }
       if (outcome === LOCK_TAKEN) {
         count.miss.inc();
@@ -176,10 +198,13 @@ export class Cache {
         }, lockMs / 3);
         try {
           const value = await load();
-          await this.breaker
-            .run(() => this.redis.set(key, JSON.stringify(value), 'EX', options.ttlSeconds))
-            .catch(() => undefined);
-          return value;
+          const json = JSON.stringify(value);
+          // Only while the lock is still ours: a write that committed during the load deleted it
+          // (invalidateIn), and this value may predate that write.
+          const kept = await this.breaker
+            .run(() => this.redis.eval(STORE_IF_LOCKED, 2, key, lockKey, token, json, options.ttlSeconds))
+            .catch(() => 0);
+          return kept === 1 ? { value, size: json.length } : { value };
         } finally {
           clearInterval(renew);
           // Release only our own lock: it may have expired and been taken by another loader.
@@ -193,12 +218,13 @@ export class Cache {
       // Wait for the loader's value; if its lock goes away without one (it failed or died), compete
       // for the lock again rather than all loading at once.
       for (;;) {
-        if (Date.now() >= deadline) return load(); // Redis is too slow to coordinate; serve anyway
+        if (Date.now() >= deadline) return { value: await load() }; // Redis too slow to coordinate
         await new Promise((resolve) => setTimeout(resolve, 15));
         const [value, holder] = await this.breaker
           .run(() => this.redis.mget(key, lockKey))
           .catch(() => [null, null]);
-        if (value !== null && value !== undefined) return JSON.parse(value) as T;
+        if (value !== null && value !== undefined)
+          return { value: JSON.parse(value) as T, size: value.length };
         if (holder === null || holder === undefined) break;
       }
     }
@@ -211,5 +237,7 @@ const READ_OR_LOCK = `local value = redis.call('get', KEYS[1])
 if value then return {${VALUE_STORED}, value} end
 if redis.call('set', KEYS[2], ARGV[1], 'PX', ARGV[2], 'NX') then return {${LOCK_TAKEN}} end
 return {${LOCK_HELD}}`;
+const STORE_IF_LOCKED = `if redis.call('get', KEYS[2]) == ARGV[1] then redis.call('set', KEYS[1], ARGV[2], 'EX', ARGV[3]) return 1 end
+return 0`;
 const RENEW_LOCK = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end`;
 const RELEASE_LOCK = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end`;
