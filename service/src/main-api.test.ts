@@ -29,7 +29,7 @@ function get(port: number, path: string): Promise<{ status: number; body: string
   });
 }
 
-/** POSTs a JSON body in two halves, `pauseMs` apart: the request stays in flight in between. */
+/** POSTs a JSON body in two halves, the second once `afterFirstHalf` settles: in flight in between. */
 function postInTwoHalves(
   port: number,
   path: string,

@@ -24,9 +24,8 @@ export interface Page {
   limit: number;
 }
 
-// The hottest write, built once per connection pool instead of once per message (the SQL builder
-// showed up in bench/profile-room-read.ts post); values travel as placeholders.
-const insertStatements = new WeakMap<Db, ReturnType<typeof prepareInsert>>();
+// The hottest write, built once instead of once per message (the SQL builder showed up in
+// bench/profile-room-read.ts post); values travel as placeholders.
 function prepareInsert(database: Db) {
   return database
     .insert(messages)
@@ -40,17 +39,15 @@ function prepareInsert(database: Db) {
     .$returningId()
     .prepare();
 }
-function insertStatement(database: Db) {
-  let statement = insertStatements.get(database);
-  if (!statement) insertStatements.set(database, (statement = prepareInsert(database)));
-  return statement;
-}
 
 export function messagesRepository(db: Database) {
+  // Writes always reach the primary's drizzle instance, so one prepared statement serves them all.
+  let insertStatement: ReturnType<typeof prepareInsert> | undefined;
   return {
     /**
      * One round trip: the row's only server-made value is its id, so the rest comes from what was
      * written (created_at is set here, at the column's millisecond precision, instead of read back).
+     * Order is the id's, never created_at's: pods' clocks may differ by a few milliseconds.
      */
     async insert(message: {
       roomId: string;
@@ -60,7 +57,7 @@ export function messagesRepository(db: Database) {
     }): Promise<Message> {
       const createdAt = new Date();
       const [{ id }] = (await db.write((database) =>
-        insertStatement(database).execute({ ...message, createdAt }),
+        (insertStatement ??= prepareInsert(database)).execute({ ...message, createdAt }),
       )) as [{ id: number }];
       return {
         id: String(id),
