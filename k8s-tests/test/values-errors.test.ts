@@ -68,7 +68,12 @@ describe('helm template rejects wrong values with a clear message', () => {
     [{ 'api.terminationGracePeriodSeconds': '20' }, 'api.terminationGracePeriodSeconds (20) must exceed'],
     [
       { 'worker.terminationGracePeriodSeconds': '60' },
-      'worker.terminationGracePeriodSeconds (60) must exceed worker.longestJobSeconds (300)',
+      'worker.terminationGracePeriodSeconds (60) must be at least worker.longestJobSeconds + 50 s (350)',
+    ],
+    // Above the longest job is not enough: the queue, Redis, MySQL and management server close after it.
+    [
+      { 'worker.terminationGracePeriodSeconds': '349' },
+      'worker.terminationGracePeriodSeconds (349) must be at least worker.longestJobSeconds + 50 s (350)',
     ],
     [{ 'redis.replicas': '1' }, 'redis.sentinel.quorum (2) cannot exceed redis.replicas (1)'],
     [

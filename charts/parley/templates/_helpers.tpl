@@ -166,8 +166,17 @@ app.kubernetes.io/part-of: parley
 {{- if le (int $v.api.terminationGracePeriodSeconds) (int $apiDrain) -}}
 {{- fail (printf "api.terminationGracePeriodSeconds (%d) must exceed api.preStopSleepSeconds + config.shutdownGraceMs (%d s) so WebSockets drain before SIGKILL" (int $v.api.terminationGracePeriodSeconds) (int $apiDrain)) -}}
 {{- end -}}
-{{- if le (int $v.worker.terminationGracePeriodSeconds) (int $v.worker.longestJobSeconds) -}}
-{{- fail (printf "worker.terminationGracePeriodSeconds (%d) must exceed worker.longestJobSeconds (%d): worker.close() waits that long (WORKER_SHUTDOWN_GRACE_MS) for the running job" (int $v.worker.terminationGracePeriodSeconds) (int $v.worker.longestJobSeconds)) -}}
+{{- /*
+Worker shutdown (service/src/main-worker.ts, platform/lifecycle.ts) runs its closes in turn, each
+bounded by the lifecycle: worker.close() by WORKER_SHUTDOWN_GRACE_MS (longestJobSeconds), every other
+by DEFAULT_CLOSE_TIMEOUT_MS (10 s). Besides the worker there are five: the replication heartbeat
+(with a replica; it closes before the worker), the maintenance queue, Redis, MySQL, and last the
+management server. So the margin is 5 × 10 s = 50 s past the longest job.
+*/ -}}
+{{- $workerCloseMargin := 50 -}}
+{{- $workerShutdown := add $v.worker.longestJobSeconds $workerCloseMargin -}}
+{{- if lt (int $v.worker.terminationGracePeriodSeconds) (int $workerShutdown) -}}
+{{- fail (printf "worker.terminationGracePeriodSeconds (%d) must be at least worker.longestJobSeconds + %d s (%d): worker.close() waits up to longestJobSeconds (WORKER_SHUTDOWN_GRACE_MS) for the running job, then the queue, Redis, MySQL and management server closes may take up to 10 s each (plus 10 s for the replication heartbeat)" (int $v.worker.terminationGracePeriodSeconds) (int $workerCloseMargin) (int $workerShutdown)) -}}
 {{- end -}}
 {{- if and $v.redis.enabled (gt (int $v.redis.sentinel.quorum) (int $v.redis.replicas)) -}}
 {{- fail (printf "redis.sentinel.quorum (%d) cannot exceed redis.replicas (%d): Sentinel could never agree on a failover" (int $v.redis.sentinel.quorum) (int $v.redis.replicas)) -}}
