@@ -377,7 +377,6 @@ describe('configuration and credentials', () => {
     'S3_ATTACHMENTS_BUCKET',
     'S3_BACKUPS_BUCKET',
     'JWT_PRIVATE_KEY_FILE',
-    'BACKUP_ENCRYPTION_KEY_FILE',
     'MANAGEMENT_PORT',
     'JWT_ISSUER',
     'ACCESS_TOKEN_TTL_SECONDS',
@@ -395,7 +394,6 @@ describe('configuration and credentials', () => {
     'REDIS_SENTINEL_PASSWORD',
     'S3_SECRET_ACCESS_KEY',
     'JWT_PRIVATE_KEY',
-    'BACKUP_ENCRYPTION_KEY',
   ];
 
   it.each(scenarios)(
@@ -440,6 +438,12 @@ describe('configuration and credentials', () => {
     },
   );
 
+  // Nothing reads BACKUP_ENCRYPTION_KEY until backups exist (service/src/config.ts): no pod gets it.
+  it.each(scenarios)('%s: no process is handed a backup encryption key', (scenario) => {
+    const rendered = JSON.stringify(render(scenario));
+    expect(rendered).not.toMatch(/BACKUP_ENCRYPTION_KEY|backup-encryption-key/);
+  });
+
   it('with secrets.existingSecret the chart renders no Secret of its own', () => {
     for (const scenario of ['default', 'gateway', 'haproxy', 'external-data', 'keda']) {
       expect(byKind(render(scenario), 'Secret').map((s) => s.metadata.name)).toEqual([]);
@@ -454,7 +458,6 @@ describe('configuration and credentials', () => {
     const secret = find(render('dev'), 'Secret', 'parley');
     expect(annotations(secret)['helm.sh/resource-policy']).toBe('keep');
     expect(Object.keys(secret['data'] as object).sort()).toEqual([
-      'backup-encryption-key',
       'jwt-private-key',
       'mysql-migration-password',
       'mysql-password',

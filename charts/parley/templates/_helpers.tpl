@@ -311,8 +311,6 @@ management server. So the margin is 5 × 10 s = 50 s past the longest job.
 {{- end }}
 - name: JWT_PRIVATE_KEY_FILE
   value: {{ $dir }}/jwt-private-key
-- name: BACKUP_ENCRYPTION_KEY_FILE
-  value: {{ $dir }}/backup-encryption-key
 {{- end }}
 
 {{- define "parley.s3.secretName" -}}
@@ -360,7 +358,7 @@ management server. So the margin is 5 × 10 s = 50 s past the longest job.
 
 {{/* Keys of the app Secret the api and worker read. */}}
 {{- define "parley.appSecretKeys" -}}
-{{- $keys := list "mysql-password" "jwt-private-key" "backup-encryption-key" -}}
+{{- $keys := list "mysql-password" "jwt-private-key" -}}
 {{- if or .Values.redis.enabled .Values.redis.external.authEnabled -}}
 {{- $keys = append $keys "redis-password" -}}
 {{- end -}}
