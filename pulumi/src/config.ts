@@ -381,7 +381,6 @@ export const SECRET_KEYS = [
   'mysqlReplicationPassword',
   'redisPassword',
   'jwtPrivateKey',
-  'backupEncryptionKey',
 ] as const;
 export type SecretKey = (typeof SECRET_KEYS)[number];
 

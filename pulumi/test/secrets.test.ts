@@ -16,7 +16,6 @@ import {
 } from './harness.js';
 
 const SECRET_DATA_KEYS = [
-  'backup-encryption-key',
   'jwt-private-key',
   'mysql-migration-password',
   'mysql-password',
@@ -60,7 +59,7 @@ describe('credentials with the default backend (a Kubernetes Secret)', () => {
 
   it('generates long, distinct passwords from letters and digits only', () => {
     const generated = ofType(resources, 'random:index/randomPassword:RandomPassword');
-    expect(generated).toHaveLength(6);
+    expect(generated).toHaveLength(5);
     for (const password of generated) {
       expect(password.inputs.special).toBe(false);
       expect(password.inputs.length).toBeGreaterThanOrEqual(32);

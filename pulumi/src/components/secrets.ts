@@ -14,7 +14,6 @@ export const SECRET_DATA_KEYS: Record<SecretKey, string> = {
   mysqlReplicationPassword: 'mysql-replication-password',
   redisPassword: 'redis-password',
   jwtPrivateKey: 'jwt-private-key',
-  backupEncryptionKey: 'backup-encryption-key',
 };
 
 export interface ParleySecretsArgs {
@@ -59,8 +58,6 @@ export class ParleySecrets extends pulumi.ComponentResource {
       mysqlReplicationPassword: password('mysqlReplicationPassword'),
       redisPassword: password('redisPassword'),
       jwtPrivateKey,
-      // The backup key is stretched with scrypt by the worker; 64 characters is ~380 bits.
-      backupEncryptionKey: password('backupEncryptionKey', 64),
     };
     // Explicitly secret, whatever their source marked them: they flow into other resources' inputs.
     this.values = Object.fromEntries(
