@@ -1,12 +1,11 @@
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { generateKeyPairSync } from 'node:crypto';
 import type { MysqlStack, RedisStack, S3Stack } from './types.js';
 
-/** Secrets a stack makes for itself once: an Ed25519 JWT signing key and a backup key. */
+/** Secrets a stack makes for itself once: an Ed25519 JWT signing key. */
 export function generateStackSecrets(): Record<string, string> {
   const { privateKey } = generateKeyPairSync('ed25519');
   return {
     JWT_PRIVATE_KEY: privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(),
-    BACKUP_ENCRYPTION_KEY: randomBytes(32).toString('base64'),
   };
 }
 
