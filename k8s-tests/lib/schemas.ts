@@ -101,7 +101,7 @@ function unread(records: Map<object, Watched>): string[] {
  * keys of free-form maps, so running it on a copy whose objects record those reads shows which
  * present keys nothing knows. Objects the validator never looks into are not judged.
  */
-async function check(obj: K8sObject): Promise<string[]> {
+export async function unknownFields(obj: K8sObject): Promise<string[]> {
   const Model = await modelFor(obj.apiVersion, obj.kind);
   const records = new Map<object, Watched>();
   // The model's constructor drops undefined values, as serialising it would; validate() runs the
@@ -111,11 +111,6 @@ async function check(obj: K8sObject): Promise<string[]> {
   return unread(records);
 }
 
-/** The fields of a schema-valid object that its schema does not define (rejects if it is invalid). */
-export async function unknownFields(obj: K8sObject): Promise<string[]> {
-  return check(obj);
-}
-
 /**
  * Resolves when the object is valid and has no field its schema does not define; rejects with the
  * schema's complaint or the unknown fields otherwise.
@@ -123,7 +118,7 @@ export async function unknownFields(obj: K8sObject): Promise<string[]> {
 export async function validateObject(obj: K8sObject): Promise<void> {
   let unknown: string[];
   try {
-    unknown = await check(obj);
+    unknown = await unknownFields(obj);
   } catch (error) {
     throw new Error(`${obj.kind}/${obj.metadata.name}: ${(error as Error).message}`);
   }
