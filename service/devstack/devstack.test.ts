@@ -15,6 +15,7 @@ import { createS3Client } from '../src/platform/s3.js';
 import { TEST_ENV } from '../src/test-support/stack.js';
 import { chooseProvider, startDevstack, type Devstack } from './index.js';
 import { isAlive } from './local/cleanup.js';
+import { eventually } from '../src/test-support/until.js';
 
 async function waitFor(what: string, predicate: () => boolean, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -22,17 +23,6 @@ async function waitFor(what: string, predicate: () => boolean, timeoutMs = 10_00
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
-}
-
-/** Polls `probe` until `accept` holds or `timeoutMs` passes; returns the last value for the assertion. */
-async function eventually<T>(probe: () => Promise<T>, accept: (value: T) => boolean, timeoutMs: number) {
-  const deadline = Date.now() + timeoutMs;
-  let value = await probe();
-  while (!accept(value) && Date.now() < deadline) {
-    await new Promise((resolve) => setTimeout(resolve, 200));
-    value = await probe();
-  }
-  return value;
 }
 
 /** This process's stack temp dirs (the local provider names them after the owner pid). */
@@ -173,6 +163,7 @@ describe('devstack (full topology)', () => {
             // Sentinel waits for the returning node to report itself master for a while (~8 s), and
             // polls replicas' INFO every 10 s, before it reconfigures it.
             45_000,
+            200,
           );
           console.info(
             `old master rejoined as a replica ${(performance.now() - restartedAt).toFixed(0)} ms after restart`,

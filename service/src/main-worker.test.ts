@@ -9,6 +9,7 @@ import { QUEUE_PREFIX, QUEUES } from './platform/queues.js';
 import { freeze } from './test-support/freeze.js';
 import { startServiceProcess, type ServiceProcess } from './test-support/service-process.js';
 import { startTestStack, type TestStack } from './test-support/stack.js';
+import { eventually } from './test-support/until.js';
 
 let testStack: TestStack;
 let worker: ServiceProcess;
@@ -36,15 +37,8 @@ async function scrapeReplicaLag(): Promise<number | undefined> {
 }
 
 /** Scrapes until `done` holds or `timeoutMs` passes, and returns the last value for the assertion. */
-async function scrapeReplicaLagUntil(done: (lag: number | undefined) => boolean, timeoutMs: number) {
-  const deadline = Date.now() + timeoutMs;
-  let lag = await scrapeReplicaLag();
-  while (!done(lag) && Date.now() < deadline) {
-    await new Promise((resolve) => setTimeout(resolve, 250));
-    lag = await scrapeReplicaLag();
-  }
-  return lag;
-}
+const scrapeReplicaLagUntil = (done: (lag: number | undefined) => boolean, timeoutMs: number) =>
+  eventually(scrapeReplicaLag, done, timeoutMs, 250);
 
 async function onReplicaAsAdmin(statement: string): Promise<void> {
   const connection = await mysql.createConnection({

@@ -8,6 +8,7 @@ import { buildTestApp, type TestApp } from '../../test-support/app.js';
 import { startTestStack, type TestStack } from '../../test-support/stack.js';
 import { dependencyChecks } from './checks.js';
 import { healthRoutes } from './routes.js';
+import { eventually } from '../../test-support/until.js';
 
 let testStack: TestStack;
 let subject: TestApp;
@@ -24,19 +25,6 @@ afterAll(async () => {
 async function readyz() {
   const response = await subject.app.request('/readyz');
   return { status: response.status, body: (await response.json()) as Health };
-}
-
-async function eventually<T>(
-  probe: () => Promise<T>,
-  accept: (value: T) => boolean,
-  timeoutMs = 15_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (accept(value) || Date.now() > deadline) return value;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
 }
 
 describe('/livez and /readyz', () => {
