@@ -2,7 +2,6 @@ import type { OpenAPIHono } from '@hono/zod-openapi';
 import type { Redis } from 'ioredis';
 import { compress } from 'hono/compress';
 import { methodNotAllowed } from 'hono/method-not-allowed';
-import { requestId } from 'hono/request-id';
 import type { Config } from './config.js';
 import { loadSigningKey } from './features/auth/keys.js';
 import { authRepository } from './features/auth/repository.js';
@@ -18,6 +17,7 @@ import { roomsRepository } from './features/rooms/repository.js';
 import { roomRoutes } from './features/rooms/routes.js';
 import { roomsService } from './features/rooms/service.js';
 import { requireAuth } from './http/auth.js';
+import { setResponseHeader } from './http/response-headers.js';
 import { limitRequestBody } from './http/body-limit.js';
 import { requireJsonBody } from './http/content-type.js';
 import { handleError, handleNotFound } from './http/errors.js';
@@ -107,12 +107,11 @@ export function createApp(deps: AppDeps): App {
   const { config, tokens, rateLimits } = deps;
   const app = createRouter();
 
-  app.use(requestId({ headerName: 'X-Request-Id' }));
   app.use(requestContext(deps.logger, deps.metrics));
   app.use(async (c, next) => {
     await next();
     // While draining, tell keep-alive clients to reconnect (to another pod) after this response.
-    if (deps.lifecycle.draining) c.header('Connection', 'close');
+    if (deps.lifecycle.draining) setResponseHeader(c, 'Connection', 'close');
   });
   app.use(securityHeaders());
   app.use(

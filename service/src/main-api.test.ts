@@ -17,12 +17,17 @@ beforeAll(async () => {
 });
 afterAll(() => testStack?.stack.stop());
 
-function get(port: number, path: string): Promise<{ status: number; body: string }> {
+function get(
+  port: number,
+  path: string,
+): Promise<{ status: number; body: string; headers: Record<string, unknown> }> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, agent: false }, (res) => {
+    // Asks to keep the connection open, as a pooled client would; the answer says whether it may.
+    const headers = { connection: 'keep-alive' };
+    const req = request({ host: '127.0.0.1', port, path, agent: false, headers }, (res) => {
       let body = '';
       res.on('data', (chunk: Buffer) => (body += chunk.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }));
     });
     req.on('error', reject);
     req.end();
@@ -68,7 +73,9 @@ describe('the API process', () => {
   afterAll(() => api?.stop('SIGKILL'));
 
   it('serves probes on the API port and on the management port', async () => {
-    expect((await get(api.ports.port!, '/livez')).status).toBe(200);
+    const live = await get(api.ports.port!, '/livez');
+    expect(live.status).toBe(200);
+    expect(live.headers.connection).toBe('keep-alive');
     expect((await get(api.ports.port!, '/readyz')).status).toBe(200);
     expect((await get(api.ports.managementPort!, '/readyz')).status).toBe(200);
     expect((await get(api.ports.managementPort!, '/metrics')).body).toContain('process_cpu_seconds_total');
@@ -90,6 +97,8 @@ describe('the API process', () => {
 
       const completed = await inFlight;
       expect(completed.status).toBe(503); // it finished (the primary is frozen), it was not cut off
+      expect(completed.headers.connection).toBe('close'); // reconnect, to another pod
+      expect(completed.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
       expect(JSON.parse(completed.body).checks['mysql-primary'].error).toMatch(/no answer within 3000 ms/);
       const drainingReadiness = await duringDrain;
       expect(drainingReadiness.status).toBe(503);

@@ -248,6 +248,25 @@ describe('the same edge over real HTTP (framing the in-process requests above ca
     expect(reply).toEqual({ status: 200, body: { ok: true } });
   });
 
+  it('sends the security headers and the request id, set on Node’s response, with every answer', async () => {
+    const base = `http://127.0.0.1:${server.port}`;
+    const answers = [
+      await fetch(`${base}${probe}?limit=5`, json({ name: 'ok', count: 3 })),
+      await fetch(`${base}/nope`, { headers: { 'X-Request-Id': 'edge-404' } }),
+      await fetch(`${base}/v1/explode`),
+    ];
+    expect(answers.map((response) => response.status)).toEqual([200, 404, 500]);
+    for (const response of answers) {
+      for (const [name, value] of Object.entries(SECURITY_HEADERS))
+        expect(response.headers.get(name)).toBe(value);
+      expect(response.headers.get('content-type')).toMatch(/json/);
+    }
+    expect(answers[1]!.headers.get('x-request-id')).toBe('edge-404');
+    const generated = answers[2]!.headers.get('x-request-id');
+    expect(generated).toMatch(/^[0-9a-f-]{36}$/);
+    expect(((await answers[2]!.json()) as { requestId: string }).requestId).toBe(generated);
+  });
+
   it('still answers 415 for a chunked body of the wrong type', async () => {
     const reply = await send('chunked', ['a=1'], 'application/x-www-form-urlencoded');
     expect(reply.status).toBe(415);

@@ -6,6 +6,7 @@ import type { RateLimitTier } from '../config.js';
 import type { Breaker } from '../platform/breakers.js';
 import type { Logger } from '../platform/logger.js';
 import { ProblemError } from './problem.js';
+import { setResponseHeader } from './response-headers.js';
 import type { AppEnv } from './types.js';
 
 export type TierName = 'auth' | 'api' | 'upload';
@@ -70,8 +71,8 @@ export class RateLimits {
   async enforce(c: Context, tier: TierName, key: string): Promise<void> {
     const decision = await this.consume(tier, key);
     const limit = this.tiers[tier];
-    c.header('RateLimit-Policy', `"${tier}";q=${limit.points};w=${limit.seconds}`);
-    c.header('RateLimit', `"${tier}";r=${decision.remaining};t=${decision.resetSeconds}`);
+    setResponseHeader(c, 'RateLimit-Policy', `"${tier}";q=${limit.points};w=${limit.seconds}`);
+    setResponseHeader(c, 'RateLimit', `"${tier}";r=${decision.remaining};t=${decision.resetSeconds}`);
     if (!decision.allowed) {
       this.rejections.inc({ tier });
       throw new ProblemError(

@@ -2,6 +2,7 @@ import type { MiddlewareHandler } from 'hono';
 import { matchedRoutes } from 'hono/route';
 import { withRequestId, type Logger } from '../platform/logger.js';
 import type { Metrics } from '../platform/metrics.js';
+import { setResponseHeader } from './response-headers.js';
 import type { AppEnv } from './types.js';
 
 /** The route pattern that answered, never the raw path: metric labels must stay few. */
@@ -12,16 +13,23 @@ function routeLabel(c: Parameters<MiddlewareHandler<AppEnv>>[0]): string {
   return handler?.path ?? 'unmatched';
 }
 
+// What hono/request-id accepts from a client: short, and safe to echo and to log.
+const USABLE_REQUEST_ID = /^[\w\-=]{1,255}$/;
+
 /**
- * Runs after request-id: scopes the request's id to everything it does (see withRequestId, so
- * every line logged meanwhile carries it, by any logger), writes one access-log line, and observes
- * the duration histogram.
+ * The first middleware: takes the client's X-Request-Id when usable (else makes one) and echoes it;
+ * scopes it to everything the request does (see withRequestId, so every line logged meanwhile
+ * carries it, by any logger); writes one access-log line and observes the duration histogram.
  */
 export function requestContext(logger: Logger, metrics: Metrics): MiddlewareHandler<AppEnv> {
-  return (c, next) =>
-    withRequestId(c.get('requestId'), async () => {
+  return (c, next) => {
+    const sent = c.req.header('x-request-id');
+    const reqId = sent !== undefined && USABLE_REQUEST_ID.test(sent) ? sent : crypto.randomUUID();
+    c.set('requestId', reqId);
+    setResponseHeader(c, 'X-Request-Id', reqId);
+    c.set('log', logger);
+    return withRequestId(reqId, async () => {
       const startedAt = performance.now();
-      c.set('log', logger);
       await next();
       const seconds = (performance.now() - startedAt) / 1000;
       const route = routeLabel(c);
@@ -42,4 +50,5 @@ export function requestContext(logger: Logger, metrics: Metrics): MiddlewareHand
         'request',
       );
     });
+  };
 }

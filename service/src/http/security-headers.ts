@@ -1,11 +1,11 @@
 import type { MiddlewareHandler } from 'hono';
+import { setResponseHeader } from './response-headers.js';
 
 /**
  * The browser-facing headers a JSON API needs: no framing, no sniffing, no referrer, HTTPS only.
  * Hono's `secureHeaders` sets them after the handler, which makes @hono/node-server rebuild the
- * finished Response (undici validates every header again): ~6% of a cached read's CPU in
- * bench/profile-room-read.ts. Set before the handler, they join the response as it is built, and
- * error responses (built by the same context) carry them too.
+ * finished Response (undici validates every header again). Set before the handler on Node's own
+ * response (setResponseHeader), every response carries them, errors and replays included.
  */
 export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
   'Content-Security-Policy': "default-src 'none'; frame-ancestors 'none'",
@@ -19,7 +19,7 @@ const entries = Object.entries(SECURITY_HEADERS);
 
 export function securityHeaders(): MiddlewareHandler {
   return (c, next) => {
-    for (const [name, value] of entries) c.header(name, value);
+    for (const [name, value] of entries) setResponseHeader(c, name, value);
     return next();
   };
 }
