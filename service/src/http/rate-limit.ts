@@ -6,31 +6,27 @@ import type { RateLimitTier } from '../config.js';
 import type { Breaker } from '../platform/breakers.js';
 import type { Logger } from '../platform/logger.js';
 import { ProblemError } from './problem.js';
+import { LeasedLimiter, type Decision } from './rate-limit-leases.js';
 import { setResponseHeader } from './response-headers.js';
 import type { AppEnv } from './types.js';
 
 export type TierName = 'auth' | 'api' | 'upload';
 
-interface Decision {
-  allowed: boolean;
-  remaining: number;
-  resetSeconds: number;
-}
-
 /**
- * Rate limits shared by every API process through Redis (rate-limiter-flexible). When Redis is
- * unavailable (its breaker open, or the client not ready) each process falls back to its own
+ * Rate limits shared by every API process through Redis (rate-limiter-flexible), taken in leases
+ * (LeasedLimiter: a busy user costs one round trip per block of points, not per request). When Redis
+ * is unavailable (its breaker open, or the client not ready) each process falls back to its own
  * in-memory limiter with the same quota: fail open, but never unlimited. The fallback is counted.
  */
 export class RateLimits {
-  private readonly shared: Record<TierName, RateLimiterRedis>;
+  private readonly shared: Record<TierName, LeasedLimiter>;
   private readonly local: Record<TierName, RateLimiterMemory>;
   private readonly fallbacks: Counter<'tier'>;
   private readonly rejections: Counter<'tier'>;
 
   constructor(
     redis: Redis,
-    private readonly breaker: Breaker,
+    breaker: Breaker,
     private readonly tiers: Record<TierName, RateLimitTier>,
     registry: Registry,
     private readonly logger: Logger,
@@ -41,13 +37,16 @@ export class RateLimits {
       ) as Record<TierName, T>;
     this.shared = make(
       (tier, limit) =>
-        new RateLimiterRedis({
-          storeClient: redis,
-          keyPrefix: `parley:rl:${tier}`,
-          points: limit.points,
-          duration: limit.seconds,
-          rejectIfRedisNotReady: true,
-        }),
+        new LeasedLimiter(
+          new RateLimiterRedis({
+            storeClient: redis,
+            keyPrefix: `parley:rl:${tier}`,
+            points: limit.points,
+            duration: limit.seconds,
+            rejectIfRedisNotReady: true,
+          }),
+          (call) => breaker.run(call),
+        ),
     );
     this.local = make(
       (tier, limit) =>
@@ -99,14 +98,7 @@ export class RateLimits {
 
   private async consume(tier: TierName, key: string): Promise<Decision> {
     try {
-      // A spent limit comes back as a value so the breaker only ever sees Redis failures.
-      const result = await this.breaker.run(() =>
-        this.shared[tier].consume(key).catch((error: unknown) => {
-          if (error instanceof RateLimiterRes) return error;
-          throw error;
-        }),
-      );
-      return toDecision(result, this.tiers[tier]);
+      return await this.shared[tier].consume(key);
     } catch (error) {
       this.fallbacks.inc({ tier });
       this.logger.debug({ err: error, tier }, 'rate limit fell back to the per-process limiter');
