@@ -78,6 +78,33 @@ describe('posting and reading messages', () => {
     expect(page.body.items[0]).toEqual(posted.body);
   });
 
+  it('gives each of 100 concurrent posts across both processes its own row and that row’s id, in few INSERTs', async () => {
+    const status = async () =>
+      Number((await adminQuery<{ Value: string }>("SHOW GLOBAL STATUS LIKE 'Com_insert'"))[0]!.Value);
+    const insertsBefore = await status();
+    const bodies = Array.from({ length: 100 }, (_, i) => `concurrent ${i} ${randomUUID()}`);
+    const replies = await Promise.all(
+      bodies.map((body, i) => post(i % 2 ? bob : alice, { body }, randomUUID(), i % 2)),
+    );
+    expect(replies.map((reply) => reply.status)).toEqual(bodies.map(() => 201));
+    const ids = replies.map((reply) => reply.body.id);
+    expect(new Set(ids).size).toBe(100);
+    const rows = await adminQuery<{ id: number; body: string; author_id: string }>(
+      'SELECT id, body, author_id FROM messages WHERE id IN (?)',
+      [ids.map(Number)],
+    );
+    const stored = new Map(rows.map((row) => [String(row.id), row]));
+    replies.forEach((reply, i) => {
+      expect(stored.get(reply.body.id)).toEqual({
+        id: Number(reply.body.id),
+        body: bodies[i],
+        author_id: (i % 2 ? bob : alice).id,
+      });
+    });
+    // Posts that arrive together share a multi-row INSERT (counted by the server, both processes).
+    expect((await status()) - insertsBefore).toBeLessThan(100);
+  });
+
   it('pages newest first with before, and catches up without gaps with after', async () => {
     const room = await api()('POST', '/v1/rooms', {
       token: alice.accessToken,
@@ -285,6 +312,22 @@ describe('with Redis down', () => {
       expect(retry.body).toEqual(first.body);
       expect(retry.headers.get('idempotent-replayed')).toBe('true');
       expect((await post(alice, { body: 'another body' }, key, 0)).status).toBe(422);
+      expect(await adminQuery('SELECT id FROM messages WHERE idempotency_key = ?', [key])).toHaveLength(1);
+    } finally {
+      await cluster.stack.redis.nodes[0]!.start();
+    }
+  });
+
+  it('turns 20 concurrent identical posts across both processes into one row and one answer', async () => {
+    await cluster.stack.redis.nodes[0]!.stop();
+    try {
+      const key = randomUUID();
+      const replies = await Promise.all(
+        Array.from({ length: 20 }, (_, i) => post(alice, { body: 'same batch' }, key, i % 2)),
+      );
+      expect(replies.map((reply) => reply.status)).toEqual(replies.map(() => 201));
+      for (const reply of replies) expect(reply.body).toEqual(replies[0]!.body);
+      expect(replies.filter((reply) => reply.headers.get('idempotent-replayed') !== 'true')).toHaveLength(1);
       expect(await adminQuery('SELECT id FROM messages WHERE idempotency_key = ?', [key])).toHaveLength(1);
     } finally {
       await cluster.stack.redis.nodes[0]!.start();

@@ -50,15 +50,15 @@ export function messagesService(deps: {
         }
         return { message: existing, replayed: true };
       }
-      // One round trip for both: the read-your-writes marker and the room event.
+      // Issued together, so the client's auto-pipelining sends both in the write it makes for every
+      // command of this turn (an explicit pipeline would be a socket write of its own).
       const event = roomEventPayload(deps.instanceId, { type: 'message.created', roomId, message });
       await deps.redisBreaker
         .run(() =>
-          deps.redis
-            .pipeline()
-            .set(recentWriteKey(authorId, roomId), '1', 'PX', READ_YOUR_WRITES_MS)
-            .publish(roomChannel(roomId), JSON.stringify(event))
-            .exec(),
+          Promise.all([
+            deps.redis.set(recentWriteKey(authorId, roomId), '1', 'PX', READ_YOUR_WRITES_MS),
+            deps.redis.publish(roomChannel(roomId), JSON.stringify(event)),
+          ]),
         )
         .catch(() => undefined); // the message is stored; a missed event is recovered from MySQL
       return { message, replayed: false };

@@ -1,0 +1,100 @@
+import { randomUUID } from 'node:crypto';
+import mysql from 'mysql2/promise';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isDuplicateKey, isMissingReference } from '../../platform/mysql.js';
+import { buildTestApp, type TestApp } from '../../test-support/app.js';
+import { startTestStack, type TestStack } from '../../test-support/stack.js';
+import { messagesRepository, type MessagesRepository } from './repository.js';
+
+/* The batched INSERT, driven directly: every call below made in one turn shares one statement. */
+let testStack: TestStack;
+let subject: TestApp;
+let repository: MessagesRepository;
+let authorId: string;
+let roomId: string;
+
+beforeAll(async () => {
+  testStack = await startTestStack({ mysqlReplica: false, redisTopology: 'single' });
+  subject = await buildTestApp(testStack.config, { logLevel: 'silent' });
+  const json = (body: unknown, token?: string): RequestInit => ({
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: JSON.stringify(body),
+  });
+  const credentials = { username: 'batcher', password: 'a-long-enough-password' };
+  authorId = (
+    (await (await subject.app.request('/v1/auth/register', json(credentials))).json()) as { id: string }
+  ).id;
+  const { accessToken } = (await (await subject.app.request('/v1/auth/login', json(credentials))).json()) as {
+    accessToken: string;
+  };
+  const room = await subject.app.request(
+    '/v1/rooms',
+    json({ name: 'batches', visibility: 'public' }, accessToken),
+  );
+  roomId = ((await room.json()) as { id: string }).id;
+  repository = messagesRepository(subject.db);
+});
+afterAll(async () => {
+  await subject?.close();
+  await testStack?.stack.stop();
+});
+
+async function query<T>(sql: string, params: unknown[] = []): Promise<T[]> {
+  const server = testStack.stack.mysql.primary;
+  const connection = await mysql.createConnection({
+    host: server.host,
+    port: server.port,
+    ...testStack.stack.mysql.admin,
+    database: 'parley',
+  });
+  try {
+    return (await connection.query(sql, params))[0] as T[];
+  } finally {
+    await connection.end();
+  }
+}
+const insertStatements = async () =>
+  Number((await query<{ Value: string }>("SHOW GLOBAL STATUS LIKE 'Com_insert'"))[0]!.Value);
+const message = (body: string, key = randomUUID(), room = roomId) => ({
+  roomId: room,
+  authorId,
+  body,
+  idempotencyKey: key,
+});
+
+describe('the batched message INSERT', () => {
+  it('writes 50 messages of one turn in one statement, each answered with its own row’s id', async () => {
+    const before = await insertStatements();
+    const bodies = Array.from({ length: 50 }, (_, i) => `batched ${i}`);
+    const inserted = await Promise.all(bodies.map((body) => repository.insert(message(body))));
+    expect((await insertStatements()) - before).toBe(1);
+    const rows = await query<{ id: number; body: string }>('SELECT id, body FROM messages WHERE id IN (?)', [
+      inserted.map((m) => Number(m.id)),
+    ]);
+    const bodyOf = new Map(rows.map((row) => [String(row.id), row.body]));
+    expect(inserted.map((m) => bodyOf.get(m.id))).toEqual(bodies);
+  });
+
+  it('fails only the duplicate when one key comes twice in a batch', async () => {
+    const key = randomUUID();
+    const [first, second, other] = await Promise.allSettled([
+      repository.insert(message('twice', key)),
+      repository.insert(message('twice', key)),
+      repository.insert(message('bystander')),
+    ]);
+    expect(first.status).toBe('fulfilled');
+    expect(second.status === 'rejected' && isDuplicateKey(second.reason)).toBe(true);
+    expect(other.status).toBe('fulfilled');
+    expect(await query('SELECT id FROM messages WHERE idempotency_key = ?', [key])).toHaveLength(1);
+  });
+
+  it('fails only the row whose room is gone', async () => {
+    const [orphan, bystander] = await Promise.allSettled([
+      repository.insert(message('nowhere', randomUUID(), randomUUID())),
+      repository.insert(message('still here')),
+    ]);
+    expect(orphan.status === 'rejected' && isMissingReference(orphan.reason)).toBe(true);
+    expect(bystander.status).toBe('fulfilled');
+  });
+});
