@@ -13,5 +13,7 @@ export interface AppEnv {
     log: Logger;
     /** Set by requireAuth. */
     principal: Principal;
+    /** A handler's JSON answer as sent, for the idempotency record (forReplay). */
+    replayBody?: string;
   };
 }

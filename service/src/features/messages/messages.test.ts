@@ -251,6 +251,21 @@ describe('Idempotency-Key', () => {
     expect(reused.body.detail).toMatch(/different request body/);
   });
 
+  it('replays a refusal too, as it was sent: same status, problem body and content type', async () => {
+    const secret = await api(0)('POST', '/v1/rooms', {
+      token: alice.accessToken,
+      body: { name: 'members only', visibility: 'private' },
+    });
+    const key = randomUUID();
+    const first = await post(bob, { body: 'let me in' }, key, 0, String(secret.body.id));
+    const again = await post(bob, { body: 'let me in' }, key, 1, String(secret.body.id));
+    expect(first.status).toBe(404);
+    expect(again.status).toBe(404);
+    expect(again.body).toEqual(first.body);
+    expect(again.headers.get('content-type')).toBe('application/problem+json');
+    expect(again.headers.get('idempotent-replayed')).toBe('true');
+  });
+
   it('scopes keys per user', async () => {
     const key = randomUUID();
     const fromAlice = await post(alice, { body: 'same key' }, key);

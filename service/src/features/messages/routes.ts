@@ -1,5 +1,6 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import type { MiddlewareHandler } from 'hono';
+import { forReplay } from '../../http/idempotency.js';
 import { problemResponse as problem } from '../../http/openapi.js';
 import { createRouter } from '../../http/router.js';
 import type { AppEnv } from '../../http/types.js';
@@ -102,7 +103,7 @@ export function messageRoutes(messages: MessagesService, idempotency: Middleware
       c.req.valid('header')['idempotency-key'],
     );
     if (replayed) c.header('Idempotent-Replayed', 'true');
-    return c.json(message, 201);
+    return c.json(forReplay(c, message), 201);
   });
 
   router.openapi(listMessages, async (c) => {
