@@ -1,0 +1,54 @@
+/**
+ * A message post's floor: node:http, a JSON body, one single-row INSERT into `messages` (a mysql2
+ * pool of 20, as the API's) and a JSON answer; no auth, limits, idempotency or events. Prints its
+ * port. Needs one user and one room in the database (the bench creates them first).
+ */
+import { randomUUID } from 'node:crypto';
+import { createServer } from 'node:http';
+import mysql, { type ResultSetHeader, type RowDataPacket } from 'mysql2/promise';
+import { loadConfig } from '../../src/config.js';
+
+const { mysql: config } = loadConfig(process.env, 'api');
+const pool = mysql.createPool({
+  host: config.primary.host,
+  port: config.primary.port,
+  user: config.user,
+  password: config.password,
+  database: config.database,
+  connectionLimit: 20,
+});
+const [[author]] = await pool.query<RowDataPacket[]>('SELECT id FROM users LIMIT 1');
+const [[room]] = await pool.query<RowDataPacket[]>('SELECT id FROM rooms LIMIT 1');
+
+const server = createServer((request, response) => {
+  let text = '';
+  request.setEncoding('utf8');
+  request.on('data', (chunk: string) => (text += chunk));
+  request.on('end', async () => {
+    const { body } = JSON.parse(text) as { body: string };
+    const createdAt = new Date();
+    const [result] = await pool.execute<ResultSetHeader>(
+      'INSERT INTO messages (room_id, author_id, body, idempotency_key, created_at) VALUES (?, ?, ?, ?, ?)',
+      [room!.id, author!.id, body, randomUUID(), createdAt],
+    );
+    const answer = JSON.stringify({
+      id: String(result.insertId),
+      roomId: room!.id,
+      authorId: author!.id,
+      body,
+      createdAt: createdAt.toISOString(),
+    });
+    response.writeHead(201, {
+      'content-type': 'application/json',
+      'content-length': Buffer.byteLength(answer),
+    });
+    response.end(answer);
+  });
+});
+server.keepAliveTimeout = 65_000;
+server.listen(0, '127.0.0.1', () => {
+  const address = server.address();
+  process.stdout.write(
+    `${JSON.stringify({ port: typeof address === 'object' && address ? address.port : 0 })}\n`,
+  );
+});
