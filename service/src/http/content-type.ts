@@ -22,7 +22,7 @@ function carriesBody(c: Context): boolean {
  * object and report missing fields, which hides the real mistake from the client.
  */
 export function requireJsonBody(): MiddlewareHandler {
-  return async (c, next) => {
+  return (c, next) => {
     if (BODY_METHODS.has(c.req.method)) {
       const hasBody = carriesBody(c);
       const contentType = c.req.header('content-type') ?? '';
@@ -37,6 +37,6 @@ export function requireJsonBody(): MiddlewareHandler {
         );
       }
     }
-    await next();
+    return next();
   };
 }
