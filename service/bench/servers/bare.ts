@@ -1,5 +1,6 @@
 /** The ceiling: a bare node:http JSON endpoint, nothing else. Prints its port. */
 import { createServer } from 'node:http';
+import { listenAndAnnounce } from './announce.js';
 
 const body = JSON.stringify({
   id: '0191d3b4-5d0e-7a3c-9f1e-3c2b1a000001',
@@ -10,10 +11,4 @@ const server = createServer((_request, response) => {
   response.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
   response.end(body);
 });
-server.keepAliveTimeout = 65_000;
-server.listen(0, '127.0.0.1', () => {
-  const address = server.address();
-  process.stdout.write(
-    `${JSON.stringify({ port: typeof address === 'object' && address ? address.port : 0 })}\n`,
-  );
-});
+listenAndAnnounce(server);

@@ -5,6 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
+import { listenAndAnnounce } from './announce.js';
 import mysql, { type ResultSetHeader, type RowDataPacket } from 'mysql2/promise';
 import { loadConfig } from '../../src/config.js';
 
@@ -45,10 +46,4 @@ const server = createServer((request, response) => {
     response.end(answer);
   });
 });
-server.keepAliveTimeout = 65_000;
-server.listen(0, '127.0.0.1', () => {
-  const address = server.address();
-  process.stdout.write(
-    `${JSON.stringify({ port: typeof address === 'object' && address ? address.port : 0 })}\n`,
-  );
-});
+listenAndAnnounce(server);

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { get as httpGet, type IncomingHttpHeaders } from 'node:http';
 import { gunzipSync } from 'node:zlib';
-import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { adminQuery as adminQueryOn } from '../../test-support/admin-sql.js';
 import { freeze } from '../../test-support/freeze.js';
 import { signUp, startCluster, type Cluster, type Reply, type User } from '../../test-support/cluster.js';
 
@@ -42,24 +42,8 @@ const post = (user: User, body: unknown, key: string | null = randomUUID(), via 
     headers: key === null ? {} : { 'Idempotency-Key': key },
   });
 
-async function adminQuery<T>(
-  sql: string,
-  params: unknown[] = [],
-  target: 'primary' | 'replica' = 'primary',
-): Promise<T[]> {
-  const server = cluster.stack.mysql[target]!;
-  const connection = await mysql.createConnection({
-    host: server.host,
-    port: server.port,
-    ...cluster.stack.mysql.admin,
-    database: 'parley',
-  });
-  try {
-    return (await connection.query(sql, params))[0] as T[];
-  } finally {
-    await connection.end();
-  }
-}
+const adminQuery = <T>(sql: string, params: unknown[] = [], target: 'primary' | 'replica' = 'primary') =>
+  adminQueryOn<T>(cluster.stack, sql, params, target);
 
 describe('posting and reading messages', () => {
   it('posts a message and reads it back from the other process', async () => {

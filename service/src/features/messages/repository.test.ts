@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isDuplicateKey, isMissingReference } from '../../platform/mysql.js';
+import { adminQuery } from '../../test-support/admin-sql.js';
 import { buildTestApp, type TestApp } from '../../test-support/app.js';
 import { startTestStack, type TestStack } from '../../test-support/stack.js';
 import { messagesRepository, type MessagesRepository } from './repository.js';
@@ -40,20 +40,7 @@ afterAll(async () => {
   await testStack?.stack.stop();
 });
 
-async function query<T>(sql: string, params: unknown[] = []): Promise<T[]> {
-  const server = testStack.stack.mysql.primary;
-  const connection = await mysql.createConnection({
-    host: server.host,
-    port: server.port,
-    ...testStack.stack.mysql.admin,
-    database: 'parley',
-  });
-  try {
-    return (await connection.query(sql, params))[0] as T[];
-  } finally {
-    await connection.end();
-  }
-}
+const query = <T>(sql: string, params: unknown[] = []) => adminQuery<T>(testStack.stack, sql, params);
 const insertStatements = async () =>
   Number((await query<{ Value: string }>("SHOW GLOBAL STATUS LIKE 'Com_insert'"))[0]!.Value);
 const message = (body: string, key = randomUUID(), room = roomId) => ({
