@@ -165,7 +165,7 @@ try {
   const ceiling = rps('node:http bare JSON');
   const lines = [
     `Measured ${new Date().toISOString().slice(0, 10)} on ${cpus().length} cores (${cpus()[0]?.model.trim()}), Node ${process.version};`,
-    `${ROUNDS} interleaved rounds of ${SECONDS} s, 50 connections, autocannon in its own process. Median req/s.`,
+    `${ROUNDS} interleaved rounds of ${SECONDS} s, 50 connections; the servers in their own processes, autocannon and the paced generator in the bench process. Median req/s.`,
     '',
     '| scenario | req/s (median) | ratio to node:http | p99 ms (median) | non-2xx |',
     '|---|---:|---:|---:|---:|',
