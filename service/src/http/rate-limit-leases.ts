@@ -13,12 +13,17 @@ interface Lease {
   left: number;
   /** What the shared counter had left when the last lease was taken. */
   sharedRemaining: number;
-  /** When the shared window ends (epoch ms); the lease dies with it. */
+  /** When the shared window ends (epoch ms, never later than Redis's own end); the lease dies with it. */
   resetAt: number;
   /** The last lease's size: the next one doubles it while the key stays busy. */
   size: number;
-  /** The lease being taken now; concurrent requests for the key wait for it instead of asking too. */
-  taking?: Promise<unknown>;
+  /**
+   * The lease being taken now; concurrent requests for the key wait for it instead of asking too.
+   * It settles with the failure, if the counter could not be reached, so they fail at once as well.
+   */
+  taking?: Promise<Error | undefined>;
+  /** How many requests are waiting for `taking`: the next lease is at least that large. */
+  waiting: number;
 }
 
 // A busy key leases up to 64 points per Redis round trip, and never more than an eighth of what is
@@ -26,13 +31,14 @@ interface Lease {
 // handed out one at a time.
 const MAX_LEASE = 64;
 const LEASE_SHARE = 8;
+const REWARD_MARGIN_MS = 1_000;
 
 /**
  * A rate limit shared through one Redis counter (rate-limiter-flexible), taken in leases: a process
  * takes points from the counter in blocks and spends them locally, so a busy key costs one Redis
  * round trip per block instead of one per request. A cold key leases one point at a time (exactly
- * the plain limiter); each further lease in the window doubles, up to MAX_LEASE and 1/LEASE_SHARE
- * of the counter's remainder.
+ * the plain limiter); each further lease in the window doubles (or covers the requests that waited
+ * for the last one), up to MAX_LEASE and 1/LEASE_SHARE of the counter's remainder.
  *
  * What holds: every request allowed anywhere was counted in Redis first, so all processes together
  * never allow more than the limit in a window. What it costs: points leased by a process that then
@@ -59,7 +65,9 @@ export class LeasedLimiter {
         return decision(true, lease, now);
       }
       if (lease?.taking) {
-        await lease.taking;
+        lease.waiting += 1;
+        const failure = await lease.taking;
+        if (failure) throw failure;
         continue;
       }
       if (lease && lease.sharedRemaining === 0) return decision(false, lease, now);
@@ -68,39 +76,53 @@ export class LeasedLimiter {
   }
 
   private async takeLease(key: string, last: Lease | undefined): Promise<void> {
-    const size = last
-      ? Math.max(1, Math.min(MAX_LEASE, last.size * 2, Math.floor(last.sharedRemaining / LEASE_SHARE)))
-      : 1;
+    const demand = Math.max(last ? last.size * 2 : 1, last?.waiting ?? 0);
+    const cap = last ? Math.floor(last.sharedRemaining / LEASE_SHARE) : 1;
+    const size = Math.max(1, Math.min(MAX_LEASE, demand, cap));
     // Waiters see this placeholder (or the spent lease, marked) until the counter answers.
-    const waiting: Lease = last ?? { left: 0, sharedRemaining: 0, resetAt: 0, size: 0 };
+    const placeholder: Lease = last ?? { left: 0, sharedRemaining: 0, resetAt: 0, size: 0, waiting: 0 };
+    placeholder.waiting = 0;
     const taking = this.run(() => this.take(key, size));
-    waiting.taking = taking.catch(() => undefined);
-    this.leases.set(key, waiting);
+    placeholder.taking = taking.then(
+      () => undefined,
+      (error: unknown) => (error instanceof Error ? error : new Error(String(error))),
+    );
+    this.leases.set(key, placeholder);
+    // Only this call's own entry is replaced or dropped: the cache may have evicted the placeholder
+    // meanwhile and another request started a lease of its own.
+    const stillOurs = () => this.leases.peek(key) === placeholder;
     try {
       const lease = await taking;
-      this.leases.set(key, lease, { ttl: Math.max(1, lease.resetAt - Date.now()) });
+      lease.waiting = placeholder.waiting;
+      if (stillOurs()) this.leases.set(key, lease, { ttl: Math.max(1, lease.resetAt - Date.now()) });
     } catch (error) {
-      this.leases.delete(key);
+      if (stillOurs()) this.leases.delete(key);
       throw error;
     } finally {
-      delete waiting.taking;
+      delete placeholder.taking;
     }
   }
 
   /** Takes `size` points, or as many as are left: what a lease over the limit took is given back. */
   private async take(key: string, size: number): Promise<Lease> {
+    // The window's end is counted from before the request: locally it can only end early.
+    const askedAt = Date.now();
     const result = await this.shared.consume(key, size).catch((rejection: unknown) => {
       if (rejection instanceof RateLimiterRes) return rejection;
       throw rejection;
     });
     const over = Math.max(0, result.consumedPoints - this.shared.points);
     const granted = Math.max(0, size - over);
-    if (granted < size) await this.shared.reward(key, size - granted);
+    // Given back only well inside the window: a reward that reached Redis after the window expired
+    // would start the next one below zero. Near the end the excess just lapses with the window.
+    if (granted < size && result.msBeforeNext > REWARD_MARGIN_MS)
+      await this.shared.reward(key, size - granted);
     return {
       left: granted,
       sharedRemaining: Math.max(0, result.remainingPoints),
-      resetAt: Date.now() + result.msBeforeNext,
+      resetAt: askedAt + result.msBeforeNext,
       size: Math.max(1, granted),
+      waiting: 0,
     };
   }
 }
