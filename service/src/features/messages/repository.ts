@@ -1,7 +1,9 @@
 import DataLoader from 'dataloader';
 import { and, asc, desc, eq, gt, lt } from 'drizzle-orm';
+import { DrizzleQueryError } from 'drizzle-orm/errors';
 import { messages } from '../../db/schema.js';
-import { isDuplicateKey, isMissingReference, type Database, type Db } from '../../platform/mysql.js';
+import { DependencyUnavailable } from '../../platform/breakers.js';
+import { isConnectionError, type Database, type Db } from '../../platform/mysql.js';
 
 export interface Message {
   id: string;
@@ -37,9 +39,9 @@ export interface NewMessage {
  * multi-row INSERT, one round trip and one commit for all of them (up to 100). Their ids come from
  * drizzle's `$returningId`, which counts up from the statement's first id: InnoDB gives the rows of
  * one multi-row INSERT consecutive ids (with auto_increment_increment 1, the default, in every
- * autoinc lock mode). When one row is refused (its (room, author, key) was used before or twice in
- * the batch; its room was deleted meanwhile), the statement fails as a whole, so each row is then
- * inserted alone: only that row fails.
+ * autoinc lock mode). Only an unreachable database fails the whole batch; any other refusal (a
+ * (room, author, key) used before or twice in the batch, a room deleted meanwhile, a deadlock)
+ * fails the statement as a whole, so each row is then inserted alone and only its own error fails it.
  */
 function insertBatches(db: Database) {
   type Row = NewMessage & { createdAt: Date };
@@ -50,12 +52,12 @@ function insertBatches(db: Database) {
       try {
         return (await insert([...rows])).map(({ id }) => id);
       } catch (error) {
-        if (rows.length === 1 || !(isDuplicateKey(error) || isMissingReference(error))) throw error;
+        if (rows.length === 1 || isConnectionError(error)) throw withoutParameters(error);
         return Promise.all(
           rows.map((row) =>
             insert([row]).then(
               ([inserted]) => inserted!.id,
-              (failure: unknown) => (failure instanceof Error ? failure : new Error(String(failure))),
+              (failure: unknown) => withoutParameters(failure),
             ),
           ),
         );
@@ -63,6 +65,19 @@ function insertBatches(db: Database) {
     },
     { cache: false, maxBatchSize: 100, batchScheduleFn: (run) => setImmediate(run) },
   );
+}
+
+/**
+ * drizzle's query errors quote every parameter: a failed batch would put up to 100 users' message
+ * bodies in the log, once per caller. Callers get the driver's error (its code and message) instead.
+ */
+function withoutParameters(error: unknown): Error {
+  if (error instanceof DependencyUnavailable)
+    return new DependencyUnavailable(error.dependency, error.retryAfterSeconds, {
+      cause: withoutParameters(error.cause),
+    });
+  if (error instanceof DrizzleQueryError && error.cause instanceof Error) return error.cause;
+  return error instanceof Error ? error : new Error(String(error));
 }
 
 export function messagesRepository(db: Database) {
