@@ -70,6 +70,7 @@ export class RateLimits {
   async enforce(c: Context, tier: TierName, key: string): Promise<void> {
     const decision = await this.consume(tier, key);
     const limit = this.tiers[tier];
+    // On the response whatever it turns out to be: the 429 below carries them as well.
     setResponseHeader(c, 'RateLimit-Policy', `"${tier}";q=${limit.points};w=${limit.seconds}`);
     setResponseHeader(c, 'RateLimit', `"${tier}";r=${decision.remaining};t=${decision.resetSeconds}`);
     if (!decision.allowed) {
@@ -80,11 +81,7 @@ export class RateLimits {
         'Too Many Requests',
         `the ${tier} rate limit (${limit.points} per ${limit.seconds} s) is spent; retry in ${decision.resetSeconds} s`,
         { tier },
-        {
-          'Retry-After': String(decision.resetSeconds),
-          'RateLimit-Policy': `"${tier}";q=${limit.points};w=${limit.seconds}`,
-          RateLimit: `"${tier}";r=0;t=${decision.resetSeconds}`,
-        },
+        { 'Retry-After': String(decision.resetSeconds) },
       );
     }
   }
