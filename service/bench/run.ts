@@ -82,9 +82,10 @@ try {
         },
       ],
     });
+  const floorUrl = `http://127.0.0.1:${insertFloor.info.port}/`;
   const postFloor = () =>
     load({
-      url: `http://127.0.0.1:${insertFloor.info.port}/`,
+      url: floorUrl,
       duration: SECONDS * 2,
       method: 'POST',
       headers: { 'content-type': 'application/json' },
@@ -127,10 +128,11 @@ try {
     postRounds.push(await postMessages());
   }
   const medianOf = (runs: LoadResult[], pick: (run: LoadResult) => number) => median(runs.map(pick));
+  const failures = (runs: LoadResult[]) => runs.reduce((n, run) => n + run.non2xx + run.errors, 0);
   const postMax = {
     rps: medianOf(postRounds, (run) => run.rps),
     p99: medianOf(postRounds, (run) => run.p99),
-    non2xx: postRounds.reduce((n, run) => n + run.non2xx + run.errors, 0),
+    non2xx: failures(postRounds),
   };
   const floorRps = medianOf(floorRounds, (run) => run.rps);
   const halfRate = Math.round(postMax.rps / 2);
@@ -150,7 +152,7 @@ try {
   const halfRounds: LoadResult[] = [];
   const floorHalfRounds: LoadResult[] = [];
   for (let round = 1; round <= ROUNDS; round++) {
-    floorHalfRounds.push(await pacedAt(`http://127.0.0.1:${insertFloor.info.port}/`));
+    floorHalfRounds.push(await pacedAt(floorUrl));
     halfRounds.push(await pacedAt(`${apiQuiet}${roomPath}/messages`));
   }
   const postHalf = {
@@ -158,7 +160,7 @@ try {
     p99: medianOf(halfRounds, (run) => run.p99),
     p99s: halfRounds.map((run) => run.p99),
     floorP99s: floorHalfRounds.map((run) => run.p99),
-    non2xx: halfRounds.reduce((n, run) => n + run.non2xx + run.errors, 0),
+    non2xx: failures(halfRounds),
   };
 
   const rps = (name: string) => median(results[name]!.map((result) => result.rps));

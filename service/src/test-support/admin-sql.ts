@@ -24,3 +24,9 @@ export async function adminQuery<T>(
     await connection.end();
   }
 }
+
+/** INSERT statements the primary has run so far (all clients): how many a batch of writes took. */
+export async function insertStatements(stack: Devstack): Promise<number> {
+  const [row] = await adminQuery<{ Value: string }>(stack, "SHOW GLOBAL STATUS LIKE 'Com_insert'");
+  return Number(row!.Value);
+}

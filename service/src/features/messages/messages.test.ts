@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { get as httpGet, type IncomingHttpHeaders } from 'node:http';
 import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { adminQuery as adminQueryOn } from '../../test-support/admin-sql.js';
+import { adminQuery as adminQueryOn, insertStatements } from '../../test-support/admin-sql.js';
 import { freeze } from '../../test-support/freeze.js';
 import { signUp, startCluster, type Cluster, type Reply, type User } from '../../test-support/cluster.js';
 
@@ -63,9 +63,7 @@ describe('posting and reading messages', () => {
   });
 
   it('gives each of 100 concurrent posts across both processes its own row and that row’s id, in few INSERTs', async () => {
-    const status = async () =>
-      Number((await adminQuery<{ Value: string }>("SHOW GLOBAL STATUS LIKE 'Com_insert'"))[0]!.Value);
-    const insertsBefore = await status();
+    const insertsBefore = await insertStatements(cluster.stack);
     const bodies = Array.from({ length: 100 }, (_, i) => `concurrent ${i} ${randomUUID()}`);
     const replies = await Promise.all(
       bodies.map((body, i) => post(i % 2 ? bob : alice, { body }, randomUUID(), i % 2)),
@@ -86,7 +84,7 @@ describe('posting and reading messages', () => {
       });
     });
     // Posts that arrive together share a multi-row INSERT (counted by the server, both processes).
-    expect((await status()) - insertsBefore).toBeLessThan(100);
+    expect((await insertStatements(cluster.stack)) - insertsBefore).toBeLessThan(100);
   });
 
   it('pages newest first with before, and catches up without gaps with after', async () => {

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isDuplicateKey, isMissingReference } from '../../platform/mysql.js';
-import { adminQuery } from '../../test-support/admin-sql.js';
+import { adminQuery, insertStatements as insertStatementsOn } from '../../test-support/admin-sql.js';
 import { buildTestApp, type TestApp } from '../../test-support/app.js';
 import { startTestStack, type TestStack } from '../../test-support/stack.js';
 import { messagesRepository, type MessagesRepository } from './repository.js';
@@ -41,8 +41,7 @@ afterAll(async () => {
 });
 
 const query = <T>(sql: string, params: unknown[] = []) => adminQuery<T>(testStack.stack, sql, params);
-const insertStatements = async () =>
-  Number((await query<{ Value: string }>("SHOW GLOBAL STATUS LIKE 'Com_insert'"))[0]!.Value);
+const insertStatements = () => insertStatementsOn(testStack.stack);
 const message = (body: string, key = randomUUID(), room = roomId) => ({
   roomId: room,
   authorId,
