@@ -4,9 +4,10 @@
 #   worker      node dist/main-worker.js
 #   migrations  node dist/db/migrate.js
 # Build from the repository root: docker build -t parley .
-# Node 22 LTS, pinned to an exact release; pin by digest in CI with
-#   --build-arg NODE_IMAGE=node:22.20.0-bookworm-slim@sha256:<digest>
-ARG NODE_IMAGE=node:22.20.0-bookworm-slim
+# Node 24 LTS, pinned to an exact release (`npm run bench` measures the service on this release);
+# pin by digest in CI with
+#   --build-arg NODE_IMAGE=node:24.22.3-bookworm-slim@sha256:<digest>
+ARG NODE_IMAGE=node:24.22.3-bookworm-slim
 
 # ---- build: the service's dependencies (dev included) and the TypeScript compile -----------------
 FROM ${NODE_IMAGE} AS build
