@@ -1,9 +1,55 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import autocannon, { type Options } from 'autocannon';
 import { Pool } from 'undici';
+import { freePorts } from '../devstack/ports.js';
+
+const serviceDir = fileURLToPath(new URL('..', import.meta.url));
+
+/** Compiles the service as the image does (`npm run build`: tsc into dist/). */
+export function buildService(): void {
+  execFileSync('npm', ['run', 'build', '--silent'], {
+    cwd: serviceDir,
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+}
+
+/**
+ * Starts the API as the image runs it (`node dist/main-api.js`, after buildService) on this
+ * process's Node, in its own process; resolves with its base URL once it is ready. Its stdout is
+ * discarded, as a container runtime would take it.
+ */
+export async function startApi(
+  env: Record<string, string>,
+  logLevel: string,
+  nodeArgs: string[] = [],
+): Promise<{ url: string; child: ChildProcess }> {
+  const [port, managementPort] = (await freePorts(2)) as [number, number];
+  const child = spawn(process.execPath, [...nodeArgs, 'dist/main-api.js'], {
+    cwd: serviceDir,
+    env: {
+      ...process.env,
+      ...env,
+      PORT: String(port),
+      MANAGEMENT_PORT: String(managementPort),
+      LOG_LEVEL: logLevel,
+    },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  for (let i = 0; i < 200; i++) {
+    const ready = await fetch(`http://127.0.0.1:${managementPort}/readyz`).then(
+      (r) => r.ok,
+      () => false,
+    );
+    if (ready) return { url: `http://127.0.0.1:${port}`, child };
+    if (child.exitCode !== null) break;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  child.kill('SIGTERM');
+  throw new Error('the API did not become ready');
+}
 
 export interface LoadResult {
   rps: number;

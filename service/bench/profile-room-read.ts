@@ -1,46 +1,24 @@
-/** Profiles one API process under the room-read load: `node --import tsx bench/profile-room-read.ts`. */
-import { spawn } from 'node:child_process';
+/**
+ * Profiles one API process (compiled, on the image's Node, as `npm run bench` runs it) under the
+ * room-read load, or the message-post load with `post`: `node --import tsx bench/profile-room-read.ts [post]`.
+ */
 import { mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePorts } from '../devstack/ports.js';
 import { client, signUp } from '../src/test-support/cluster.js';
 import { startTestStack } from '../src/test-support/stack.js';
 import type { Options } from 'autocannon';
-import { load } from './load.js';
+import { onImageRuntime } from './image-runtime.js';
+import { buildService, load, startApi } from './load.js';
 
+await onImageRuntime();
+buildService();
 const stack = await startTestStack(
   { mysqlReplica: false, redisTopology: 'single' },
   { RATE_LIMIT_API: '1000000000/60' },
 );
 const dir = mkdtempSync(join(tmpdir(), 'parley-prof-'));
-const [port, managementPort] = (await freePorts(2)) as [number, number];
-const child = spawn(
-  process.execPath,
-  ['--cpu-prof', `--cpu-prof-dir=${dir}`, '--import', 'tsx', 'src/main-api.ts'],
-  {
-    env: {
-      ...process.env,
-      ...stack.env,
-      PORT: String(port),
-      MANAGEMENT_PORT: String(managementPort),
-      LOG_LEVEL: 'warn',
-    },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  },
-);
-for (
-  let i = 0;
-  i < 100 &&
-  !(await fetch(`http://127.0.0.1:${managementPort}/readyz`).then(
-    (r) => r.ok,
-    () => false,
-  ));
-  i++
-) {
-  await new Promise((resolve) => setTimeout(resolve, 100));
-}
-const base = `http://127.0.0.1:${port}`;
+const { url: base, child } = await startApi(stack.env, 'warn', ['--cpu-prof', `--cpu-prof-dir=${dir}`]);
 const user = await signUp(client(base));
 const room = await client(base)('POST', '/v1/rooms', {
   token: user.accessToken,
