@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { imageNodeVersion, imageRuntime } from './image-runtime.js';
+import { apiNodeOptions, imageNodeVersion, imageRuntime } from './image-runtime.js';
 
 describe("the image's Node release", () => {
   it('is the exact release every stage of the Dockerfile is built on', () => {
@@ -25,5 +25,16 @@ describe("the image's Node release", () => {
       version: process.version.slice(1),
       origin: 'BENCH_NODE=local',
     });
+  });
+});
+
+describe('the API container’s NODE_OPTIONS', () => {
+  it('are what the chart sets, so the bench sizes V8’s heap as the pod does', () => {
+    expect(apiNodeOptions()).toBe('--max-semi-space-size=16');
+    expect(apiNodeOptions('api:\n  replicas: 3\n')).toBe('');
+  });
+
+  it('refuse a value that is not a string', () => {
+    expect(() => apiNodeOptions('api:\n  nodeOptions: [1]\n')).toThrow('api.nodeOptions');
   });
 });

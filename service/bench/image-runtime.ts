@@ -11,6 +11,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { parse } from 'yaml';
 
 const run = promisify(execFile);
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
@@ -21,6 +22,18 @@ export function imageNodeVersion(dockerfile = readFileSync(join(repoRoot, 'Docke
   if (!version)
     throw new Error('the Dockerfile has no `ARG NODE_IMAGE=node:<x.y.z>-…` to take the release from');
   return version;
+}
+
+/**
+ * The API container's NODE_OPTIONS in the chart (`api.nodeOptions`). The pod's memory limit decides
+ * V8's heap sizes where the chart does not; the bench applies what the chart sets.
+ */
+export function apiNodeOptions(
+  values = readFileSync(join(repoRoot, 'charts', 'parley', 'values.yaml'), 'utf8'),
+): string {
+  const options = (parse(values) as { api?: { nodeOptions?: unknown } }).api?.nodeOptions ?? '';
+  if (typeof options !== 'string') throw new Error('the chart’s api.nodeOptions is not a string');
+  return options;
 }
 
 export interface Runtime {

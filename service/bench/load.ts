@@ -5,6 +5,7 @@ import { createInterface } from 'node:readline';
 import autocannon, { type Options } from 'autocannon';
 import { Pool } from 'undici';
 import { freePorts } from '../devstack/ports.js';
+import { apiNodeOptions } from './image-runtime.js';
 
 const serviceDir = fileURLToPath(new URL('..', import.meta.url));
 
@@ -18,8 +19,8 @@ export function buildService(): void {
 
 /**
  * Starts the API as the image runs it (`node dist/main-api.js`, after buildService) on this
- * process's Node, in its own process; resolves with its base URL once it is ready. Its stdout is
- * discarded, as a container runtime would take it.
+ * process's Node, with the chart's NODE_OPTIONS, in its own process; resolves with its base URL once
+ * it is ready. Its stdout is discarded, as a container runtime would take it.
  */
 export async function startApi(
   env: Record<string, string>,
@@ -32,6 +33,7 @@ export async function startApi(
     env: {
       ...process.env,
       ...env,
+      NODE_OPTIONS: apiNodeOptions(),
       PORT: String(port),
       MANAGEMENT_PORT: String(managementPort),
       LOG_LEVEL: logLevel,
