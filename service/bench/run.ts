@@ -32,9 +32,13 @@ try {
   const shaped = await startBenchServer('./servers/bare-shaped.ts', {});
   const hello = await startBenchServer('./servers/hello.ts', stack.env);
   children.push(bare.child, shaped.child, hello.child);
-  const api = [await startApi(stack.env, 'warn'), await startApi(stack.env, 'info')];
-  children.push(...api.map(({ child }) => child));
-  const [apiQuiet, apiLogged] = api.map(({ url }) => url) as [string, string];
+  const startTracked = async (logLevel: string) => {
+    const api = await startApi(stack.env, logLevel);
+    children.push(api.child);
+    return api.url;
+  };
+  const apiQuiet = await startTracked('warn');
+  const apiLogged = await startTracked('info');
 
   const user = await signUp(client(apiQuiet), 'bench');
   const room = await client(apiQuiet)('POST', '/v1/rooms', {
