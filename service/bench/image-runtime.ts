@@ -44,16 +44,20 @@ export interface Runtime {
   origin: string;
 }
 
+const FETCHED = 'the image’s release, from the npm registry';
+
 export async function imageRuntime(env = process.env): Promise<Runtime> {
   const local = process.version.slice(1);
   if (env.BENCH_NODE === 'local')
     return { node: process.execPath, version: local, origin: 'BENCH_NODE=local' };
   const version = imageNodeVersion();
-  if (version === local)
-    return { node: process.execPath, version, origin: env.BENCH_NODE_ORIGIN ?? 'the image’s release' };
-
   const dir = join(repoRoot, 'node_modules', '.cache', 'parley-bench-node', version);
   const node = join(dir, 'package', 'bin', 'node');
+  if (version === local) {
+    const origin = process.execPath === node ? FETCHED : 'the image’s release';
+    return { node: process.execPath, version, origin };
+  }
+
   if (!existsSync(node)) {
     const pkg = `node-${process.platform}-${process.arch}@${version}`;
     process.stderr.write(`[bench] fetching ${pkg} (the image's Node) from the npm registry…\n`);
@@ -65,7 +69,7 @@ export async function imageRuntime(env = process.env): Promise<Runtime> {
   }
   const { stdout } = await run(node, ['--version']);
   if (stdout.trim() !== `v${version}`) throw new Error(`${node} is ${stdout.trim()}, not v${version}`);
-  return { node, version, origin: 'the image’s release, from the npm registry' };
+  return { node, version, origin: FETCHED };
 }
 
 /**
@@ -77,7 +81,6 @@ export async function onImageRuntime(): Promise<Runtime> {
   if (runtime.node === process.execPath) return runtime;
   const { status } = spawnSync(runtime.node, [...process.execArgv, ...process.argv.slice(1)], {
     stdio: 'inherit',
-    env: { ...process.env, BENCH_NODE_ORIGIN: runtime.origin },
   });
   process.exit(status ?? 1);
 }
