@@ -72,11 +72,21 @@ export class Lifecycle {
   }
 
   /** SIGTERM (Kubernetes) and SIGINT (Ctrl-C) start the shutdown; the process exits when it ends. */
-  exitOnSignals(onDone: (code: number) => void = (code) => process.exit(code)): void {
+  exitOnSignals(onDone: (code: number) => void = exitWhenIdle): void {
     for (const signal of ['SIGTERM', 'SIGINT'] as const) {
       process.once(signal, () => {
         void this.shutdown(signal).then(() => onDone(0));
       });
     }
   }
+}
+
+/**
+ * Ends the process once its event loop is idle, at most a second after shutdown. process.exit at
+ * once would cut pino's asynchronous stdout writes short: its exit hook writes what is buffered
+ * synchronously, ahead of a write still in flight, so the last log lines could arrive out of order.
+ */
+function exitWhenIdle(code: number): void {
+  process.exitCode = code;
+  setTimeout(() => process.exit(code), 1_000).unref();
 }
