@@ -1,5 +1,6 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import autocannon, { type Options } from 'autocannon';
@@ -59,17 +60,45 @@ export interface LoadResult {
   p99: number;
   non2xx: number;
   errors: number;
+  /** CPU time the server process spent per request answered, in µs (when its pid was given). */
+  cpuUs?: number;
 }
 
-/** One autocannon run from this process (the servers run in their own processes). */
-export async function load(options: Options): Promise<LoadResult> {
+/**
+ * CPU time (user + system) a process has used so far, in ms, from /proc (Linux); undefined
+ * elsewhere. Unlike req/s it hardly moves with what else the machine runs, so it shows what a
+ * request costs the server even when this machine's speed drifts.
+ */
+export function cpuMs(pid: number): number | undefined {
+  try {
+    // Fields after the command name, which may hold spaces: utime and stime are the 12th and 13th.
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS_PER_SECOND;
+  } catch {
+    return undefined;
+  }
+}
+// USER_HZ, which Linux fixes at 100 for every architecture Node runs on.
+const CLOCK_TICKS_PER_SECOND = 100;
+
+/**
+ * One autocannon run from this process (the servers run in their own processes). With the server's
+ * `pid`, also what each request cost it in CPU time.
+ */
+export async function load(options: Options, pid?: number): Promise<LoadResult> {
+  const cpuBefore = pid === undefined ? undefined : cpuMs(pid);
   const result = await autocannon({ connections: 50, duration: 5, ...options });
+  const cpuAfter = pid === undefined ? undefined : cpuMs(pid);
+  const answered = result.requests.total;
   return {
     rps: result.requests.average,
     p50: result.latency.p50,
     p99: result.latency.p99,
     non2xx: result.non2xx,
     errors: result.errors + result.timeouts,
+    ...(cpuBefore !== undefined && cpuAfter !== undefined && answered > 0
+      ? { cpuUs: ((cpuAfter - cpuBefore) * 1000) / answered }
+      : {}),
   };
 }
 

@@ -35,10 +35,10 @@ try {
   const startTracked = async (logLevel: string) => {
     const api = await startApi(stack.env, logLevel);
     children.push(api.child);
-    return api.url;
+    return { url: api.url, pid: api.child.pid };
   };
-  const apiQuiet = await startTracked('warn');
-  const apiLogged = await startTracked('info');
+  const { url: apiQuiet, pid: apiQuietPid } = await startTracked('warn');
+  const { url: apiLogged, pid: apiLoggedPid } = await startTracked('info');
 
   const user = await signUp(client(apiQuiet), 'bench');
   const room = await client(apiQuiet)('POST', '/v1/rooms', {
@@ -51,49 +51,60 @@ try {
   children.push(insertFloor.child);
   const postBody = JSON.stringify({ body: 'benchmark message' });
   const postMessages = () =>
-    load({
-      url: apiQuiet,
-      duration: SECONDS * 2,
-      requests: [
-        {
-          method: 'POST',
-          path: `${roomPath}/messages`,
-          headers: { ...auth, 'content-type': 'application/json' },
-          body: postBody,
-          setupRequest: (request) => ({
-            ...request,
-            headers: { ...request.headers, 'idempotency-key': randomUUID() },
-          }),
-        },
-      ],
-    });
+    load(
+      {
+        url: apiQuiet,
+        duration: SECONDS * 2,
+        requests: [
+          {
+            method: 'POST',
+            path: `${roomPath}/messages`,
+            headers: { ...auth, 'content-type': 'application/json' },
+            body: postBody,
+            setupRequest: (request) => ({
+              ...request,
+              headers: { ...request.headers, 'idempotency-key': randomUUID() },
+            }),
+          },
+        ],
+      },
+      apiQuietPid,
+    );
   const floorUrl = `http://127.0.0.1:${insertFloor.info.port}/`;
   const postFloor = () =>
-    load({
-      url: floorUrl,
-      duration: SECONDS * 2,
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: postBody,
-    });
+    load(
+      {
+        url: floorUrl,
+        duration: SECONDS * 2,
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: postBody,
+      },
+      insertFloor.child.pid,
+    );
 
   const scenarios: Record<string, () => Promise<LoadResult>> = {
-    'node:http bare JSON': () => load({ url: `http://127.0.0.1:${bare.info.port}/`, duration: SECONDS }),
+    'node:http bare JSON': () =>
+      load({ url: `http://127.0.0.1:${bare.info.port}/`, duration: SECONDS }, bare.child.pid),
     'node:http, the API response’s headers and body': () =>
-      load({ url: `http://127.0.0.1:${shaped.info.port}/`, duration: SECONDS }),
-    'Hono /hello': () => load({ url: `http://127.0.0.1:${hello.info.port}/hello`, duration: SECONDS }),
+      load({ url: `http://127.0.0.1:${shaped.info.port}/`, duration: SECONDS }, shaped.child.pid),
+    'Hono /hello': () =>
+      load({ url: `http://127.0.0.1:${hello.info.port}/hello`, duration: SECONDS }, hello.child.pid),
     'Hono /hello + one Redis GET': () =>
-      load({ url: `http://127.0.0.1:${hello.info.port}/hello-redis`, duration: SECONDS }),
+      load({ url: `http://127.0.0.1:${hello.info.port}/hello-redis`, duration: SECONDS }, hello.child.pid),
     'Hono /hello + auth (LRU hit)': () =>
-      load({
-        url: `http://127.0.0.1:${hello.info.port}/hello-auth`,
-        headers: { authorization: `Bearer ${hello.info.token}` },
-        duration: SECONDS,
-      }),
+      load(
+        {
+          url: `http://127.0.0.1:${hello.info.port}/hello-auth`,
+          headers: { authorization: `Bearer ${hello.info.token}` },
+          duration: SECONDS,
+        },
+        hello.child.pid,
+      ),
     'GET /v1/rooms/{id} (access log off)': () =>
-      load({ url: `${apiQuiet}${roomPath}`, headers: auth, duration: SECONDS }),
+      load({ url: `${apiQuiet}${roomPath}`, headers: auth, duration: SECONDS }, apiQuietPid),
     'GET /v1/rooms/{id} (access log on)': () =>
-      load({ url: `${apiLogged}${roomPath}`, headers: auth, duration: SECONDS }),
+      load({ url: `${apiLogged}${roomPath}`, headers: auth, duration: SECONDS }, apiLoggedPid),
   };
   const results: Record<string, LoadResult[]> = Object.fromEntries(
     Object.keys(scenarios).map((name) => [name, []]),
@@ -120,7 +131,9 @@ try {
     rps: medianOf(postRounds, (run) => run.rps),
     p99: medianOf(postRounds, (run) => run.p99),
     non2xx: failures(postRounds),
+    cpuUs: medianOf(postRounds, (run) => run.cpuUs ?? Number.NaN),
   };
+  const floorCpuUs = medianOf(floorRounds, (run) => run.cpuUs ?? Number.NaN);
   const floorRps = medianOf(floorRounds, (run) => run.rps);
   // The tail at a steady load, in rounds beside the floor at the same rate: this shared machine
   // stalls now and then for everything on it (the floor's p99 shows when), and a 100 ms stall alone
@@ -161,25 +174,36 @@ try {
 
   const rps = (name: string) => median(results[name]!.map((result) => result.rps));
   const ceiling = rps('node:http bare JSON');
+  const cpuUs = (name: string) => {
+    const costs = results[name]!.flatMap((result) => (result.cpuUs === undefined ? [] : [result.cpuUs]));
+    return costs.length > 0 ? median(costs) : undefined;
+  };
+  const read = 'GET /v1/rooms/{id} (access log off)';
+  const readCpu = cpuUs(read);
+  const ceilingCpu = cpuUs('node:http bare JSON');
   const lines = [
     `Measured ${new Date().toISOString().slice(0, 10)} on ${cpus().length} cores (${cpus()[0]?.model.trim()}), Node ${process.version} (${runtime.origin}), the API compiled (dist/main-api.js);`,
     `${ROUNDS} interleaved rounds of ${SECONDS} s, 50 connections; the servers in their own processes, autocannon and the paced generator in the bench process. Median req/s.`,
     '',
-    '| scenario | req/s (median) | ratio to node:http | p99 ms (median) | non-2xx |',
-    '|---|---:|---:|---:|---:|',
+    '| scenario | req/s (median) | ratio to node:http | server CPU µs per request (median) | p99 ms (median) | non-2xx |',
+    '|---|---:|---:|---:|---:|---:|',
     ...Object.keys(scenarios).map((name) => {
       const runs = results[name]!;
-      return `| ${name} | ${Math.round(rps(name))} | ${(rps(name) / ceiling).toFixed(2)} | ${median(runs.map((r) => r.p99))} | ${runs.reduce((n, r) => n + r.non2xx, 0)} |`;
+      return `| ${name} | ${Math.round(rps(name))} | ${(rps(name) / ceiling).toFixed(2)} | ${cpuUs(name)?.toFixed(1) ?? '–'} | ${median(runs.map((r) => r.p99))} | ${runs.reduce((n, r) => n + r.non2xx, 0)} |`;
     }),
     '',
     `JWT: verifyAccessToken on an LRU hit ${jwt.hitNs.toFixed(0)} ns (median), jose EdDSA verify ${(jwt.verifyNs / 1000).toFixed(1)} µs: ` +
       `**${(jwt.verifyNs / jwt.hitNs).toFixed(0)}x** (means: ${jwt.hitMeanNs.toFixed(0)} ns vs ${(jwt.verifyMeanNs / 1000).toFixed(1)} µs).`,
     `End to end, authenticated /hello vs the same route without auth: **${(rps('Hono /hello + auth (LRU hit)') / rps('Hono /hello')).toFixed(2)}**.`,
-    `Authenticated, rate-limited, cached GET /v1/rooms/{id} vs bare node:http: **${(rps('GET /v1/rooms/{id} (access log off)') / ceiling).toFixed(2)}** ` +
+    `Authenticated, rate-limited, cached GET /v1/rooms/{id} vs bare node:http: **${(rps(read) / ceiling).toFixed(2)}** ` +
       `(access log on: ${(rps('GET /v1/rooms/{id} (access log on)') / ceiling).toFixed(2)}); ` +
-      `vs node:http answering the same headers and body: ${(rps('GET /v1/rooms/{id} (access log off)') / rps('node:http, the API response’s headers and body')).toFixed(2)}.`,
+      `vs node:http answering the same headers and body: ${(rps(read) / rps('node:http, the API response’s headers and body')).toFixed(2)}.` +
+      (readCpu !== undefined && ceilingCpu !== undefined
+        ? ` In CPU time per request, which drifts far less with this machine's phase: the route ${readCpu.toFixed(1)} µs, node:http ${ceilingCpu.toFixed(1)} µs (${(readCpu / ceilingCpu).toFixed(2)}x).`
+        : ''),
     `Message post, one process: **${Math.round(postMax.rps)} req/s** at full speed (median of ${ROUNDS} rounds of ${SECONDS * 2} s; p99 ${postMax.p99} ms, non-2xx ${postMax.non2xx}); ` +
-      `its floor, node:http + one INSERT, ${Math.round(floorRps)} req/s (ratio ${(postMax.rps / floorRps).toFixed(2)}).`,
+      `its floor, node:http + one INSERT, ${Math.round(floorRps)} req/s (ratio ${(postMax.rps / floorRps).toFixed(2)}). ` +
+      `CPU per request: the API ${postMax.cpuUs.toFixed(0)} µs, the floor ${floorCpuUs.toFixed(0)} µs (MariaDB's and Redis's own CPU not counted).`,
     `Message post ${pacedLine("half the goal's rate", atHalfGoal)}`,
     `Message post ${pacedLine('half the measured rate', atHalfMax)}`,
   ];
