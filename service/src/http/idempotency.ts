@@ -31,6 +31,24 @@ export interface IdempotencyOptions {
 const KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
 
 /**
+ * The header as a route documents it in OpenAPI. The middleware below is what checks it (before the
+ * route's validators run), so routes list it as a plain parameter rather than a zod `headers`
+ * schema: Hono's header validator copies every request header into a web `Headers` object, which
+ * undici validates one by one — the largest single cost of a post's validation
+ * (bench/profile-room-read.ts post).
+ */
+export const IDEMPOTENCY_KEY_PARAMETER = {
+  name: 'Idempotency-Key',
+  in: 'header',
+  required: true,
+  description: 'unique per request, e.g. a UUID; a retry reuses it (1 to 255 visible ASCII characters)',
+  schema: { type: 'string', minLength: 1, maxLength: 255, pattern: '^[\\x21-\\x7e]+$' },
+} as const;
+
+/** The request's Idempotency-Key, on a route behind `idempotency()` (which has checked it). */
+export const idempotencyKeyOf = (c: Context<AppEnv>): string => c.req.header('idempotency-key')!;
+
+/**
  * Idempotency-Key (draft-ietf-httpapi-idempotency-key-header), scoped per user, kept in Redis:
  * - same key, same request: the stored response is replayed, same status and body, marked
  *   `Idempotent-Replayed: true`; a duplicate that arrives while the original is still running waits

@@ -203,6 +203,25 @@ describe('posting and reading messages', () => {
     expect((await post(alice, { body: 'bad key' }, 'has spaces in it')).status).toBe(400);
     expect((await post(alice, { body: 'long key' }, 'k'.repeat(256))).status).toBe(400);
   });
+
+  it('documents the Idempotency-Key as a required header of a post, with the rules it is checked by', async () => {
+    type Parameter = {
+      name: string;
+      in: string;
+      required: boolean;
+      schema: { pattern: string; maxLength: number };
+    };
+    const document = (await api()('GET', '/openapi.json')).body as {
+      paths: Record<string, { post: { parameters: Parameter[] } }>;
+    };
+    const { parameters } = document.paths['/v1/rooms/{roomId}/messages']!.post;
+    const header = parameters.find((parameter) => parameter.in === 'header')!;
+    expect(header).toMatchObject({ name: 'Idempotency-Key', required: true });
+    const pattern = new RegExp(header.schema.pattern);
+    expect(pattern.test('0191d3b4-5d0e-7a3c-9f1e-3c2b1a000001')).toBe(true);
+    expect(pattern.test('has spaces in it')).toBe(false);
+    expect(header.schema.maxLength).toBe(255);
+  });
 });
 
 describe('Idempotency-Key', () => {

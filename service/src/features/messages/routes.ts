@@ -1,6 +1,6 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import type { MiddlewareHandler } from 'hono';
-import { forReplay } from '../../http/idempotency.js';
+import { forReplay, IDEMPOTENCY_KEY_PARAMETER, idempotencyKeyOf } from '../../http/idempotency.js';
 import { problemResponse as problem } from '../../http/openapi.js';
 import { createRouter } from '../../http/router.js';
 import type { AppEnv } from '../../http/types.js';
@@ -27,13 +27,9 @@ const postMessage = createRoute({
   path: '/v1/rooms/{roomId}/messages',
   tags: ['messages'],
   security: [{ bearerAuth: [] }],
+  parameters: [IDEMPOTENCY_KEY_PARAMETER],
   request: {
     params,
-    headers: z.object({
-      'idempotency-key': z
-        .string()
-        .openapi({ description: 'unique per message, e.g. a UUID; a retry reuses it' }),
-    }),
     body: {
       required: true,
       content: {
@@ -100,7 +96,7 @@ export function messageRoutes(messages: MessagesService, idempotency: Middleware
       c.get('principal').userId,
       c.req.valid('param').roomId,
       c.req.valid('json').body,
-      c.req.valid('header')['idempotency-key'],
+      idempotencyKeyOf(c),
     );
     if (replayed) c.header('Idempotent-Replayed', 'true');
     return c.json(forReplay(c, message), 201);
