@@ -102,25 +102,34 @@ export function idempotency(options: IdempotencyOptions): MiddlewareHandler<AppE
     }
 
     if (acquired === 'OK') {
+      const record = (status: number, body: string, contentType: string) =>
+        run(() =>
+          options.redis.set(
+            redisKey,
+            JSON.stringify({ state: 'done', fingerprint, status, body, contentType } satisfies Completed),
+            'EX',
+            ttlSeconds,
+          ),
+        ).catch(() => undefined);
+      // A handler that knows its answer records it at once (forReplay), in the same turn as its own
+      // last Redis commands: auto-pipelining sends them all in one write.
+      let early: { status: number; recorded: Promise<unknown> } | undefined;
+      c.set('recordReplay', (status, json) => {
+        early = { status, recorded: record(status, json, 'application/json') };
+      });
       await next();
+      await early?.recorded; // so that a correction below reaches Redis after it
       const response = c.res;
       if (response.status >= 500) {
         await run(() => options.redis.del(redisKey)).catch(() => undefined);
         return;
       }
-      const recorded = response.ok ? c.get('replayBody') : undefined;
-      const completed: Completed = {
-        state: 'done',
-        fingerprint,
-        status: response.status,
-        body: recorded ?? (await response.clone().text()),
-        contentType:
-          recorded === undefined
-            ? (response.headers.get('content-type') ?? 'application/json')
-            : 'application/json',
-      };
-      await run(() => options.redis.set(redisKey, JSON.stringify(completed), 'EX', ttlSeconds)).catch(
-        () => undefined,
+      if (early?.status === response.status) return;
+      // Errors, answered by the error handler, are read back from the response.
+      await record(
+        response.status,
+        await response.clone().text(),
+        response.headers.get('content-type') ?? 'application/json',
       );
       return;
     }
@@ -166,12 +175,14 @@ export function idempotency(options: IdempotencyOptions): MiddlewareHandler<AppE
 }
 
 /**
- * Keeps the JSON a handler answers with for the idempotency record: `return c.json(forReplay(c, x))`.
- * Without it the record reads the body back from the finished Response (an undici clone and two
- * web streams: 12% of a message post's CPU in bench/profile-room-read.ts post). Errors, answered
- * by the error handler, are still read back.
+ * Records the JSON a handler answers with for replay, as soon as it knows it:
+ * `return c.json(forReplay(c, 201, x), 201)`. The record's write is issued at once, so it travels in
+ * the same Redis write as whatever the handler sent in this turn (a post's read-your-writes marker
+ * and room event), and the middleware awaits it before the answer leaves. Without it the record
+ * reads the body back from the finished Response (an undici clone and two web streams: 12% of a
+ * message post's CPU in bench/profile-room-read.ts post) and writes it in a round trip of its own.
  */
-export function forReplay<T>(c: Context<AppEnv>, value: T): T {
-  c.set('replayBody', JSON.stringify(value));
+export function forReplay<T>(c: Context<AppEnv>, status: number, value: T): T {
+  c.get('recordReplay')?.(status, JSON.stringify(value));
   return value;
 }

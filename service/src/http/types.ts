@@ -13,7 +13,7 @@ export interface AppEnv {
     log: Logger;
     /** Set by requireAuth. */
     principal: Principal;
-    /** A handler's JSON answer as sent, for the idempotency record (forReplay). */
-    replayBody?: string;
+    /** Set by the idempotency middleware: records a handler's JSON answer for replay (forReplay). */
+    recordReplay?: (status: number, json: string) => void;
   };
 }

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { get as httpGet, type IncomingHttpHeaders } from 'node:http';
 import { gunzipSync } from 'node:zlib';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminQuery as adminQueryOn, insertStatements } from '../../test-support/admin-sql.js';
 import { freeze } from '../../test-support/freeze.js';
@@ -313,6 +314,30 @@ describe('read-your-writes', () => {
       await adminQuery('START SLAVE', [], 'replica');
     }
     await cluster.stack.mysql.waitForReplication();
+  });
+});
+
+describe("a post's Redis traffic", () => {
+  it('is two writes: the idempotency claim, then the marker, the event and the idempotency record together', async () => {
+    const redis = new Redis(cluster.env.REDIS_URL!);
+    // Redis counts each read of a client's socket: one per write the client makes, when sequential.
+    const readsProcessed = async () =>
+      Number(/total_reads_processed:(\d+)/.exec(await redis.info('stats'))![1]);
+    try {
+      const author = await signUp(api(), 'pipelined');
+      await api()('POST', `/v1/rooms/${roomId}/members`, { token: author.accessToken });
+      for (let i = 0; i < 3; i++) await post(author, { body: `warm-up ${i}` }); // its rate-limit leases grow
+      const posts = 20;
+      const before = await readsProcessed();
+      for (let i = 0; i < posts; i++) expect((await post(author, { body: `post ${i}` })).status).toBe(201);
+      const reads = (await readsProcessed()) - before - 1; // the INFO above is one
+      // Three writes a post before (the record had a round trip of its own); the rate limit's leases
+      // (1, 2, 4, … points) add a few.
+      expect(reads).toBeGreaterThanOrEqual(2 * posts);
+      expect(reads).toBeLessThanOrEqual(2 * posts + 5);
+    } finally {
+      redis.disconnect();
+    }
   });
 });
 

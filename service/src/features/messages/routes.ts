@@ -92,14 +92,18 @@ export function messageRoutes(messages: MessagesService, idempotency: Middleware
   router.on('POST', '/v1/rooms/:roomId/messages', idempotency);
 
   router.openapi(postMessage, async (c) => {
-    const { message, replayed } = await messages.post(
+    const { message, replayed, propagated } = await messages.post(
       c.get('principal').userId,
       c.req.valid('param').roomId,
       c.req.valid('json').body,
       idempotencyKeyOf(c),
     );
     if (replayed) c.header('Idempotent-Replayed', 'true');
-    return c.json(forReplay(c, message), 201);
+    // Recorded in this turn, so the idempotency record shares one Redis write with the marker and
+    // the event; the answer waits for the marker, which the author's next read looks for.
+    const answer = c.json(forReplay(c, 201, message), 201);
+    await propagated;
+    return answer;
   });
 
   router.openapi(listMessages, async (c) => {

@@ -31,7 +31,16 @@ export function messagesService(deps: {
       roomId: string,
       body: string,
       idempotencyKey: string,
-    ): Promise<{ message: Message; replayed: boolean }> {
+    ): Promise<{
+      message: Message;
+      replayed: boolean;
+      /**
+       * Settles once the read-your-writes marker and the room event have reached Redis (or failed
+       * to). Await it before answering: the author's next read must find the marker. It is issued,
+       * not awaited, here so that a caller can add its own commands to the same Redis write first.
+       */
+      propagated: Promise<void>;
+    }> {
       await deps.rooms.memberRoom(authorId, roomId);
       let message: Message;
       try {
@@ -48,20 +57,23 @@ export function messagesService(deps: {
             'this Idempotency-Key was already used with a different request body',
           );
         }
-        return { message: existing, replayed: true };
+        return { message: existing, replayed: true, propagated: Promise.resolve() };
       }
       // Issued together, so the client's auto-pipelining sends both in the write it makes for every
       // command of this turn (an explicit pipeline would be a socket write of its own).
       const event = roomEventPayload(deps.instanceId, { type: 'message.created', roomId, message });
-      await deps.redisBreaker
+      const propagated = deps.redisBreaker
         .run(() =>
           Promise.all([
             deps.redis.set(recentWriteKey(authorId, roomId), '1', 'PX', READ_YOUR_WRITES_MS),
             deps.redis.publish(roomChannel(roomId), JSON.stringify(event)),
           ]),
         )
-        .catch(() => undefined); // the message is stored; a missed event is recovered from MySQL
-      return { message, replayed: false };
+        .then(
+          () => undefined,
+          () => undefined, // the message is stored; a missed event is recovered from MySQL
+        );
+      return { message, replayed: false, propagated };
     },
 
     /** Reads from the replica, except a user's own room right after they posted in it. */
