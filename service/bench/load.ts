@@ -66,8 +66,8 @@ export interface LoadResult {
 
 /**
  * CPU time (user + system) a process has used so far, in ms, from /proc (Linux); undefined
- * elsewhere. Unlike req/s it hardly moves with what else the machine runs, so it shows what a
- * request costs the server even when this machine's speed drifts.
+ * elsewhere. Per request, it is what a request costs the server itself, whatever the generator and
+ * the other servers take of the cores meanwhile (the host's own speed still moves it).
  */
 export function cpuMs(pid: number): number | undefined {
   try {

@@ -199,7 +199,7 @@ try {
       `(access log on: ${(rps('GET /v1/rooms/{id} (access log on)') / ceiling).toFixed(2)}); ` +
       `vs node:http answering the same headers and body: ${(rps(read) / rps('node:http, the API response’s headers and body')).toFixed(2)}.` +
       (readCpu !== undefined && ceilingCpu !== undefined
-        ? ` In CPU time per request, which drifts far less with this machine's phase: the route ${readCpu.toFixed(1)} µs, node:http ${ceilingCpu.toFixed(1)} µs (${(readCpu / ceilingCpu).toFixed(2)}x).`
+        ? ` In the server's own CPU time per request (which other processes' load does not change, though the host's speed does): the route ${readCpu.toFixed(1)} µs, node:http ${ceilingCpu.toFixed(1)} µs (${(readCpu / ceilingCpu).toFixed(2)}x).`
         : ''),
     `Message post, one process: **${Math.round(postMax.rps)} req/s** at full speed (median of ${ROUNDS} rounds of ${SECONDS * 2} s; p99 ${postMax.p99} ms, non-2xx ${postMax.non2xx}); ` +
       `its floor, node:http + one INSERT, ${Math.round(floorRps)} req/s (ratio ${(postMax.rps / floorRps).toFixed(2)}). ` +
