@@ -26,6 +26,13 @@ export interface IdempotencyOptions {
   ttlSeconds?: number;
   /** How long a duplicate waits for the original to finish before it gets 409. */
   waitMs?: number;
+  /**
+   * How long the claim of a request still running lasts. It must outlive any request (the breakers
+   * end every dependency call within seconds); it only matters when the process holding it dies or
+   * cannot record the answer, and then the key is usable again this much later instead of answering
+   * 409 for a whole day.
+   */
+  inFlightSeconds?: number;
 }
 
 const KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
@@ -55,11 +62,13 @@ export const idempotencyKeyOf = (c: Context<AppEnv>): string => c.req.header('id
  *   up to `waitMs` for its result, then gets 409;
  * - same key, different request: 422.
  * Responses of 5xx are not stored, so the client may retry. Without Redis the request goes through
- * and the handler's own unique key (MySQL) stops a duplicate row.
+ * and the handler's own unique key (MySQL) stops a duplicate row, as it does for a retry after the
+ * claim of a request whose process died has lapsed (`inFlightSeconds`).
  */
 export function idempotency(options: IdempotencyOptions): MiddlewareHandler<AppEnv> {
   const ttlSeconds = options.ttlSeconds ?? 24 * 3_600;
   const waitMs = options.waitMs ?? 2_000;
+  const inFlightSeconds = options.inFlightSeconds ?? 60;
   const run = <T>(call: () => Promise<T>) => options.breaker.run(call);
 
   return async (c, next) => {
@@ -91,7 +100,7 @@ export function idempotency(options: IdempotencyOptions): MiddlewareHandler<AppE
           redisKey,
           JSON.stringify({ state: 'in-flight', fingerprint } satisfies InFlight),
           'EX',
-          ttlSeconds,
+          inFlightSeconds,
           'NX',
         ),
       );

@@ -296,6 +296,34 @@ describe('Idempotency-Key', () => {
   });
 });
 
+describe('an Idempotency-Key whose request is still running', () => {
+  it('is claimed for a minute only, so a process that dies holding it frees it soon; once answered it is kept a day', async () => {
+    const redis = new Redis(cluster.env.REDIS_URL!);
+    const claims = () => redis.keys(`parley:idem:${alice.id}:*`);
+    const thaw = await freeze(cluster.stack.mysql.primary); // the request will hang on its INSERT
+    try {
+      const before = new Set(await claims());
+      const original = post(alice, { body: 'held' });
+      let claim: string | undefined;
+      for (let i = 0; i < 100 && !claim; i++) {
+        claim = (await claims()).find((key) => !before.has(key));
+        if (!claim) await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      expect(JSON.parse((await redis.get(claim!))!)).toMatchObject({ state: 'in-flight' });
+      const claimedFor = await redis.ttl(claim!);
+      expect(claimedFor).toBeGreaterThan(30);
+      expect(claimedFor).toBeLessThanOrEqual(60);
+      await thaw();
+      expect((await original).status).toBe(201);
+      expect(JSON.parse((await redis.get(claim!))!)).toMatchObject({ state: 'done', status: 201 });
+      expect(await redis.ttl(claim!)).toBeGreaterThan(23 * 3_600);
+    } finally {
+      await thaw();
+      redis.disconnect();
+    }
+  });
+});
+
 describe('read-your-writes', () => {
   it('shows authors their own new message even while the replica lags; others read the replica', async () => {
     const reader = await signUp(api(), 'reader'); // has written nothing, so reads the replica
