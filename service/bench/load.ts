@@ -71,8 +71,10 @@ export interface LoadResult {
  */
 export function cpuMs(pid: number): number | undefined {
   try {
-    // Fields after the command name, which may hold spaces: utime and stime are the 12th and 13th.
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    // Fields after the command name, which may hold spaces and parentheses (so the last ')'):
+    // utime and stime are the 12th and 13th.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS_PER_SECOND;
   } catch {
     return undefined;
@@ -107,6 +109,12 @@ export const median = (values: number[]) => {
   const middle = Math.floor(sorted.length / 2);
   return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
 };
+
+/** The median of the rounds' CPU time per request; undefined where it could not be read. */
+export function medianCpuUs(runs: LoadResult[]): number | undefined {
+  const costs = runs.flatMap((run) => (run.cpuUs === undefined ? [] : [run.cpuUs]));
+  return costs.length > 0 ? median(costs) : undefined;
+}
 
 /** Starts a bench server script as its own process and reads the JSON line it prints. */
 export async function startBenchServer(script: string, env: Record<string, string>) {

@@ -11,7 +11,16 @@ import { client, signUp } from '../src/test-support/cluster.js';
 import { startTestStack } from '../src/test-support/stack.js';
 import { jwtMicrobenchmark } from './jwt-micro.js';
 import { onImageRuntime } from './image-runtime.js';
-import { buildService, load, median, paced, startApi, startBenchServer, type LoadResult } from './load.js';
+import {
+  buildService,
+  load,
+  median,
+  medianCpuUs,
+  paced,
+  startApi,
+  startBenchServer,
+  type LoadResult,
+} from './load.js';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
@@ -131,9 +140,9 @@ try {
     rps: medianOf(postRounds, (run) => run.rps),
     p99: medianOf(postRounds, (run) => run.p99),
     non2xx: failures(postRounds),
-    cpuUs: medianOf(postRounds, (run) => run.cpuUs ?? Number.NaN),
+    cpuUs: medianCpuUs(postRounds),
   };
-  const floorCpuUs = medianOf(floorRounds, (run) => run.cpuUs ?? Number.NaN);
+  const floorCpuUs = medianCpuUs(floorRounds);
   const floorRps = medianOf(floorRounds, (run) => run.rps);
   // The tail at a steady load, in rounds beside the floor at the same rate: this shared machine
   // stalls now and then for everything on it (the floor's p99 shows when), and a 100 ms stall alone
@@ -174,10 +183,7 @@ try {
 
   const rps = (name: string) => median(results[name]!.map((result) => result.rps));
   const ceiling = rps('node:http bare JSON');
-  const cpuUs = (name: string) => {
-    const costs = results[name]!.flatMap((result) => (result.cpuUs === undefined ? [] : [result.cpuUs]));
-    return costs.length > 0 ? median(costs) : undefined;
-  };
+  const cpuUs = (name: string) => medianCpuUs(results[name]!);
   const read = 'GET /v1/rooms/{id} (access log off)';
   const readCpu = cpuUs(read);
   const ceilingCpu = cpuUs('node:http bare JSON');
@@ -202,8 +208,10 @@ try {
         ? ` In the server's own CPU time per request (which other processes' load does not change, though the host's speed does): the route ${readCpu.toFixed(1)} µs, node:http ${ceilingCpu.toFixed(1)} µs (${(readCpu / ceilingCpu).toFixed(2)}x).`
         : ''),
     `Message post, one process: **${Math.round(postMax.rps)} req/s** at full speed (median of ${ROUNDS} rounds of ${SECONDS * 2} s; p99 ${postMax.p99} ms, non-2xx ${postMax.non2xx}); ` +
-      `its floor, node:http + one INSERT, ${Math.round(floorRps)} req/s (ratio ${(postMax.rps / floorRps).toFixed(2)}). ` +
-      `CPU per request: the API ${postMax.cpuUs.toFixed(0)} µs, the floor ${floorCpuUs.toFixed(0)} µs (MariaDB's and Redis's own CPU not counted).`,
+      `its floor, node:http + one INSERT, ${Math.round(floorRps)} req/s (ratio ${(postMax.rps / floorRps).toFixed(2)}).` +
+      (postMax.cpuUs !== undefined && floorCpuUs !== undefined
+        ? ` CPU per request: the API ${postMax.cpuUs.toFixed(0)} µs, the floor ${floorCpuUs.toFixed(0)} µs (MariaDB's and Redis's own CPU not counted).`
+        : ''),
     `Message post ${pacedLine("half the goal's rate", atHalfGoal)}`,
     `Message post ${pacedLine('half the measured rate', atHalfMax)}`,
   ];

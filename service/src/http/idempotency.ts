@@ -49,11 +49,15 @@ export const IDEMPOTENCY_KEY_PARAMETER = {
   in: 'header',
   required: true,
   description: 'unique per request, e.g. a UUID; a retry reuses it (1 to 255 visible ASCII characters)',
-  schema: { type: 'string', minLength: 1, maxLength: 255, pattern: '^[\\x21-\\x7e]+$' },
+  schema: { type: 'string', minLength: 1, maxLength: 255, pattern: '^[!-~]+$' },
 } as const;
 
 /** The request's Idempotency-Key, on a route behind `idempotency()` (which has checked it). */
-export const idempotencyKeyOf = (c: Context<AppEnv>): string => c.req.header('idempotency-key')!;
+export function idempotencyKeyOf(c: Context<AppEnv>): string {
+  const key = c.req.header('idempotency-key');
+  if (key === undefined) throw new Error('idempotencyKeyOf on a route without the idempotency middleware');
+  return key;
+}
 
 /**
  * Idempotency-Key (draft-ietf-httpapi-idempotency-key-header), scoped per user, kept in Redis:

@@ -309,6 +309,7 @@ describe('an Idempotency-Key whose request is still running', () => {
         claim = (await claims()).find((key) => !before.has(key));
         if (!claim) await new Promise((resolve) => setTimeout(resolve, 20));
       }
+      expect(claim).toBeDefined();
       expect(JSON.parse((await redis.get(claim!))!)).toMatchObject({ state: 'in-flight' });
       const claimedFor = await redis.ttl(claim!);
       expect(claimedFor).toBeGreaterThan(30);
@@ -360,9 +361,9 @@ describe("a post's Redis traffic", () => {
       for (let i = 0; i < posts; i++) expect((await post(author, { body: `post ${i}` })).status).toBe(201);
       const reads = (await readsProcessed()) - before - 1; // the INFO above is one
       // Three writes a post before (the record had a round trip of its own); the rate limit's leases
-      // (1, 2, 4, … points) add a few.
+      // (1, 2, 4, … points) and a lapsed local room copy add a few.
       expect(reads).toBeGreaterThanOrEqual(2 * posts);
-      expect(reads).toBeLessThanOrEqual(2 * posts + 5);
+      expect(reads).toBeLessThan(2.5 * posts);
     } finally {
       redis.disconnect();
     }
