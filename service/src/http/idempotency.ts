@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Context, MiddlewareHandler } from 'hono';
+import type { Context, MiddlewareHandler, Next } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { Redis } from 'ioredis';
 import type { Breaker } from '../platform/breakers.js';
@@ -97,9 +97,8 @@ export function idempotency(options: IdempotencyOptions): MiddlewareHandler<AppE
     const fingerprint = createHash('sha256').update(`${c.req.method} ${c.req.path}\n${body}`).digest('hex');
     const redisKey = `parley:idem:${c.get('principal').userId}:${createHash('sha256').update(`${c.req.method} ${c.req.path} ${key}`).digest('hex')}`;
 
-    let acquired: string | null;
-    try {
-      acquired = await run(() =>
+    const claim = () =>
+      run(() =>
         options.redis.set(
           redisKey,
           JSON.stringify({ state: 'in-flight', fingerprint } satisfies InFlight),
@@ -108,46 +107,73 @@ export function idempotency(options: IdempotencyOptions): MiddlewareHandler<AppE
           'NX',
         ),
       );
-    } catch (error) {
-      c.get('log').warn({ err: error }, 'idempotency store unavailable; relying on the database unique key');
-      await next();
-      return;
-    }
-
-    if (acquired === 'OK') {
-      const record = (status: number, body: string, contentType: string) =>
-        run(() =>
-          options.redis.set(
-            redisKey,
-            JSON.stringify({ state: 'done', fingerprint, status, body, contentType } satisfies Completed),
-            'EX',
-            ttlSeconds,
-          ),
-        ).catch(() => undefined);
-      // A handler that knows its answer records it at once (forReplay), in the same turn as its own
-      // last Redis commands: auto-pipelining sends them all in one write.
-      let early: { status: number; recorded: Promise<unknown> } | undefined;
-      c.set('recordReplay', (status, json) => {
-        early = { status, recorded: record(status, json, 'application/json') };
-      });
-      await next();
-      await early?.recorded; // so that a correction below reaches Redis after it
-      const response = c.res;
-      if (response.status >= 500) {
-        await run(() => options.redis.del(redisKey)).catch(() => undefined);
+    const deadline = Date.now() + waitMs;
+    for (;;) {
+      let claimed: boolean;
+      try {
+        claimed = (await claim()) === 'OK';
+      } catch (error) {
+        c.get('log').warn(
+          { err: error },
+          'idempotency store unavailable; relying on the database unique key',
+        );
+        await next();
         return;
       }
-      if (early?.status === response.status) return;
-      // Errors, answered by the error handler, are read back from the response.
-      await record(
-        response.status,
-        await response.clone().text(),
-        response.headers.get('content-type') ?? 'application/json',
-      );
+      if (claimed) {
+        await runAndRecord(c, next, redisKey, fingerprint);
+        return;
+      }
+      // Another request holds the key: replay its answer, or claim the key once it lets go.
+      if (await replayWhenDone(c, redisKey, fingerprint, deadline)) return;
+    }
+  };
+
+  /** Runs the handler under the claim and records its answer (a 5xx releases the key instead). */
+  async function runAndRecord(c: Context<AppEnv>, next: Next, redisKey: string, fingerprint: string) {
+    const record = (status: number, body: string, contentType: string) =>
+      run(() =>
+        options.redis.set(
+          redisKey,
+          JSON.stringify({ state: 'done', fingerprint, status, body, contentType } satisfies Completed),
+          'EX',
+          ttlSeconds,
+        ),
+      ).catch(() => undefined);
+    // A handler that knows its answer records it at once (forReplay), in the same turn as its own
+    // last Redis commands: auto-pipelining sends them all in one write.
+    let early: { status: number; recorded: Promise<unknown> } | undefined;
+    c.set('recordReplay', (status, json) => {
+      early = { status, recorded: record(status, json, 'application/json') };
+    });
+    await next();
+    await early?.recorded; // so that a correction below reaches Redis after it
+    const response = c.res;
+    if (response.status >= 500) {
+      await run(() => options.redis.del(redisKey)).catch(() => undefined);
       return;
     }
+    if (early?.status === response.status) return;
+    // Errors, answered by the error handler, are read back from the response.
+    await record(
+      response.status,
+      await response.clone().text(),
+      response.headers.get('content-type') ?? 'application/json',
+    );
+  }
 
-    const deadline = Date.now() + waitMs;
+  /**
+   * Waits for the request holding the key. True once its answer is replayed on `c`; false when it
+   * let go of the key without one (it failed with a 5xx), so that the caller competes to claim it:
+   * of several duplicates waiting, one runs and the others replay its answer. 422 for a different
+   * request under the same key, 409 past the deadline.
+   */
+  async function replayWhenDone(
+    c: Context<AppEnv>,
+    redisKey: string,
+    fingerprint: string,
+    deadline: number,
+  ): Promise<boolean> {
     for (;;) {
       const raw = await run(() => options.redis.get(redisKey)).catch(() => null);
       const record = raw === null ? undefined : (JSON.parse(raw) as Record_);
@@ -165,13 +191,9 @@ export function idempotency(options: IdempotencyOptions): MiddlewareHandler<AppE
           'Content-Type': record.contentType,
           'Idempotent-Replayed': 'true',
         });
-        return;
+        return true;
       }
-      if (!record) {
-        // The original failed (5xx) and released the key: this request is the retry.
-        await next();
-        return;
-      }
+      if (!record) return false;
       if (Date.now() >= deadline) {
         throw new ProblemError(
           409,
@@ -184,7 +206,7 @@ export function idempotency(options: IdempotencyOptions): MiddlewareHandler<AppE
       }
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
-  };
+  }
 }
 
 /**
