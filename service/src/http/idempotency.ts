@@ -35,7 +35,11 @@ export interface IdempotencyOptions {
   inFlightSeconds?: number;
 }
 
-const KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
+// What a key may be, stated once for the check below and for the OpenAPI document.
+const KEY_CHARACTERS = '[!-~]'; // visible ASCII
+const KEY_MAX_LENGTH = 255;
+const KEY_RULE = `1 to ${KEY_MAX_LENGTH} visible ASCII characters`;
+const KEY_PATTERN = new RegExp(`^${KEY_CHARACTERS}{1,${KEY_MAX_LENGTH}}$`);
 
 /**
  * The header as a route documents it in OpenAPI. The middleware below is what checks it (before the
@@ -48,8 +52,8 @@ export const IDEMPOTENCY_KEY_PARAMETER = {
   name: 'Idempotency-Key',
   in: 'header',
   required: true,
-  description: 'unique per request, e.g. a UUID; a retry reuses it (1 to 255 visible ASCII characters)',
-  schema: { type: 'string', minLength: 1, maxLength: 255, pattern: '^[!-~]+$' },
+  description: `unique per request, e.g. a UUID; a retry reuses it (${KEY_RULE})`,
+  schema: { type: 'string', minLength: 1, maxLength: KEY_MAX_LENGTH, pattern: `^${KEY_CHARACTERS}+$` },
 } as const;
 
 /** The request's Idempotency-Key, on a route behind `idempotency()` (which has checked it). */
@@ -90,7 +94,7 @@ export function idempotency(options: IdempotencyOptions): MiddlewareHandler<AppE
         400,
         'idempotency-key-invalid',
         'Invalid Idempotency-Key',
-        'the Idempotency-Key must be 1 to 255 visible ASCII characters',
+        `the Idempotency-Key must be ${KEY_RULE}`,
       );
     }
     const body = await c.req.text();
