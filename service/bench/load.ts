@@ -62,6 +62,28 @@ export interface LoadResult {
   errors: number;
   /** CPU time the server process spent per request answered, in µs (when its pid was given). */
   cpuUs?: number;
+  /** CPU time the generator (this process) spent per request answered, in µs. */
+  generatorCpuUs?: number;
+}
+
+/**
+ * What a load run cost: the server's CPU time (from /proc, when its pid is given) and this process's
+ * own (the generator's), each per request answered. Start it before the run, call it after.
+ */
+function cpuMeter(pid: number | undefined) {
+  const serverBefore = pid === undefined ? undefined : cpuMs(pid);
+  const generatorBefore = process.cpuUsage();
+  return (answered: number): Pick<LoadResult, 'cpuUs' | 'generatorCpuUs'> => {
+    const serverAfter = pid === undefined ? undefined : cpuMs(pid);
+    const generator = process.cpuUsage(generatorBefore);
+    if (answered === 0) return {};
+    return {
+      generatorCpuUs: (generator.user + generator.system) / answered,
+      ...(serverBefore !== undefined && serverAfter !== undefined
+        ? { cpuUs: ((serverAfter - serverBefore) * 1000) / answered }
+        : {}),
+    };
+  };
 }
 
 /**
@@ -84,23 +106,19 @@ export function cpuMs(pid: number): number | undefined {
 const CLOCK_TICKS_PER_SECOND = 100;
 
 /**
- * One autocannon run from this process (the servers run in their own processes). With the server's
- * `pid`, also what each request cost it in CPU time.
+ * One autocannon run from this process (the servers run in their own processes), with what each
+ * request cost the generator in CPU time and, given the server's `pid`, the server.
  */
 export async function load(options: Options, pid?: number): Promise<LoadResult> {
-  const cpuBefore = pid === undefined ? undefined : cpuMs(pid);
+  const cost = cpuMeter(pid);
   const result = await autocannon({ connections: 50, duration: 5, ...options });
-  const cpuAfter = pid === undefined ? undefined : cpuMs(pid);
-  const answered = result.requests.total;
   return {
     rps: result.requests.average,
     p50: result.latency.p50,
     p99: result.latency.p99,
     non2xx: result.non2xx,
     errors: result.errors + result.timeouts,
-    ...(cpuBefore !== undefined && cpuAfter !== undefined && answered > 0
-      ? { cpuUs: ((cpuAfter - cpuBefore) * 1000) / answered }
-      : {}),
+    ...cost(result.requests.total),
   };
 }
 
@@ -110,10 +128,24 @@ export const median = (values: number[]) => {
   return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
 };
 
-/** The median of the rounds' CPU time per request; undefined where it could not be read. */
-export function medianCpuUs(runs: LoadResult[]): number | undefined {
-  const costs = runs.flatMap((run) => (run.cpuUs === undefined ? [] : [run.cpuUs]));
+/**
+ * The median of the rounds' CPU time per request, the server's or the generator's; undefined where
+ * it could not be read.
+ */
+export function medianCpuUs(
+  runs: LoadResult[],
+  whose: 'cpuUs' | 'generatorCpuUs' = 'cpuUs',
+): number | undefined {
+  const costs = runs.flatMap((run) => (run[whose] === undefined ? [] : [run[whose]]));
   return costs.length > 0 ? median(costs) : undefined;
+}
+
+/**
+ * The most CPU time, in µs, one request may cost a server whose work runs on one event loop (one
+ * core at most) if it is to answer `rps` requests a second: past it, that loop is the limit.
+ */
+export function cpuBudgetUs(rps: number): number {
+  return 1e6 / rps;
 }
 
 /** Starts a bench server script as its own process and reads the JSON line it prints. */
@@ -139,6 +171,8 @@ export interface PacedOptions {
   rate: number;
   seconds: number;
   connections?: number;
+  /** The server's pid: the result then says what each request cost it in CPU time. */
+  pid?: number;
 }
 
 /**
@@ -157,6 +191,7 @@ export async function paced(options: PacedOptions): Promise<LoadResult> {
   const latencies: number[] = [];
   let non2xx = 0;
   let errors = 0;
+  const cost = cpuMeter(options.pid);
   const start = performance.now();
   const sent: Promise<void>[] = [];
   for (let i = 0; i < total; i++) {
@@ -184,6 +219,7 @@ export async function paced(options: PacedOptions): Promise<LoadResult> {
     );
   }
   await Promise.all(sent);
+  const costs = cost(latencies.length);
   await pool.close();
   const sorted = latencies.sort((a, b) => a - b);
   const at = (q: number) =>
@@ -194,5 +230,6 @@ export async function paced(options: PacedOptions): Promise<LoadResult> {
     p99: at(0.99),
     non2xx,
     errors,
+    ...costs,
   };
 }

@@ -13,6 +13,7 @@ import { jwtMicrobenchmark } from './jwt-micro.js';
 import { onImageRuntime } from './image-runtime.js';
 import {
   buildService,
+  cpuBudgetUs,
   load,
   median,
   medianCpuUs,
@@ -26,6 +27,8 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 /** Issue 4's goal for message posts on one process, req/s; the tail is measured at half of it. */
 const GOAL_POSTS = 2_000;
+/** Issue 4's goal for the cached read: this share of the bare node:http ceiling's req/s. */
+const READ_GOAL = 0.6;
 const children: ChildProcess[] = [];
 const say = (line: string) => process.stderr.write(`[bench] ${line}\n`);
 
@@ -148,7 +151,7 @@ try {
   // stalls now and then for everything on it (the floor's p99 shows when), and a 100 ms stall alone
   // is the p99 of a 10 s run.
   const pacedRounds = async (rate: number) => {
-    const pacedAt = (url: string) =>
+    const pacedAt = (url: string, pid: number | undefined) =>
       paced({
         url,
         method: 'POST',
@@ -156,12 +159,13 @@ try {
         body: postBody,
         rate,
         seconds: SECONDS * 2,
+        pid,
       });
     const rounds: LoadResult[] = [];
     const floor: LoadResult[] = [];
     for (let round = 1; round <= ROUNDS; round++) {
-      floor.push(await pacedAt(floorUrl));
-      rounds.push(await pacedAt(`${apiQuiet}${roomPath}/messages`));
+      floor.push(await pacedAt(floorUrl, insertFloor.child.pid));
+      rounds.push(await pacedAt(`${apiQuiet}${roomPath}/messages`, apiQuietPid));
     }
     return {
       rate,
@@ -170,6 +174,8 @@ try {
       p99s: rounds.map((run) => run.p99),
       floorP99s: floor.map((run) => run.p99),
       non2xx: failures(rounds),
+      cpuUs: medianCpuUs(rounds),
+      floorCpuUs: medianCpuUs(floor),
     };
   };
   say(`message posts at ${GOAL_POSTS / 2}/s (half the goal's rate), evenly paced, beside the floor…`);
@@ -179,7 +185,10 @@ try {
   const atHalfMax = await pacedRounds(halfMax);
   const pacedLine = (name: string, result: Awaited<ReturnType<typeof pacedRounds>>) =>
     `at ${name} (${result.rate}/s, evenly paced), p99 **${result.p99} ms** (median of ${ROUNDS} rounds of ${SECONDS * 2} s: ` +
-    `${result.p99s.join(', ')} ms; p50 ${result.p50} ms; non-2xx ${result.non2xx}); the floor's p99 at that rate in the rounds beside them: ${result.floorP99s.join(', ')} ms.`;
+    `${result.p99s.join(', ')} ms; p50 ${result.p50} ms; non-2xx ${result.non2xx}); the floor's p99 at that rate in the rounds beside them: ${result.floorP99s.join(', ')} ms.` +
+    (result.cpuUs !== undefined && result.floorCpuUs !== undefined
+      ? ` CPU per post at this rate: the API ${result.cpuUs.toFixed(0)} µs (${((result.cpuUs * result.rate) / 1e4).toFixed(0)}% of a core), the floor ${result.floorCpuUs.toFixed(0)} µs.`
+      : '');
 
   const rps = (name: string) => median(results[name]!.map((result) => result.rps));
   const ceiling = rps('node:http bare JSON');
@@ -187,6 +196,9 @@ try {
   const read = 'GET /v1/rooms/{id} (access log off)';
   const readCpu = cpuUs(read);
   const ceilingCpu = cpuUs('node:http bare JSON');
+  const generatorCpu = medianCpuUs(results['node:http bare JSON']!, 'generatorCpuUs');
+  const helloAuthCpu = cpuUs('Hono /hello + auth (LRU hit)');
+  const readBudget = cpuBudgetUs(READ_GOAL * ceiling);
   const lines = [
     `Measured ${new Date().toISOString().slice(0, 10)} on ${cpus().length} cores (${cpus()[0]?.model.trim()}), Node ${process.version} (${runtime.origin}), the API compiled (dist/main-api.js);`,
     `${ROUNDS} interleaved rounds of ${SECONDS} s, 50 connections; the servers in their own processes, autocannon and the paced generator in the bench process. Median req/s.`,
@@ -206,6 +218,13 @@ try {
       `vs node:http answering the same headers and body: ${(rps(read) / rps('node:http, the API response’s headers and body')).toFixed(2)}.` +
       (readCpu !== undefined && ceilingCpu !== undefined
         ? ` In the server's own CPU time per request (which other processes' load does not change, though the host's speed does): the route ${readCpu.toFixed(1)} µs, node:http ${ceilingCpu.toFixed(1)} µs (${(readCpu / ceilingCpu).toFixed(2)}x).`
+        : ''),
+    `The read goal as CPU: to answer ${READ_GOAL.toFixed(2)} of the ceiling's ${Math.round(ceiling)} req/s on its one event loop, a request may cost the API at most ${readBudget.toFixed(1)} µs of CPU` +
+      (helloAuthCpu !== undefined && readCpu !== undefined
+        ? `; Hono /hello + auth (LRU hit) spent ${helloAuthCpu.toFixed(1)} µs (${((100 * helloAuthCpu) / readBudget).toFixed(0)}% of it), the route ${readCpu.toFixed(1)} µs (${((100 * readCpu) / readBudget).toFixed(0)}%).`
+        : '.') +
+      (generatorCpu !== undefined
+        ? ` The generator (autocannon, in the bench process) spent ${generatorCpu.toFixed(1)} µs per request against node:http: the ceiling is as much the generator's as node:http's.`
         : ''),
     `Message post, one process: **${Math.round(postMax.rps)} req/s** at full speed (median of ${ROUNDS} rounds of ${SECONDS * 2} s; p99 ${postMax.p99} ms, non-2xx ${postMax.non2xx}); ` +
       `its floor, node:http + one INSERT, ${Math.round(floorRps)} req/s (ratio ${(postMax.rps / floorRps).toFixed(2)}).` +
