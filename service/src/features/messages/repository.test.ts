@@ -62,6 +62,21 @@ describe('the batched message INSERT', () => {
     expect(inserted.map((m) => bodyOf.get(m.id))).toEqual(bodies);
   });
 
+  it('writes a message posted alone (its own statement, built once) and answers with its row', async () => {
+    const first = await repository.insert(message('alone'));
+    const second = await repository.insert(message('alone again'));
+    expect(Number(second.id)).toBeGreaterThan(Number(first.id));
+    const rows = await query<{ id: number; body: string; author_id: string; created_at: Date }>(
+      'SELECT id, body, author_id, created_at FROM messages WHERE id IN (?) ORDER BY id',
+      [[Number(first.id), Number(second.id)]],
+    );
+    expect(rows.map((row) => [String(row.id), row.body, row.author_id])).toEqual([
+      [first.id, 'alone', authorId],
+      [second.id, 'alone again', authorId],
+    ]);
+    expect(new Date(rows[0]!.created_at).toISOString()).toBe(first.createdAt);
+  });
+
   it('fails only the duplicate when one key comes twice in a batch', async () => {
     const key = randomUUID();
     const [first, second, other] = await Promise.allSettled([
