@@ -54,10 +54,10 @@ describe('the CPU budget of a request', () => {
 
 describe('a paced run', () => {
   it('reports what each request cost the server and the generator in CPU time', async () => {
-    // A server in its own process that burns ~2 ms of CPU per request, so its share is unmistakable.
+    // A server in its own process that burns 5 ms of CPU per request, so its share is unmistakable.
     const server = spawn(process.execPath, [
       '-e',
-      `require('node:http').createServer((q, s) => { q.resume(); const end = process.cpuUsage().user + 2000; while (process.cpuUsage().user < end); s.end('{}'); })
+      `require('node:http').createServer((q, s) => { q.resume(); const end = process.cpuUsage().user + 5000; while (process.cpuUsage().user < end); s.end('{}'); })
         .listen(0, '127.0.0.1', function () { console.log(this.address().port); });`,
     ]);
     try {
@@ -73,7 +73,9 @@ describe('a paced run', () => {
         pid: server.pid,
       });
       expect(result.non2xx + result.errors).toBe(0);
-      expect(result.cpuUs).toBeGreaterThanOrEqual(1_500);
+      expect(result.cpuUs).toBeGreaterThanOrEqual(4_000);
+      // The generator's figure is this whole test process's CPU, whatever else it does meanwhile
+      // (its first requests also load and compile undici's code): it can be bounded from below only.
       expect(result.generatorCpuUs).toBeGreaterThan(0);
     } finally {
       server.kill();

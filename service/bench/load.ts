@@ -68,7 +68,8 @@ export interface LoadResult {
 
 /**
  * What a load run cost: the server's CPU time (from /proc, when its pid is given) and this process's
- * own (the generator's), each per request answered. Start it before the run, call it after.
+ * own (the generator's), each per request answered. Start it before the run, call it after. Both
+ * count every thread of the process (V8's GC helpers too), not the event loop's alone.
  */
 function cpuMeter(pid: number | undefined) {
   const serverBefore = pid === undefined ? undefined : cpuMs(pid);

@@ -1,6 +1,9 @@
 /**
  * Profiles one API process (compiled, on the image's Node, as `npm run bench` runs it) under the
- * room-read load, or the message-post load with `post`: `node --import tsx bench/profile-room-read.ts [post]`.
+ * room-read load at full speed, or the message-post load with `post`; with a rate after `post`, the
+ * posts are evenly paced at that many a second instead (the bench's tail scenario), and the
+ * profile's busy time per post is what a post costs at that rate:
+ * `node --import tsx bench/profile-room-read.ts [post [rate]]`.
  */
 import { mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -9,7 +12,7 @@ import { client, signUp } from '../src/test-support/cluster.js';
 import { startTestStack } from '../src/test-support/stack.js';
 import type { Options } from 'autocannon';
 import { onImageRuntime } from './image-runtime.js';
-import { buildService, load, startApi } from './load.js';
+import { buildService, load, paced, startApi } from './load.js';
 
 await onImageRuntime();
 buildService();
@@ -25,25 +28,42 @@ const room = await client(base)('POST', '/v1/rooms', {
   body: { name: 'p', visibility: 'public' },
 });
 const path = process.argv[2] === 'post' ? `/v1/rooms/${room.body.id}/messages` : `/v1/rooms/${room.body.id}`;
-const result = await load({
-  url: `${base}${path}`,
-  duration: 5,
-  headers: { authorization: `Bearer ${user.accessToken}`, 'content-type': 'application/json' },
-  ...(process.argv[2] === 'post'
-    ? {
+const headers = { authorization: `Bearer ${user.accessToken}`, 'content-type': 'application/json' };
+const body = JSON.stringify({ body: 'x' });
+const rate = Number(process.argv[3]);
+const result =
+  process.argv[2] === 'post' && rate > 0
+    ? await paced({
+        url: `${base}${path}`,
         method: 'POST',
-        body: JSON.stringify({ body: 'x' }),
-        requests: [
-          {
-            setupRequest: (r: { headers?: Record<string, string> }) => ({
-              ...r,
-              headers: { ...r.headers, 'idempotency-key': crypto.randomUUID() },
-            }),
-          },
-        ],
-      }
-    : {}),
-} as Options);
+        headers: () => ({ ...headers, 'idempotency-key': crypto.randomUUID() }),
+        body,
+        rate,
+        seconds: 5,
+        pid: child.pid,
+      })
+    : await load(
+        {
+          url: `${base}${path}`,
+          duration: 5,
+          headers,
+          ...(process.argv[2] === 'post'
+            ? {
+                method: 'POST',
+                body,
+                requests: [
+                  {
+                    setupRequest: (r: { headers?: Record<string, string> }) => ({
+                      ...r,
+                      headers: { ...r.headers, 'idempotency-key': crypto.randomUUID() },
+                    }),
+                  },
+                ],
+              }
+            : {}),
+        } as Options,
+        child.pid,
+      );
 console.log(result);
 child.kill('SIGTERM');
 await new Promise((resolve) => child.once('exit', resolve));

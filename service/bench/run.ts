@@ -187,7 +187,7 @@ try {
     `at ${name} (${result.rate}/s, evenly paced), p99 **${result.p99} ms** (median of ${ROUNDS} rounds of ${SECONDS * 2} s: ` +
     `${result.p99s.join(', ')} ms; p50 ${result.p50} ms; non-2xx ${result.non2xx}); the floor's p99 at that rate in the rounds beside them: ${result.floorP99s.join(', ')} ms.` +
     (result.cpuUs !== undefined && result.floorCpuUs !== undefined
-      ? ` CPU per post at this rate: the API ${result.cpuUs.toFixed(0)} µs (${((result.cpuUs * result.rate) / 1e4).toFixed(0)}% of a core), the floor ${result.floorCpuUs.toFixed(0)} µs.`
+      ? ` CPU per post at this rate: the API ${result.cpuUs.toFixed(0)} µs (${((100 * result.cpuUs) / cpuBudgetUs(result.rate)).toFixed(0)}% of a core), the floor ${result.floorCpuUs.toFixed(0)} µs.`
       : '');
 
   const rps = (name: string) => median(results[name]!.map((result) => result.rps));
@@ -223,8 +223,8 @@ try {
       (helloAuthCpu !== undefined && readCpu !== undefined
         ? `; Hono /hello + auth (LRU hit) spent ${helloAuthCpu.toFixed(1)} µs (${((100 * helloAuthCpu) / readBudget).toFixed(0)}% of it), the route ${readCpu.toFixed(1)} µs (${((100 * readCpu) / readBudget).toFixed(0)}%).`
         : '.') +
-      (generatorCpu !== undefined
-        ? ` The generator (autocannon, in the bench process) spent ${generatorCpu.toFixed(1)} µs per request against node:http: the ceiling is as much the generator's as node:http's.`
+      (generatorCpu !== undefined && ceilingCpu !== undefined
+        ? ` The generator (autocannon, in the bench process) spent ${generatorCpu.toFixed(1)} µs per request against node:http, ${(generatorCpu / ceilingCpu).toFixed(2)}x node:http's own: both share the cores, so the ceiling is the machine's, not node:http's core's.`
         : ''),
     `Message post, one process: **${Math.round(postMax.rps)} req/s** at full speed (median of ${ROUNDS} rounds of ${SECONDS * 2} s; p99 ${postMax.p99} ms, non-2xx ${postMax.non2xx}); ` +
       `its floor, node:http + one INSERT, ${Math.round(floorRps)} req/s (ratio ${(postMax.rps / floorRps).toFixed(2)}).` +

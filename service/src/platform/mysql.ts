@@ -86,9 +86,10 @@ function createPool(config: Config['mysql'], endpoint: MysqlEndpoint, credential
     bigNumberStrings: false,
     ssl: tlsOptions(config),
     // mysql2 captures a stack trace on every query so that a failure can show its caller: 16 µs of
-    // a message post's CPU at 1,000 posts/s (bench/profile-room-read.ts post). drizzle's own
-    // DrizzleQueryError already carries the caller's (async) stack, and a failure's code, message
-    // and request id are what the logs need.
+    // a message post's CPU at 1,000 posts/s (`bench/profile-room-read.ts post 1000`). The driver's
+    // errors now show only its own frames; drizzle's DrizzleQueryError around them still has the
+    // caller's async stack, and what the logs need of a failure is its code, its message and the
+    // request id and route that the log line carries.
     trace: false,
   };
   return mysql.createPool(options);

@@ -62,19 +62,29 @@ describe('the batched message INSERT', () => {
     expect(inserted.map((m) => bodyOf.get(m.id))).toEqual(bodies);
   });
 
-  it('writes a message posted alone (its own statement, built once) and answers with its row', async () => {
+  it('writes messages posted one at a time, each answered with its own row', async () => {
     const first = await repository.insert(message('alone'));
     const second = await repository.insert(message('alone again'));
     expect(Number(second.id)).toBeGreaterThan(Number(first.id));
-    const rows = await query<{ id: number; body: string; author_id: string; created_at: Date }>(
-      'SELECT id, body, author_id, created_at FROM messages WHERE id IN (?) ORDER BY id',
+    // The stored UTC time as text, so the check does not depend on this machine's time zone.
+    const rows = await query<{ id: number; body: string; author_id: string; created_at: string }>(
+      'SELECT id, body, author_id, CAST(created_at AS CHAR) AS created_at FROM messages WHERE id IN (?) ORDER BY id',
       [[Number(first.id), Number(second.id)]],
     );
     expect(rows.map((row) => [String(row.id), row.body, row.author_id])).toEqual([
       [first.id, 'alone', authorId],
       [second.id, 'alone again', authorId],
     ]);
-    expect(new Date(rows[0]!.created_at).toISOString()).toBe(first.createdAt);
+    expect(rows[0]!.created_at).toBe(first.createdAt.replace('T', ' ').replace('Z', ''));
+  });
+
+  it('refuses a message posted alone with a used key, as a duplicate, without quoting it', async () => {
+    const key = randomUUID();
+    await repository.insert(message('the original', key));
+    const refused = await repository.insert(message('a private retry', key)).catch((error: unknown) => error);
+    expect(isDuplicateKey(refused)).toBe(true);
+    expect(String((refused as Error).message)).not.toContain('a private retry');
+    expect(await query('SELECT id FROM messages WHERE idempotency_key = ?', [key])).toHaveLength(1);
   });
 
   it('fails only the duplicate when one key comes twice in a batch', async () => {

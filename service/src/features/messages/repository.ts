@@ -35,8 +35,9 @@ export interface NewMessage {
 }
 
 // A batch of one (what a post finds at a modest rate, when nothing else is posted in its turn) runs
-// a statement built once instead of once per message: the SQL builder was a tenth of a post's CPU at
-// 1,000 posts/s (bench/profile-room-read.ts post). Values travel as placeholders.
+// a query drizzle builds once instead of once per message: the SQL builder was a tenth of a post's
+// CPU at 1,000 posts/s (`bench/profile-room-read.ts post 1000`). It is still sent as text, values
+// filled in on the client, so one query object serves every connection of the pool.
 function prepareInsert(database: Db) {
   return database
     .insert(messages)
@@ -62,7 +63,8 @@ function prepareInsert(database: Db) {
  */
 function insertBatches(db: Database) {
   type Row = NewMessage & { createdAt: Date };
-  // Writes always reach the primary's drizzle instance, so one prepared statement serves them all.
+  // Writes always reach the primary's drizzle instance (made once, in createDatabase), so one query
+  // built for it serves them all.
   let insertOne: ReturnType<typeof prepareInsert> | undefined;
   const insert = (rows: Row[]) =>
     db.write((database) =>
@@ -92,7 +94,9 @@ function insertBatches(db: Database) {
 
 /**
  * drizzle's query errors quote every parameter: a failed batch would put up to 100 users' message
- * bodies in the log, once per caller. Callers get the driver's error (its code and message) instead.
+ * bodies in the log, once per caller. Callers get the driver's error (its code and message) instead;
+ * its stack shows only the driver's frames (the pools skip mysql2's per-query stack capture), and
+ * the log line that reports it carries the request's id and route.
  */
 function withoutParameters(error: unknown): Error {
   if (error instanceof DependencyUnavailable)
