@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { Context, MiddlewareHandler, Next } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { Redis } from 'ioredis';
@@ -98,8 +98,9 @@ export function idempotency(options: IdempotencyOptions): MiddlewareHandler<AppE
       );
     }
     const body = await c.req.text();
-    const fingerprint = createHash('sha256').update(`${c.req.method} ${c.req.path}\n${body}`).digest('hex');
-    const redisKey = `parley:idem:${c.get('principal').userId}:${createHash('sha256').update(`${c.req.method} ${c.req.path} ${key}`).digest('hex')}`;
+    // crypto.hash is one call with no Hash object: half the CPU of a createHash() chain at this size.
+    const fingerprint = hash('sha256', `${c.req.method} ${c.req.path}\n${body}`, 'hex');
+    const redisKey = `parley:idem:${c.get('principal').userId}:${hash('sha256', `${c.req.method} ${c.req.path} ${key}`, 'hex')}`;
 
     const claim = () =>
       run(() =>
