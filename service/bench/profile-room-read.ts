@@ -1,9 +1,10 @@
 /**
  * Profiles one API process (compiled, on the image's Node, as `npm run bench` runs it) under the
  * room-read load at full speed, or the message-post load with `post`; with a rate after `post`, the
- * posts are evenly paced at that many a second instead (the bench's tail scenario), and the
- * profile's busy time per post is what a post costs at that rate:
- * `node --import tsx bench/profile-room-read.ts [post [rate]]`.
+ * posts are evenly paced at that many a second instead (the bench's tail scenario):
+ * `node --import tsx bench/profile-room-read.ts [post [rate]]`. The profile covers the process from
+ * its start (module loading, sign-up, a cold JIT): read the load's 5 s, the last of it, for what a
+ * request costs.
  */
 import { mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,6 +15,8 @@ import type { Options } from 'autocannon';
 import { onImageRuntime } from './image-runtime.js';
 import { buildService, load, paced, startApi } from './load.js';
 
+const rate = process.argv[3] === undefined ? 0 : Number(process.argv[3]);
+if (!(rate >= 0)) throw new Error(`the rate must be a number of posts a second, not ${process.argv[3]}`);
 await onImageRuntime();
 buildService();
 const stack = await startTestStack(
@@ -30,7 +33,6 @@ const room = await client(base)('POST', '/v1/rooms', {
 const path = process.argv[2] === 'post' ? `/v1/rooms/${room.body.id}/messages` : `/v1/rooms/${room.body.id}`;
 const headers = { authorization: `Bearer ${user.accessToken}`, 'content-type': 'application/json' };
 const body = JSON.stringify({ body: 'x' });
-const rate = Number(process.argv[3]);
 const result =
   process.argv[2] === 'post' && rate > 0
     ? await paced({

@@ -224,7 +224,7 @@ try {
         ? `; Hono /hello + auth (LRU hit) spent ${helloAuthCpu.toFixed(1)} µs (${((100 * helloAuthCpu) / readBudget).toFixed(0)}% of it), the route ${readCpu.toFixed(1)} µs (${((100 * readCpu) / readBudget).toFixed(0)}%).`
         : '.') +
       (generatorCpu !== undefined && ceilingCpu !== undefined
-        ? ` The generator (autocannon, in the bench process) spent ${generatorCpu.toFixed(1)} µs per request against node:http, ${(generatorCpu / ceilingCpu).toFixed(2)}x node:http's own: both share the cores, so the ceiling is the machine's, not node:http's core's.`
+        ? ` The generator (autocannon, in the bench process) spent ${generatorCpu.toFixed(1)} µs per request against node:http, ${(generatorCpu / ceilingCpu).toFixed(2)}x node:http's own; node:http itself used ${((100 * ceilingCpu) / cpuBudgetUs(ceiling)).toFixed(0)}% of a core at the ceiling.`
         : ''),
     `Message post, one process: **${Math.round(postMax.rps)} req/s** at full speed (median of ${ROUNDS} rounds of ${SECONDS * 2} s; p99 ${postMax.p99} ms, non-2xx ${postMax.non2xx}); ` +
       `its floor, node:http + one INSERT, ${Math.round(floorRps)} req/s (ratio ${(postMax.rps / floorRps).toFixed(2)}).` +

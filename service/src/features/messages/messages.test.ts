@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { get as httpGet, type IncomingHttpHeaders } from 'node:http';
 import { gunzipSync } from 'node:zlib';
 import { Redis } from 'ioredis';
@@ -320,6 +320,23 @@ describe('an Idempotency-Key whose request is still running', () => {
       expect(await redis.ttl(claim!)).toBeGreaterThan(23 * 3_600);
     } finally {
       await thaw();
+      redis.disconnect();
+    }
+  });
+});
+
+describe("an Idempotency-Key's record", () => {
+  it('lives under a name derived from the user, the method, the path and the key, so records outlive a deploy', async () => {
+    const redis = new Redis(cluster.env.REDIS_URL!);
+    try {
+      const key = randomUUID();
+      expect((await post(alice, { body: 'named' }, key)).status).toBe(201);
+      const digest = createHash('sha256').update(`POST /v1/rooms/${roomId}/messages ${key}`).digest('hex');
+      expect(JSON.parse((await redis.get(`parley:idem:${alice.id}:${digest}`))!)).toMatchObject({
+        state: 'done',
+        status: 201,
+      });
+    } finally {
       redis.disconnect();
     }
   });
