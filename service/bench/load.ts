@@ -1,4 +1,5 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -147,6 +148,11 @@ export function medianCpuUs(
  */
 export function cpuBudgetUs(rps: number): number {
   return 1e6 / rps;
+}
+
+/** A post's headers with an Idempotency-Key of its own, as a client posting distinct messages sends. */
+export function withFreshIdempotencyKey<H extends object>(headers?: H) {
+  return { ...headers, 'idempotency-key': randomUUID() };
 }
 
 /** Starts a bench server script as its own process and reads the JSON line it prints. */

@@ -13,7 +13,7 @@ import { client, signUp } from '../src/test-support/cluster.js';
 import { startTestStack } from '../src/test-support/stack.js';
 import type { Options } from 'autocannon';
 import { onImageRuntime } from './image-runtime.js';
-import { buildService, load, paced, startApi } from './load.js';
+import { buildService, load, paced, startApi, withFreshIdempotencyKey } from './load.js';
 
 const rate = process.argv[3] === undefined ? 0 : Number(process.argv[3]);
 if (!(rate >= 0)) throw new Error(`the rate must be a number of posts a second, not ${process.argv[3]}`);
@@ -38,7 +38,7 @@ const result =
     ? await paced({
         url: `${base}${path}`,
         method: 'POST',
-        headers: () => ({ ...headers, 'idempotency-key': crypto.randomUUID() }),
+        headers: () => withFreshIdempotencyKey(headers),
         body,
         rate,
         seconds: 5,
@@ -57,7 +57,7 @@ const result =
                   {
                     setupRequest: (r: { headers?: Record<string, string> }) => ({
                       ...r,
-                      headers: { ...r.headers, 'idempotency-key': crypto.randomUUID() },
+                      headers: withFreshIdempotencyKey(r.headers),
                     }),
                   },
                 ],

@@ -5,7 +5,6 @@
  * and the median of the rounds is reported.
  */
 import type { ChildProcess } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
 import { cpus } from 'node:os';
 import { client, signUp } from '../src/test-support/cluster.js';
 import { startTestStack } from '../src/test-support/stack.js';
@@ -20,6 +19,7 @@ import {
   paced,
   startApi,
   startBenchServer,
+  withFreshIdempotencyKey,
   type LoadResult,
 } from './load.js';
 
@@ -75,7 +75,7 @@ try {
             body: postBody,
             setupRequest: (request) => ({
               ...request,
-              headers: { ...request.headers, 'idempotency-key': randomUUID() },
+              headers: withFreshIdempotencyKey(request.headers),
             }),
           },
         ],
@@ -155,7 +155,7 @@ try {
       paced({
         url,
         method: 'POST',
-        headers: () => ({ ...auth, 'content-type': 'application/json', 'idempotency-key': randomUUID() }),
+        headers: () => withFreshIdempotencyKey({ ...auth, 'content-type': 'application/json' }),
         body: postBody,
         rate,
         seconds: SECONDS * 2,
