@@ -60,11 +60,12 @@ async function runDevThenStop(stop: (dev: ChildProcess) => void): Promise<void> 
   };
   let pids: number[] = [];
   try {
-    // The API and the worker start independently; wait for each.
-    expect(await waitFor200(`http://127.0.0.1:${port}/readyz`), output).toBe(200);
+    // The API and the worker start independently; wait for each. Probes are on the management port.
     expect(await waitFor200(`http://127.0.0.1:${managementPort}/readyz`), output).toBe(200);
     expect(await waitFor200(`http://127.0.0.1:${workerPort}/readyz`), output).toBe(200);
     expect(output).toContain(`API          http://localhost:${port}`);
+    expect(output).toContain(`API probes   http://localhost:${managementPort}/readyz`);
+    expect((await fetch(`http://127.0.0.1:${port}/readyz`)).status).toBe(404);
     const openapi = (await (await fetch(`http://127.0.0.1:${port}/openapi.json`)).json()) as {
       openapi: string;
     };

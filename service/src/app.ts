@@ -49,6 +49,10 @@ export interface AppDeps extends Dependencies {
   rateLimits: RateLimits;
 }
 
+/**
+ * /livez, /readyz and /metrics, for the management port only: they tell anyone who can reach them
+ * route names, pool sizes and breaker states, so the public API port does not serve them.
+ */
 export function healthFor(deps: {
   config: Pick<Config, 'readinessTimeoutMs' | 'instanceId'>;
   metrics: Metrics;
@@ -131,15 +135,12 @@ export function createApp(deps: AppDeps): App {
   );
   app.use('/v1/*', limitRequestBody(config.http.bodyLimitBytes), requireJsonBody());
   // Pages of rooms and messages, and the OpenAPI document, can be large and compress well. Nothing
-  // else is compressed: single objects are small, and probes and /metrics scrapes stay plain.
-  // compress() adds `Vary` after the handler, which rebuilds the response (a sixth of a cached
-  // read's CPU in bench/profile-room-read.ts), so it runs only where it can pay off.
+  // else is compressed: single objects are small, and compress() adds `Vary` after the handler,
+  // which makes @hono/node-server rebuild the response, so it runs only where it can pay off.
   const compressPage = compress({ threshold: 1_024 });
   for (const path of ['/v1/rooms', '/v1/rooms/:roomId/messages', '/openapi.json']) {
     app.use(path, (c, next) => (c.req.method === 'GET' ? compressPage(c, next) : next()));
   }
-
-  app.route('/', healthFor(deps));
 
   const auth = authService(authRepository(deps.db), tokens, config.auth.refreshTokenTtlSeconds);
   app.route('/', authRoutes({ auth, tokens, rateLimits, trustedProxyHops: config.trustedProxyHops }));

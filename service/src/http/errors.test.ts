@@ -73,9 +73,11 @@ const cases: Case[] = [
     405,
     /DELETE is not allowed on .*; allowed: POST/,
   ],
-  ['PUT on /livez', '/livez', { method: 'PUT' }, 405, /allowed: GET, HEAD/],
-  ['POST on /readyz', '/readyz', json({}), 405, /allowed: GET, HEAD/],
-  ['PATCH on /metrics', '/metrics', { method: 'PATCH' }, 405, /allowed: GET/],
+  ['PUT on the OpenAPI document', '/openapi.json', { method: 'PUT' }, 405, /allowed: GET, HEAD/],
+  // Probes and metrics are served on the management port only (features/health).
+  ['liveness on the API port', '/livez', {}, 404, /no route matches GET \/livez/],
+  ['readiness on the API port', '/readyz', {}, 404, /no route matches GET \/readyz/],
+  ['metrics on the API port', '/metrics', {}, 404, /no route matches GET \/metrics/],
   ['truncated JSON', probe, json('{"name": "a"'), 400, /not valid JSON/],
   ['JSON with a trailing comma', probe, json('{"name": "a", "count": 1,}'), 400, /not valid JSON/],
   ['single-quoted JSON', probe, json("{'name': 'a'}"), 400, /not valid JSON/],
@@ -165,7 +167,7 @@ describe('the HTTP edge answers bad requests with problem+json', () => {
   });
 
   it('says which methods are allowed in the Allow header', async () => {
-    const response = await subject.app.request('/livez', { method: 'DELETE' });
+    const response = await subject.app.request('/openapi.json', { method: 'DELETE' });
     expect(response.headers.get('allow')).toBe('GET, HEAD');
   });
 
@@ -285,7 +287,7 @@ describe('response headers', () => {
 
   it('forbids caching of probes and scrapes, and only of those', async () => {
     for (const path of ['/livez', '/readyz', '/metrics'])
-      expect((await subject.app.request(path)).headers.get('cache-control')).toBe('no-store');
+      expect((await subject.management.request(path)).headers.get('cache-control')).toBe('no-store');
     const ok = await subject.app.request(`${probe}?limit=5`, json({ name: 'ok', count: 3 }));
     expect(ok.headers.get('cache-control')).toBeNull();
   });
@@ -294,7 +296,7 @@ describe('response headers', () => {
 describe('metrics', () => {
   it('records request durations by route pattern, not raw path', async () => {
     await subject.app.request(`/v1/probe/${ID}`, json({ name: 'ok', count: 1 }));
-    const metrics = await (await subject.app.request('/metrics')).text();
+    const metrics = await (await subject.management.request('/metrics')).text();
     expect(metrics).toMatch(
       /http_server_request_duration_seconds_count\{method="POST",route="\/v1\/probe\/:id",status_code="200"\} \d+/,
     );

@@ -37,8 +37,6 @@ export function requestContext(logger: Logger, metrics: Metrics): MiddlewareHand
         { method: c.req.method, route, status_code: String(c.res.status) },
         seconds,
       );
-      // Probe and scrape traffic would drown the access log; it is still in the histogram.
-      if (route === '/livez' || route === '/readyz' || route === '/metrics') return;
       logger.info(
         {
           method: c.req.method,

@@ -1,5 +1,6 @@
 import { Writable } from 'node:stream';
-import { createApp, openApiDeps, type App, type AppDeps } from '../app.js';
+import type { Hono } from 'hono';
+import { createApp, healthFor, openApiDeps, type App, type AppDeps } from '../app.js';
 import type { Config } from '../config.js';
 import { Lifecycle } from '../platform/lifecycle.js';
 import { createLogger } from '../platform/logger.js';
@@ -7,6 +8,8 @@ import { createMetrics } from '../platform/metrics.js';
 
 export interface TestApp extends AppDeps {
   app: App;
+  /** What the management port serves: /livez, /readyz, /metrics. */
+  management: Hono;
   /** Every JSON line the app logged. */
   logLines: Record<string, unknown>[];
   close(): Promise<void>;
@@ -27,5 +30,11 @@ export async function buildTestApp(
   const logger = createLogger({ ...config, logLevel: options.logLevel ?? 'info' }, 'api', capture);
   const lifecycle = new Lifecycle(logger);
   const deps = await openApiDeps(config, logger, createMetrics(), lifecycle);
-  return { ...deps, app: createApp(deps), logLines, close: () => lifecycle.shutdown('test finished') };
+  return {
+    ...deps,
+    app: createApp(deps),
+    management: healthFor(deps),
+    logLines,
+    close: () => lifecycle.shutdown('test finished'),
+  };
 }

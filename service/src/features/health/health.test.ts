@@ -23,13 +23,13 @@ afterAll(async () => {
 });
 
 async function readyz() {
-  const response = await subject.app.request('/readyz');
+  const response = await subject.management.request('/readyz');
   return { status: response.status, body: (await response.json()) as Health };
 }
 
 describe('/livez and /readyz', () => {
   it('is alive and ready with every dependency up, and reports pool stats', async () => {
-    expect((await subject.app.request('/livez')).status).toBe(200);
+    expect((await subject.management.request('/livez')).status).toBe(200);
     // Ready once the clients have connected, which takes a moment after start-up.
     const { status, body } = await eventually(readyz, (result) => result.status === 200);
     expect(status).toBe(200);
@@ -49,7 +49,7 @@ describe('/livez and /readyz', () => {
       required: true,
       error: expect.any(String),
     });
-    expect((await subject.app.request('/livez')).status).toBe(200); // liveness does not follow dependencies
+    expect((await subject.management.request('/livez')).status).toBe(200); // liveness does not follow dependencies
 
     await testStack.stack.mysql.primary.start();
     await testStack.stack.mysql.waitForReplication();

@@ -13,7 +13,7 @@ export interface HealthOptions {
   details?: () => Record<string, unknown>;
 }
 
-/** /livez, /readyz and /metrics, mounted on the API port and on each process's management port. */
+/** /livez, /readyz and /metrics, served on each process's management port, never on the API port. */
 export function healthRoutes(options: HealthOptions): Hono {
   const app = new Hono();
   // Probes must never be cached by a proxy in between. Set per route: a router-wide `use` would be
