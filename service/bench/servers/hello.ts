@@ -7,7 +7,7 @@ import { Hono } from 'hono';
 import { loadConfig } from '../../src/config.js';
 import { loadSigningKey } from '../../src/features/auth/keys.js';
 import { TokenService } from '../../src/features/auth/tokens.js';
-import { requireAuth } from '../../src/http/auth.js';
+import { requireAuth } from '../../src/features/auth/routes.js';
 import type { AppEnv } from '../../src/http/types.js';
 import { createBreakerFactory } from '../../src/platform/breakers.js';
 import { listen } from '../../src/platform/http-server.js';

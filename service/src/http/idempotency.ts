@@ -2,6 +2,7 @@ import { hash } from 'node:crypto';
 import type { Context, MiddlewareHandler, Next } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { Redis } from 'ioredis';
+import { IdempotencyKeyReused } from '../domain/errors.js';
 import type { Breaker } from '../platform/breakers.js';
 import { ProblemError } from './problem.js';
 import type { AppEnv } from './types.js';
@@ -182,14 +183,7 @@ export function idempotency(options: IdempotencyOptions): MiddlewareHandler<AppE
     for (;;) {
       const raw = await run(() => options.redis.get(redisKey)).catch(() => null);
       const record = raw === null ? undefined : (JSON.parse(raw) as Record_);
-      if (record && record.fingerprint !== fingerprint) {
-        throw new ProblemError(
-          422,
-          'idempotency-key-reused',
-          'Idempotency-Key reused',
-          'this Idempotency-Key was already used with a different request body',
-        );
-      }
+      if (record && record.fingerprint !== fingerprint) throw new IdempotencyKeyReused();
       if (record?.state === 'done') {
         // Built by the context, so the headers set so far (request id, rate limit, security) stay.
         c.res = c.body(record.body, record.status as ContentfulStatusCode, {

@@ -2,8 +2,8 @@ import type { Context } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 
 /**
- * RFC 9457 problem details. Domain code throws these (or DependencyUnavailable); the one error
- * handler in app.ts turns them into `application/problem+json`.
+ * RFC 9457 problem details. HTTP middleware throws these for what only HTTP knows (a missing header,
+ * a body of the wrong type); domain code throws DomainErrors, which http/errors.ts maps to these.
  */
 export interface Problem {
   type: string;
@@ -50,18 +50,6 @@ export interface FieldError {
 export class ValidationFailed extends ProblemError {
   constructor(detail: string, errors: FieldError[]) {
     super(400, 'validation-failed', 'Request validation failed', detail, { errors });
-  }
-}
-
-export class NotFound extends ProblemError {
-  constructor(detail: string) {
-    super(404, 'not-found', 'Not Found', detail);
-  }
-}
-
-export class Conflict extends ProblemError {
-  constructor(detail: string, slug = 'conflict') {
-    super(409, slug, 'Conflict', detail);
   }
 }
 

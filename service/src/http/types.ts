@@ -1,5 +1,5 @@
 import type { RequestIdVariables } from 'hono/request-id';
-import type { Principal } from '../features/auth/tokens.js';
+import type { Principal } from '../domain/principal.js';
 import type { Logger } from '../platform/logger.js';
 
 /** Variables every request carries through the middleware chain. */

@@ -1,11 +1,27 @@
 import { createRoute, z } from '@hono/zod-openapi';
-import { requireAuth } from '../../http/auth.js';
+import type { MiddlewareHandler } from 'hono';
+import { Unauthenticated } from '../../domain/errors.js';
 import { clientIp } from '../../http/client-ip.js';
 import { problemResponse as problem } from '../../http/openapi.js';
 import type { RateLimits } from '../../http/rate-limit.js';
 import { createRouter } from '../../http/router.js';
+import type { AppEnv } from '../../http/types.js';
 import type { AuthService } from './service.js';
 import type { TokenService } from './tokens.js';
+
+const BEARER = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/i;
+
+/** Requires `Authorization: Bearer <access token>` and puts the verified principal on the context. */
+export function requireAuth(tokens: TokenService): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const header = c.req.header('authorization');
+    const token = header === undefined ? undefined : BEARER.exec(header)?.[1];
+    if (token === undefined)
+      throw new Unauthenticated('send an access token as "Authorization: Bearer <token>"');
+    c.set('principal', tokens.cachedPrincipal(token) ?? (await tokens.verifyAccessToken(token)));
+    await next();
+  };
+}
 
 const Credentials = z
   .strictObject({

@@ -1,7 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { v7 as uuidv7 } from 'uuid';
-import { Conflict } from '../../http/problem.js';
-import { Unauthorized } from '../../http/auth.js';
+import { Conflict, Unauthenticated } from '../../domain/errors.js';
 import { isDuplicateKey } from '../../platform/mysql.js';
 import { DUMMY_HASH_PROMISE, hashPassword, verifyPassword } from './passwords.js';
 import type { AuthRepository } from './repository.js';
@@ -59,7 +58,7 @@ export function authService(
       const user = await repository.findUserByUsername(username);
       // Verify against a dummy hash for unknown users too: the timing must not reveal who exists.
       const valid = await verifyPassword(password, user?.passwordHash ?? (await DUMMY_HASH_PROMISE));
-      if (!user || !valid) throw new Unauthorized('the username or password is wrong');
+      if (!user || !valid) throw new Unauthenticated('the username or password is wrong');
       return issuePair(user.id, uuidv7());
     },
 
@@ -69,15 +68,15 @@ export function authService(
      */
     async refresh(refreshToken: string): Promise<TokenPair> {
       const row = await repository.findRefreshToken(hashToken(refreshToken));
-      if (!row) throw new Unauthorized('the refresh token is not valid');
-      if (row.revokedAt) throw new Unauthorized('the refresh token was revoked');
+      if (!row) throw new Unauthenticated('the refresh token is not valid');
+      if (row.revokedAt) throw new Unauthenticated('the refresh token was revoked');
       if (row.rotatedAt || !(await repository.markRotated(row.id))) {
         await revokeFamily(row.familyId);
-        throw new Unauthorized(
+        throw new Unauthenticated(
           'the refresh token was already used; this session has been revoked everywhere',
         );
       }
-      if (row.expiresAt.getTime() <= Date.now()) throw new Unauthorized('the refresh token has expired');
+      if (row.expiresAt.getTime() <= Date.now()) throw new Unauthenticated('the refresh token has expired');
       return issuePair(row.userId, row.familyId);
     },
 

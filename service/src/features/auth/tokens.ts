@@ -3,32 +3,20 @@ import type { Redis } from 'ioredis';
 import { createLocalJWKSet, jwtVerify, SignJWT, type JWTPayload } from 'jose';
 import { LRUCache } from 'lru-cache';
 import { Counter, type Registry } from 'prom-client';
+import { Unauthenticated } from '../../domain/errors.js';
+import type { Principal } from '../../domain/principal.js';
 import type { Breaker } from '../../platform/breakers.js';
 import type { Logger } from '../../platform/logger.js';
 import type { PubSub } from '../../platform/pubsub.js';
 import type { SigningKey } from './keys.js';
-
-export interface Principal {
-  userId: string;
-  /** Session id: the refresh-token family this access token belongs to. */
-  sessionId: string;
-  /** Expiry, seconds since the epoch. */
-  exp: number;
-}
-
-export class InvalidToken extends Error {
-  constructor(reason: string) {
-    super(reason);
-    this.name = 'InvalidToken';
-  }
-}
 
 const REVOCATIONS_CHANNEL = 'parley:auth:revocations';
 const AUDIENCE = 'parley-api';
 const revokedKey = (sessionId: string) => `parley:auth:revoked:${sessionId}`;
 
 /**
- * Issues and verifies access tokens. Verification is cached per token in a bounded LRU whose entry
+ * Issues, verifies and revokes access tokens: the one place a token is checked, for HTTP requests
+ * (requireAuth) and anything else that authenticates a caller. Verification is cached per token in a bounded LRU whose entry
  * lives exactly until the token's `exp`, so the hit path costs a map lookup instead of an Ed25519
  * verify. Revoking a session reaches every process at once: a Redis key (checked on every cache
  * miss) plus a pub/sub message that evicts the session's tokens from every process's cache. If the
@@ -102,6 +90,7 @@ export class TokenService {
     return cached;
   }
 
+  /** The token's principal; Unauthenticated when it is malformed, expired, forged or revoked. */
   async verifyAccessToken(token: string): Promise<Principal> {
     const cached = this.cachedPrincipal(token);
     if (cached) return cached;
@@ -116,12 +105,12 @@ export class TokenService {
       }));
     } catch (error) {
       this.lookups.rejected.inc();
-      throw new InvalidToken((error as Error).message);
+      throw new Unauthenticated(`the access token is not valid: ${(error as Error).message}`);
     }
     const principal: Principal = { userId: payload.sub!, sessionId: String(payload.sid), exp: payload.exp! };
     if (await this.isRevoked(principal.sessionId)) {
       this.lookups.rejected.inc();
-      throw new InvalidToken('the session was revoked');
+      throw new Unauthenticated('the access token is not valid: the session was revoked');
     }
     this.lookups.verified.inc();
     const ttl = principal.exp * 1000 - Date.now();

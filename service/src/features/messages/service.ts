@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { ProblemError } from '../../http/problem.js';
+import { IdempotencyKeyReused } from '../../domain/errors.js';
 import type { Breaker } from '../../platform/breakers.js';
 import { isDuplicateKey } from '../../platform/mysql.js';
 import { roomChannel, roomEventPayload } from '../rooms/events.js';
@@ -50,12 +50,7 @@ export function messagesService(deps: {
         const existing = await repository.findByIdempotencyKey(roomId, authorId, idempotencyKey);
         if (!existing) throw error;
         if (existing.body !== body) {
-          throw new ProblemError(
-            422,
-            'idempotency-key-reused',
-            'Idempotency-Key reused',
-            'this Idempotency-Key was already used with a different request body',
-          );
+          throw new IdempotencyKeyReused();
         }
         return { message: existing, replayed: true, propagated: Promise.resolve() };
       }

@@ -1,6 +1,6 @@
 import { and, desc, eq, inArray, lt, or } from 'drizzle-orm';
 import { roomMemberships, rooms } from '../../db/schema.js';
-import { NotFound } from '../../http/problem.js';
+import { NotFound } from '../../domain/errors.js';
 import { isDuplicateKey, isMissingReference, type Database } from '../../platform/mysql.js';
 
 export interface Room {

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import { v7 as uuidv7 } from 'uuid';
-import { NotFound, ProblemError } from '../../http/problem.js';
+import { Forbidden, NotFound, NotPropagated } from '../../domain/errors.js';
 import type { Breaker } from '../../platform/breakers.js';
 import type { Cache } from '../../platform/cache.js';
 import type { PubSub } from '../../platform/pubsub.js';
@@ -19,12 +19,6 @@ interface CachedRoom {
 export interface RoomView extends Room {
   memberCount: number;
   isMember: boolean;
-}
-
-export class Forbidden extends ProblemError {
-  constructor(detail: string) {
-    super(403, 'forbidden', 'Forbidden', detail);
-  }
 }
 
 export function roomsService(deps: {
@@ -80,13 +74,9 @@ export function roomsService(deps: {
     const failed = replies?.find(([error]) => error !== null);
     if (!replies || failed) {
       // The cache may still list the old members for up to its TTL; MySQL is right already.
-      throw new ProblemError(
-        503,
-        'membership-not-propagated',
-        'Service Unavailable',
+      throw new NotPropagated(
         'the membership change is saved but could not be propagated; retry',
-        {},
-        { 'Retry-After': '1' },
+        'membership-not-propagated',
       );
     }
     await publishRoomEvent(deps.pubsub, deps.instanceId, { type, roomId, userId }).catch(() => undefined);
