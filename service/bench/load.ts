@@ -1,7 +1,9 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import autocannon, { type Options } from 'autocannon';
@@ -10,6 +12,7 @@ import { freePorts } from '../devstack/ports.js';
 import { apiNodeOptions } from './image-runtime.js';
 
 const serviceDir = fileURLToPath(new URL('..', import.meta.url));
+const repoRoot = join(serviceDir, '..');
 
 /** Compiles the service as the image does (`npm run build`: tsc into dist/). */
 export function buildService(): void {
@@ -20,18 +23,46 @@ export function buildService(): void {
 }
 
 /**
- * Starts the API as the image runs it (`node dist/main-api.js`, after buildService) on this
- * process's Node, with the chart's NODE_OPTIONS, in its own process; resolves with its base URL once
- * it is ready. Its stdout is discarded, as a container runtime would take it.
+ * Compiles the service as it was at `ref` (any commit of this repository) into a temporary
+ * directory, with this checkout's dependencies, for a run beside the working tree's build: what a
+ * change did, measured side by side. Returns that build's service directory, for startApi, and
+ * how to remove it.
+ */
+export function buildServiceAt(ref: string): { serviceDir: string; remove: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), 'parley-bench-baseline-'));
+  const sources = execFileSync('git', ['archive', '--format=tar', ref, 'service', 'tsconfig.base.json'], {
+    cwd: repoRoot,
+    maxBuffer: 256 * 1024 * 1024,
+  });
+  execFileSync('tar', ['-x', '-C', dir], { input: sources });
+  symlinkSync(join(repoRoot, 'node_modules'), join(dir, 'node_modules'));
+  symlinkSync(join(serviceDir, 'node_modules'), join(dir, 'service', 'node_modules'));
+  execFileSync(
+    process.execPath,
+    [join(repoRoot, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'],
+    {
+      cwd: join(dir, 'service'),
+      stdio: ['ignore', 'ignore', 'inherit'],
+    },
+  );
+  return { serviceDir: join(dir, 'service'), remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/**
+ * Starts the API as the image runs it (`node dist/main-api.js`, after buildService, or from the
+ * service directory of buildServiceAt) on this process's Node, with the chart's NODE_OPTIONS, in its
+ * own process; resolves with its base URL once it is ready. Its stdout is discarded, as a container
+ * runtime would take it.
  */
 export async function startApi(
   env: Record<string, string>,
   logLevel: string,
   nodeArgs: string[] = [],
+  dir = serviceDir,
 ): Promise<{ url: string; child: ChildProcess }> {
   const [port, managementPort] = (await freePorts(2)) as [number, number];
   const child = spawn(process.execPath, [...nodeArgs, 'dist/main-api.js'], {
-    cwd: serviceDir,
+    cwd: dir,
     env: {
       ...process.env,
       ...env,

@@ -12,6 +12,7 @@ import { jwtMicrobenchmark } from './jwt-micro.js';
 import { onImageRuntime } from './image-runtime.js';
 import {
   buildService,
+  buildServiceAt,
   cpuBudgetUs,
   load,
   median,
@@ -24,12 +25,15 @@ import {
 } from './load.js';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+/** A commit to compare with: its build posts beside this checkout's, in alternating rounds. */
+const BASELINE = process.env.BENCH_BASELINE;
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 /** Issue 4's goal for message posts on one process, req/s; the tail is measured at half of it. */
 const GOAL_POSTS = 2_000;
 /** Issue 4's goal for the cached read: this share of the bare node:http ceiling's req/s. */
 const READ_GOAL = 0.6;
 const children: ChildProcess[] = [];
+const cleanups: (() => void)[] = [];
 const say = (line: string) => process.stderr.write(`[bench] ${line}\n`);
 
 const runtime = await onImageRuntime();
@@ -62,10 +66,19 @@ try {
   const insertFloor = await startBenchServer('./servers/insert.ts', stack.env); // needs the user and room
   children.push(insertFloor.child);
   const postBody = JSON.stringify({ body: 'benchmark message' });
-  const postMessages = () =>
+  let baseline: { url: string; pid: number | undefined } | undefined;
+  if (BASELINE) {
+    say(`compiling the service at ${BASELINE} (BENCH_BASELINE), to post beside this checkout…`);
+    const built = buildServiceAt(BASELINE);
+    cleanups.push(built.remove);
+    const api = await startApi(stack.env, 'warn', [], built.serviceDir);
+    children.push(api.child);
+    baseline = { url: api.url, pid: api.child.pid };
+  }
+  const postMessages = (url = apiQuiet, pid = apiQuietPid) =>
     load(
       {
-        url: apiQuiet,
+        url,
         duration: SECONDS * 2,
         requests: [
           {
@@ -80,7 +93,7 @@ try {
           },
         ],
       },
-      apiQuietPid,
+      pid,
     );
   const floorUrl = `http://127.0.0.1:${insertFloor.info.port}/`;
   const postFloor = () =>
@@ -133,9 +146,12 @@ try {
   await postFloor(); // warm-up
   const postRounds: LoadResult[] = [];
   const floorRounds: LoadResult[] = [];
+  const baselinePostRounds: LoadResult[] = [];
+  if (baseline) await postMessages(baseline.url, baseline.pid); // warm-up
   for (let round = 1; round <= ROUNDS; round++) {
     floorRounds.push(await postFloor());
     postRounds.push(await postMessages());
+    if (baseline) baselinePostRounds.push(await postMessages(baseline.url, baseline.pid));
   }
   const medianOf = (runs: LoadResult[], pick: (run: LoadResult) => number) => median(runs.map(pick));
   const failures = (runs: LoadResult[]) => runs.reduce((n, run) => n + run.non2xx + run.errors, 0);
@@ -163,11 +179,15 @@ try {
       });
     const rounds: LoadResult[] = [];
     const floor: LoadResult[] = [];
+    const baselineRounds: LoadResult[] = [];
     for (let round = 1; round <= ROUNDS; round++) {
       floor.push(await pacedAt(floorUrl, insertFloor.child.pid));
       rounds.push(await pacedAt(`${apiQuiet}${roomPath}/messages`, apiQuietPid));
+      if (baseline) baselineRounds.push(await pacedAt(`${baseline.url}${roomPath}/messages`, baseline.pid));
     }
     return {
+      rounds,
+      baselineRounds,
       rate,
       p50: medianOf(rounds, (run) => run.p50),
       p99: medianOf(rounds, (run) => run.p99),
@@ -233,10 +253,41 @@ try {
         : ''),
     `Message post ${pacedLine("half the goal's rate", atHalfGoal)}`,
     `Message post ${pacedLine('half the measured rate', atHalfMax)}`,
+    ...(BASELINE
+      ? [
+          `Against ${BASELINE} (BENCH_BASELINE), its build posting in the rounds beside this checkout's: ` +
+            [
+              abLine('at full speed', postRounds, baselinePostRounds),
+              abLine(`at ${atHalfGoal.rate}/s`, atHalfGoal.rounds, atHalfGoal.baselineRounds),
+              abLine(`at ${atHalfMax.rate}/s`, atHalfMax.rounds, atHalfMax.baselineRounds),
+            ].join('; ') +
+            '.',
+        ]
+      : []),
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
 } finally {
   for (const child of children) child.kill('SIGTERM');
   await stack.stack.stop();
+  for (const cleanup of cleanups) cleanup();
 }
 process.exit(0);
+
+/**
+ * This checkout against the baseline, round by round: CPU per post and req/s, with the median of the
+ * rounds' ratios (after / before), which the host's drifting speed moves far less than either figure.
+ */
+function abLine(label: string, after: LoadResult[], before: LoadResult[]): string {
+  const ratios = (pick: (run: LoadResult) => number | undefined) =>
+    after.flatMap((run, i) => {
+      const [a, b] = [pick(run), pick(before[i]!)];
+      return a === undefined || b === undefined || b === 0 ? [] : [a / b];
+    });
+  const cpu = ratios((run) => run.cpuUs);
+  const rps = ratios((run) => run.rps);
+  const cpuPart =
+    cpu.length > 0
+      ? `CPU a post ${medianCpuUs(before)!.toFixed(0)} → ${medianCpuUs(after)!.toFixed(0)} µs (paired ratio ${median(cpu).toFixed(2)}; rounds ${cpu.map((r) => r.toFixed(2)).join(', ')})`
+      : 'CPU not readable here';
+  return `${label}, ${cpuPart}, req/s paired ratio ${median(rps).toFixed(2)}, p99 ${median(before.map((r) => r.p99))} → ${median(after.map((r) => r.p99))} ms`;
+}

@@ -34,6 +34,7 @@ import type { Logger } from './platform/logger.js';
 import type { Metrics } from './platform/metrics.js';
 import type { Database } from './platform/mysql.js';
 import { PubSub } from './platform/pubsub.js';
+import { RedisWrite } from './platform/redis-write.js';
 
 export type App = OpenAPIHono<AppEnv>;
 
@@ -161,7 +162,14 @@ export function createApp(deps: AppDeps): App {
   const rooms = roomsService({ ...common, repository: roomsRepository(deps.db), cache: deps.cache });
   const messages = messagesService({ ...common, repository: messagesRepository(deps.db), rooms });
   app.route('/', roomRoutes(rooms));
-  app.route('/', messageRoutes(messages, idempotency({ redis: deps.redis, breaker: deps.breakers.redis })));
+  app.route(
+    '/',
+    messageRoutes({
+      messages,
+      idempotency: idempotency({ redis: deps.redis, breaker: deps.breakers.redis }),
+      redisWrite: () => new RedisWrite(deps.redis, deps.breakers.redis),
+    }),
+  );
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', {
     type: 'http',

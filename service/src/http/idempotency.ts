@@ -4,6 +4,7 @@ import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { Redis } from 'ioredis';
 import { IdempotencyKeyReused } from '../domain/errors.js';
 import type { Breaker } from '../platform/breakers.js';
+import type { RedisWrite } from '../platform/redis-write.js';
 import { ProblemError } from './problem.js';
 import type { AppEnv } from './types.js';
 
@@ -57,11 +58,17 @@ export const IDEMPOTENCY_KEY_PARAMETER = {
   schema: { type: 'string', minLength: 1, maxLength: KEY_MAX_LENGTH, pattern: `^${KEY_CHARACTERS}+$` },
 } as const;
 
-/** The request's Idempotency-Key, on a route behind `idempotency()` (which has checked it). */
-export function idempotencyKeyOf(c: Context<AppEnv>): string {
-  const key = c.req.header('idempotency-key');
-  if (key === undefined) throw new Error('idempotencyKeyOf on a route without the idempotency middleware');
-  return key;
+/** What the middleware hands the handler behind it (`c.get('idempotentRequest')`). */
+export interface IdempotentRequest {
+  /** The request's Idempotency-Key, checked. */
+  readonly key: string;
+  /**
+   * Adds this request's answer, as its record for replay, to a Redis write the handler sends before
+   * it answers (`status` must be the one it answers with), so the record travels with the handler's
+   * own writes instead of in a write of its own after them. A handler that does not call it has its
+   * answer read back from the Response and recorded after it.
+   */
+  recordIn(write: RedisWrite, status: number, body: unknown): void;
 }
 
 /**
@@ -99,7 +106,7 @@ export function idempotency(options: IdempotencyOptions): MiddlewareHandler<AppE
       );
     }
     const body = await c.req.text();
-    // crypto.hash is one call with no Hash object: half the CPU of a createHash() chain at this size.
+    // crypto.hash: one call and no Hash object, cheaper than a createHash() chain on a hot path.
     const fingerprint = hash('sha256', `${c.req.method} ${c.req.path}\n${body}`, 'hex');
     const redisKey = `parley:idem:${c.get('principal').userId}:${hash('sha256', `${c.req.method} ${c.req.path} ${key}`, 'hex')}`;
 
@@ -123,11 +130,12 @@ export function idempotency(options: IdempotencyOptions): MiddlewareHandler<AppE
           { err: error },
           'idempotency store unavailable; relying on the database unique key',
         );
+        c.set('idempotentRequest', { key, recordIn: () => undefined });
         await next();
         return;
       }
       if (claimed) {
-        await runAndRecord(c, next, redisKey, fingerprint);
+        await runAndRecord(c, next, key, redisKey, fingerprint);
         return;
       }
       // Another request holds the key: replay its answer, or claim the key once it lets go.
@@ -136,36 +144,41 @@ export function idempotency(options: IdempotencyOptions): MiddlewareHandler<AppE
   };
 
   /** Runs the handler under the claim and records its answer (a 5xx releases the key instead). */
-  async function runAndRecord(c: Context<AppEnv>, next: Next, redisKey: string, fingerprint: string) {
-    const record = (status: number, body: string, contentType: string) =>
-      run(() =>
-        options.redis.set(
+  async function runAndRecord(
+    c: Context<AppEnv>,
+    next: Next,
+    key: string,
+    redisKey: string,
+    fingerprint: string,
+  ) {
+    const recordValue = (status: number, body: string, contentType: string) =>
+      JSON.stringify({ state: 'done', fingerprint, status, body, contentType } satisfies Completed);
+    let recordedByHandler: number | undefined;
+    c.set('idempotentRequest', {
+      key,
+      recordIn: (write, status, body) => {
+        write.commands.set(
           redisKey,
-          JSON.stringify({ state: 'done', fingerprint, status, body, contentType } satisfies Completed),
+          recordValue(status, JSON.stringify(body), 'application/json'),
           'EX',
           ttlSeconds,
-        ),
-      ).catch(() => undefined);
-    // A handler that knows its answer records it at once (forReplay), in the same turn as its own
-    // last Redis commands: auto-pipelining sends them all in one write.
-    let early: { status: number; recorded: Promise<unknown> } | undefined;
-    c.set('recordReplay', (status, json) => {
-      early = { status, recorded: record(status, json, 'application/json') };
+        );
+        recordedByHandler = status;
+      },
     });
     await next();
-    await early?.recorded; // so that a correction below reaches Redis after it
     const response = c.res;
     if (response.status >= 500) {
       await run(() => options.redis.del(redisKey)).catch(() => undefined);
       return;
     }
-    if (early?.status === response.status) return;
+    if (recordedByHandler === response.status) return;
     // Errors, answered by the error handler, are read back from the response.
-    await record(
-      response.status,
-      await response.clone().text(),
-      response.headers.get('content-type') ?? 'application/json',
-    );
+    const body = await response.clone().text();
+    const contentType = response.headers.get('content-type') ?? 'application/json';
+    await run(() =>
+      options.redis.set(redisKey, recordValue(response.status, body, contentType), 'EX', ttlSeconds),
+    ).catch(() => undefined);
   }
 
   /**
@@ -206,17 +219,4 @@ export function idempotency(options: IdempotencyOptions): MiddlewareHandler<AppE
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
   }
-}
-
-/**
- * Records the JSON a handler answers with for replay, as soon as it knows it:
- * `return c.json(forReplay(c, 201, x), 201)`. The record's write is issued at once, so it travels in
- * the same Redis write as whatever the handler sent in this turn (a post's read-your-writes marker
- * and room event), and the middleware awaits it before the answer leaves. Without it the record
- * reads the body back from the finished Response (an undici clone and two web streams: 12% of a
- * message post's CPU in bench/profile-room-read.ts post) and writes it in a round trip of its own.
- */
-export function forReplay<T>(c: Context<AppEnv>, status: number, value: T): T {
-  c.get('recordReplay')?.(status, JSON.stringify(value));
-  return value;
 }

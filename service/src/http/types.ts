@@ -1,6 +1,7 @@
 import type { RequestIdVariables } from 'hono/request-id';
 import type { Principal } from '../domain/principal.js';
 import type { Logger } from '../platform/logger.js';
+import type { IdempotentRequest } from './idempotency.js';
 
 /** Variables every request carries through the middleware chain. */
 export interface AppEnv {
@@ -13,7 +14,7 @@ export interface AppEnv {
     log: Logger;
     /** Set by requireAuth. */
     principal: Principal;
-    /** Set by the idempotency middleware: records a handler's JSON answer for replay (forReplay). */
-    recordReplay?: (status: number, json: string) => void;
+    /** Set by the idempotency middleware, on the routes behind it. */
+    idempotentRequest: IdempotentRequest;
   };
 }

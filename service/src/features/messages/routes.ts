@@ -1,9 +1,10 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import type { MiddlewareHandler } from 'hono';
-import { forReplay, IDEMPOTENCY_KEY_PARAMETER, idempotencyKeyOf } from '../../http/idempotency.js';
+import { IDEMPOTENCY_KEY_PARAMETER } from '../../http/idempotency.js';
 import { problemResponse as problem } from '../../http/openapi.js';
 import { createRouter } from '../../http/router.js';
 import type { AppEnv } from '../../http/types.js';
+import type { RedisWrite } from '../../platform/redis-write.js';
 import { RoomId } from '../rooms/routes.js';
 import type { MessagesService } from './service.js';
 
@@ -87,23 +88,37 @@ const listMessages = createRoute({
   },
 });
 
-export function messageRoutes(messages: MessagesService, idempotency: MiddlewareHandler<AppEnv>) {
+export function messageRoutes(deps: {
+  messages: MessagesService;
+  idempotency: MiddlewareHandler<AppEnv>;
+  redisWrite: () => RedisWrite;
+}) {
+  const { messages } = deps;
   const router = createRouter();
-  router.on('POST', '/v1/rooms/:roomId/messages', idempotency);
+  router.on('POST', '/v1/rooms/:roomId/messages', deps.idempotency);
 
   router.openapi(postMessage, async (c) => {
-    const { message, replayed, propagated } = await messages.post(
-      c.get('principal').userId,
-      c.req.valid('param').roomId,
-      c.req.valid('json').body,
-      idempotencyKeyOf(c),
+    const idempotent = c.get('idempotentRequest');
+    // Once the INSERT commits, one Redis write carries everything that follows it: the author's
+    // read-your-writes marker and the room event (added by post) and this answer's idempotency
+    // record. It is sent before the answer leaves, so the author's next read finds the marker.
+    const afterCommit = deps.redisWrite();
+    const { message, replayed } = await messages.post(
+      {
+        authorId: c.get('principal').userId,
+        roomId: c.req.valid('param').roomId,
+        body: c.req.valid('json').body,
+        idempotencyKey: idempotent.key,
+      },
+      afterCommit,
     );
+    idempotent.recordIn(afterCommit, 201, message);
+    const lost = await afterCommit.send();
+    // The message is stored: a missed event is recovered from MySQL by a client's resume, and
+    // without the record a retry is answered by the database's unique key.
+    if (lost) c.get('log').warn({ err: lost }, 'the post is stored, but its Redis write failed');
     if (replayed) c.header('Idempotent-Replayed', 'true');
-    // Recorded in this turn, so the idempotency record shares one Redis write with the marker and
-    // the event; the answer waits for the marker, which the author's next read looks for.
-    const answer = c.json(forReplay(c, 201, message), 201);
-    await propagated;
-    return answer;
+    return c.json(message, 201);
   });
 
   router.openapi(listMessages, async (c) => {
