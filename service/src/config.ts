@@ -51,66 +51,169 @@ const hostPortList = z
     }),
   );
 
-const EnvSchema = z.object({
-  NODE_ENV: z.enum(['development', 'test', 'production']).default('production'),
-  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  INSTANCE_ID: z.string().min(1).default(hostname()),
+// The configuration is built from sections. Each declares its variables once and shapes them into
+// its part of Config, whose type is what the sections produce: a new variable is written in one
+// place, and an entry point takes only the sections it needs.
 
-  HOST: z.string().min(1).default('0.0.0.0'),
-  PORT: listenPort.default(3000),
-  // The API's probes and metrics listener: it stays open while the main port drains on SIGTERM.
-  MANAGEMENT_PORT: listenPort.default(9464),
-  WORKER_HEALTH_PORT: listenPort.default(3001),
-  // How long the worker waits for its running jobs on SIGTERM: the longest job, and less than the
-  // pod's terminationGracePeriodSeconds (the chart's worker.longestJobSeconds, 300 s by default).
-  WORKER_SHUTDOWN_GRACE_MS: milliseconds.default(300_000),
-  BODY_LIMIT_BYTES: z.coerce.number().int().min(1_024).max(104_857_600).default(1_048_576),
-  SHUTDOWN_GRACE_MS: milliseconds.default(25_000),
-  READINESS_TIMEOUT_MS: milliseconds.default(1_000),
+const ProcessSettings = z
+  .object({
+    NODE_ENV: z.enum(['development', 'test', 'production']).default('production'),
+    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    INSTANCE_ID: z.string().min(1).default(hostname()),
+  })
+  .transform((env) => ({ env: env.NODE_ENV, logLevel: env.LOG_LEVEL, instanceId: env.INSTANCE_ID }));
 
-  MYSQL_HOST: z.string().min(1),
-  MYSQL_PORT: port.default(3306),
-  MYSQL_REPLICA_HOST: optionalText,
-  MYSQL_REPLICA_PORT: port.default(3306),
-  MYSQL_DATABASE: z
-    .string()
-    .regex(/^[A-Za-z0-9_]{1,64}$/, 'letters, digits and _ only')
-    .default('parley'),
-  MYSQL_USER: z.string().min(1),
-  MYSQL_PASSWORD: z.string().default(''),
-  MYSQL_POOL_SIZE: z.coerce.number().int().min(1).max(500).default(20),
-  // TLS to MySQL (RDS can require it): MYSQL_TLS=true verifies the server against MYSQL_TLS_CA
-  // (a PEM bundle, e.g. the RDS CA bundle mounted from a ConfigMap) or the system CAs.
-  MYSQL_TLS: z.stringbool().default(false),
-  MYSQL_TLS_CA_FILE: optionalText,
-  MYSQL_MIGRATION_USER: optionalText,
-  MYSQL_MIGRATION_PASSWORD: optionalText,
+const ServingSettings = z
+  .object({
+    HOST: z.string().min(1).default('0.0.0.0'),
+    PORT: listenPort.default(3000),
+    // The API's probes and metrics listener: it stays open while the main port drains on SIGTERM.
+    MANAGEMENT_PORT: listenPort.default(9464),
+    WORKER_HEALTH_PORT: listenPort.default(3001),
+    // How long the worker waits for its running jobs on SIGTERM: the longest job, and less than the
+    // pod's terminationGracePeriodSeconds (the chart's worker.longestJobSeconds, 300 s by default).
+    WORKER_SHUTDOWN_GRACE_MS: milliseconds.default(300_000),
+    BODY_LIMIT_BYTES: z.coerce.number().int().min(1_024).max(104_857_600).default(1_048_576),
+    SHUTDOWN_GRACE_MS: milliseconds.default(25_000),
+    READINESS_TIMEOUT_MS: milliseconds.default(1_000),
+  })
+  .transform((env) => ({
+    http: {
+      host: env.HOST,
+      port: env.PORT,
+      managementPort: env.MANAGEMENT_PORT,
+      bodyLimitBytes: env.BODY_LIMIT_BYTES,
+    },
+    worker: { healthPort: env.WORKER_HEALTH_PORT, shutdownGraceMs: env.WORKER_SHUTDOWN_GRACE_MS },
+    shutdownGraceMs: env.SHUTDOWN_GRACE_MS,
+    readinessTimeoutMs: env.READINESS_TIMEOUT_MS,
+  }));
 
-  REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
-  REDIS_SENTINELS: hostPortList.optional(),
-  REDIS_SENTINEL_MASTER: z.string().min(1).default('mymaster'),
-  REDIS_PASSWORD: optionalText,
-  REDIS_SENTINEL_PASSWORD: optionalText,
+const MysqlSettings = z
+  .object({
+    MYSQL_HOST: z.string().min(1),
+    MYSQL_PORT: port.default(3306),
+    MYSQL_REPLICA_HOST: optionalText,
+    MYSQL_REPLICA_PORT: port.default(3306),
+    MYSQL_DATABASE: z
+      .string()
+      .regex(/^[A-Za-z0-9_]{1,64}$/, 'letters, digits and _ only')
+      .default('parley'),
+    MYSQL_USER: z.string().min(1),
+    MYSQL_PASSWORD: z.string().default(''),
+    MYSQL_POOL_SIZE: z.coerce.number().int().min(1).max(500).default(20),
+    // TLS to MySQL (RDS can require it): MYSQL_TLS=true verifies the server against MYSQL_TLS_CA
+    // (a PEM bundle, e.g. the RDS CA bundle mounted from a ConfigMap) or the system CAs.
+    MYSQL_TLS: z.stringbool().default(false),
+    MYSQL_TLS_CA_FILE: optionalText,
+    MYSQL_MIGRATION_USER: optionalText,
+    MYSQL_MIGRATION_PASSWORD: optionalText,
+  })
+  .transform((env) => ({
+    mysql: {
+      primary: { host: env.MYSQL_HOST, port: env.MYSQL_PORT },
+      replica: env.MYSQL_REPLICA_HOST
+        ? { host: env.MYSQL_REPLICA_HOST, port: env.MYSQL_REPLICA_PORT }
+        : undefined,
+      database: env.MYSQL_DATABASE,
+      user: env.MYSQL_USER,
+      password: env.MYSQL_PASSWORD,
+      poolSize: env.MYSQL_POOL_SIZE,
+      tls: env.MYSQL_TLS ? { caFile: env.MYSQL_TLS_CA_FILE } : undefined,
+      migration: {
+        user: env.MYSQL_MIGRATION_USER ?? env.MYSQL_USER,
+        password: env.MYSQL_MIGRATION_PASSWORD ?? (env.MYSQL_MIGRATION_USER ? '' : env.MYSQL_PASSWORD),
+      },
+    },
+  }));
 
-  JWT_PRIVATE_KEY: optionalText,
-  JWT_ISSUER: z.string().min(1).default('parley'),
-  ACCESS_TOKEN_TTL_SECONDS: z.coerce.number().int().min(30).max(86_400).default(900),
-  REFRESH_TOKEN_TTL_SECONDS: z.coerce.number().int().min(300).max(31_536_000).default(2_592_000),
-  // "points/seconds" per tier; the limits are shared by every API process through Redis.
-  RATE_LIMIT_AUTH: rateLimit.prefault('5/900'),
-  RATE_LIMIT_API: rateLimit.prefault('600/60'),
-  RATE_LIMIT_UPLOAD: rateLimit.prefault('60/60'),
-  // Proxies in front of the API that append to X-Forwarded-For (the ingress controller: 1).
-  TRUSTED_PROXY_HOPS: z.coerce.number().int().min(0).max(5).default(0),
+const RedisSettings = z
+  .object({
+    REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
+    REDIS_SENTINELS: hostPortList.optional(),
+    REDIS_SENTINEL_MASTER: z.string().min(1).default('mymaster'),
+    REDIS_PASSWORD: optionalText,
+    REDIS_SENTINEL_PASSWORD: optionalText,
+  })
+  .transform((env) => ({
+    redis: env.REDIS_URL
+      ? { kind: 'url' as const, url: env.REDIS_URL, password: env.REDIS_PASSWORD }
+      : {
+          kind: 'sentinel' as const,
+          sentinels: env.REDIS_SENTINELS ?? [],
+          masterName: env.REDIS_SENTINEL_MASTER,
+          password: env.REDIS_PASSWORD,
+          sentinelPassword: env.REDIS_SENTINEL_PASSWORD,
+        },
+  }));
 
-  S3_REGION: z.string().min(1).default('us-east-1'),
-  S3_ENDPOINT: z.url().optional(),
-  S3_FORCE_PATH_STYLE: z.stringbool().default(false),
-  S3_ATTACHMENTS_BUCKET: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'not a valid S3 bucket name'),
-  S3_BACKUPS_BUCKET: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'not a valid S3 bucket name'),
-  S3_ACCESS_KEY_ID: optionalText,
-  S3_SECRET_ACCESS_KEY: optionalText,
-});
+const ApiSettings = z
+  .object({
+    JWT_PRIVATE_KEY: optionalText,
+    JWT_ISSUER: z.string().min(1).default('parley'),
+    ACCESS_TOKEN_TTL_SECONDS: z.coerce.number().int().min(30).max(86_400).default(900),
+    REFRESH_TOKEN_TTL_SECONDS: z.coerce.number().int().min(300).max(31_536_000).default(2_592_000),
+    // "points/seconds" per tier; the limits are shared by every API process through Redis.
+    RATE_LIMIT_AUTH: rateLimit.prefault('5/900'),
+    RATE_LIMIT_API: rateLimit.prefault('600/60'),
+    RATE_LIMIT_UPLOAD: rateLimit.prefault('60/60'),
+    // Proxies in front of the API that append to X-Forwarded-For (the ingress controller: 1).
+    TRUSTED_PROXY_HOPS: z.coerce.number().int().min(0).max(5).default(0),
+  })
+  .transform((env) => ({
+    auth: {
+      /** PKCS8 PEM of the Ed25519 signing key; required by the API (see loadConfig's role). */
+      privateKeyPem: env.JWT_PRIVATE_KEY,
+      issuer: env.JWT_ISSUER,
+      accessTokenTtlSeconds: env.ACCESS_TOKEN_TTL_SECONDS,
+      refreshTokenTtlSeconds: env.REFRESH_TOKEN_TTL_SECONDS,
+    },
+    rateLimits: { auth: env.RATE_LIMIT_AUTH, api: env.RATE_LIMIT_API, upload: env.RATE_LIMIT_UPLOAD },
+    trustedProxyHops: env.TRUSTED_PROXY_HOPS,
+  }));
+
+const bucketName = z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'not a valid S3 bucket name');
+
+const S3Settings = z
+  .object({
+    S3_REGION: z.string().min(1).default('us-east-1'),
+    S3_ENDPOINT: z.url().optional(),
+    S3_FORCE_PATH_STYLE: z.stringbool().default(false),
+    S3_ATTACHMENTS_BUCKET: bucketName,
+    S3_BACKUPS_BUCKET: bucketName,
+    S3_ACCESS_KEY_ID: optionalText,
+    S3_SECRET_ACCESS_KEY: optionalText,
+  })
+  .transform((env) => ({
+    s3: {
+      region: env.S3_REGION,
+      endpoint: env.S3_ENDPOINT,
+      forcePathStyle: env.S3_FORCE_PATH_STYLE,
+      attachmentsBucket: env.S3_ATTACHMENTS_BUCKET,
+      backupsBucket: env.S3_BACKUPS_BUCKET,
+      credentials:
+        env.S3_ACCESS_KEY_ID && env.S3_SECRET_ACCESS_KEY
+          ? { accessKeyId: env.S3_ACCESS_KEY_ID, secretAccessKey: env.S3_SECRET_ACCESS_KEY }
+          : undefined,
+    },
+  }));
+
+// Sections are intersected rather than merged with .extend so that each keeps its transform; zod
+// parses both sides of an intersection, so the operator still sees every section's problems.
+const EnvSchema = ProcessSettings.and(ServingSettings)
+  .and(MysqlSettings)
+  .and(RedisSettings)
+  .and(ApiSettings)
+  .and(S3Settings);
+
+/** The migration Job needs MySQL only: it must not fail for want of S3 or Redis settings. */
+const MigrationEnvSchema = ProcessSettings.and(MysqlSettings);
+
+export type Config = z.output<typeof EnvSchema>;
+export type MigrationConfig = z.output<typeof MigrationEnvSchema>;
+export type MysqlEndpoint = Config['mysql']['primary'];
+export type RedisConfig = Config['redis'];
+export type RateLimitTier = z.output<typeof rateLimit>;
 
 /** The signing key must parse now: a bad one found after start-up is a crash, not a listed problem. */
 function signingKeyProblem(pem: string): string | undefined {
@@ -159,66 +262,6 @@ function crossVariableProblems(env: Environment, role: Role): string[] {
   return problems;
 }
 
-type Env = z.infer<typeof EnvSchema>;
-
-export interface MysqlEndpoint {
-  host: string;
-  port: number;
-}
-
-export type RedisConfig =
-  | { kind: 'url'; url: string; password: string | undefined }
-  | {
-      kind: 'sentinel';
-      sentinels: MysqlEndpoint[];
-      masterName: string;
-      password: string | undefined;
-      sentinelPassword: string | undefined;
-    };
-
-export interface RateLimitTier {
-  points: number;
-  seconds: number;
-}
-
-export interface Config {
-  env: Env['NODE_ENV'];
-  logLevel: Env['LOG_LEVEL'];
-  instanceId: string;
-  http: { host: string; port: number; managementPort: number; bodyLimitBytes: number };
-  worker: { healthPort: number; shutdownGraceMs: number };
-  shutdownGraceMs: number;
-  readinessTimeoutMs: number;
-  mysql: {
-    primary: MysqlEndpoint;
-    replica: MysqlEndpoint | undefined;
-    database: string;
-    user: string;
-    password: string;
-    poolSize: number;
-    tls: { caFile: string | undefined } | undefined;
-    migration: { user: string; password: string };
-  };
-  redis: RedisConfig;
-  auth: {
-    /** PKCS8 PEM of the Ed25519 signing key; required by the API (see loadConfig's role). */
-    privateKeyPem: string | undefined;
-    issuer: string;
-    accessTokenTtlSeconds: number;
-    refreshTokenTtlSeconds: number;
-  };
-  rateLimits: { auth: RateLimitTier; api: RateLimitTier; upload: RateLimitTier };
-  trustedProxyHops: number;
-  s3: {
-    region: string;
-    endpoint: string | undefined;
-    forcePathStyle: boolean;
-    attachmentsBucket: string;
-    backupsBucket: string;
-    credentials: { accessKeyId: string; secretAccessKey: string } | undefined;
-  };
-}
-
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
     super(`invalid configuration:\n${problems.map((problem) => `  - ${problem}`).join('\n')}`);
@@ -243,88 +286,6 @@ function readFileSecrets(env: Environment): { env: Environment; problems: string
     }
   }
   return { env: resolved, problems };
-}
-
-const MigrationEnvSchema = EnvSchema.pick({
-  NODE_ENV: true,
-  LOG_LEVEL: true,
-  INSTANCE_ID: true,
-  MYSQL_HOST: true,
-  MYSQL_PORT: true,
-  MYSQL_REPLICA_HOST: true,
-  MYSQL_REPLICA_PORT: true,
-  MYSQL_DATABASE: true,
-  MYSQL_USER: true,
-  MYSQL_PASSWORD: true,
-  MYSQL_POOL_SIZE: true,
-  MYSQL_MIGRATION_USER: true,
-  MYSQL_MIGRATION_PASSWORD: true,
-  MYSQL_TLS: true,
-  MYSQL_TLS_CA_FILE: true,
-});
-
-function toMysqlConfig(env: z.infer<typeof MigrationEnvSchema>): Config['mysql'] {
-  return {
-    primary: { host: env.MYSQL_HOST, port: env.MYSQL_PORT },
-    replica: env.MYSQL_REPLICA_HOST
-      ? { host: env.MYSQL_REPLICA_HOST, port: env.MYSQL_REPLICA_PORT }
-      : undefined,
-    database: env.MYSQL_DATABASE,
-    user: env.MYSQL_USER,
-    password: env.MYSQL_PASSWORD,
-    poolSize: env.MYSQL_POOL_SIZE,
-    tls: env.MYSQL_TLS ? { caFile: env.MYSQL_TLS_CA_FILE } : undefined,
-    migration: {
-      user: env.MYSQL_MIGRATION_USER ?? env.MYSQL_USER,
-      password: env.MYSQL_MIGRATION_PASSWORD ?? (env.MYSQL_MIGRATION_USER ? '' : env.MYSQL_PASSWORD),
-    },
-  };
-}
-
-function toConfig(env: Env): Config {
-  return {
-    env: env.NODE_ENV,
-    logLevel: env.LOG_LEVEL,
-    instanceId: env.INSTANCE_ID,
-    http: {
-      host: env.HOST,
-      port: env.PORT,
-      managementPort: env.MANAGEMENT_PORT,
-      bodyLimitBytes: env.BODY_LIMIT_BYTES,
-    },
-    worker: { healthPort: env.WORKER_HEALTH_PORT, shutdownGraceMs: env.WORKER_SHUTDOWN_GRACE_MS },
-    shutdownGraceMs: env.SHUTDOWN_GRACE_MS,
-    readinessTimeoutMs: env.READINESS_TIMEOUT_MS,
-    mysql: toMysqlConfig(env),
-    redis: env.REDIS_URL
-      ? { kind: 'url', url: env.REDIS_URL, password: env.REDIS_PASSWORD }
-      : {
-          kind: 'sentinel',
-          sentinels: env.REDIS_SENTINELS ?? [],
-          masterName: env.REDIS_SENTINEL_MASTER,
-          password: env.REDIS_PASSWORD,
-          sentinelPassword: env.REDIS_SENTINEL_PASSWORD,
-        },
-    auth: {
-      privateKeyPem: env.JWT_PRIVATE_KEY,
-      issuer: env.JWT_ISSUER,
-      accessTokenTtlSeconds: env.ACCESS_TOKEN_TTL_SECONDS,
-      refreshTokenTtlSeconds: env.REFRESH_TOKEN_TTL_SECONDS,
-    },
-    rateLimits: { auth: env.RATE_LIMIT_AUTH, api: env.RATE_LIMIT_API, upload: env.RATE_LIMIT_UPLOAD },
-    trustedProxyHops: env.TRUSTED_PROXY_HOPS,
-    s3: {
-      region: env.S3_REGION,
-      endpoint: env.S3_ENDPOINT,
-      forcePathStyle: env.S3_FORCE_PATH_STYLE,
-      attachmentsBucket: env.S3_ATTACHMENTS_BUCKET,
-      backupsBucket: env.S3_BACKUPS_BUCKET,
-      credentials:
-        env.S3_ACCESS_KEY_ID && env.S3_SECRET_ACCESS_KEY
-          ? { accessKeyId: env.S3_ACCESS_KEY_ID, secretAccessKey: env.S3_SECRET_ACCESS_KEY }
-          : undefined,
-    },
-  };
 }
 
 function parseEnvironment<Schema extends z.ZodType<object>>(
@@ -352,15 +313,12 @@ export type Role = 'api' | 'worker';
 
 /** Parses the environment; throws ConfigError listing every problem at once. */
 export function loadConfig(environment: Environment = process.env, role: Role = 'worker'): Config {
-  return toConfig(parseEnvironment(EnvSchema, environment, (env) => crossVariableProblems(env, role)));
+  return parseEnvironment(EnvSchema, environment, (env) => crossVariableProblems(env, role));
 }
 
-export type MigrationConfig = Pick<Config, 'logLevel' | 'instanceId' | 'mysql'>;
-
-/** The migration Job needs MySQL only: it must not fail for want of S3 or Redis settings. */
+/** Parses only the sections the migration Job reads; throws ConfigError listing every problem. */
 export function loadMigrationConfig(environment: Environment = process.env): MigrationConfig {
-  const env = parseEnvironment(MigrationEnvSchema, environment, mysqlProblems);
-  return { logLevel: env.LOG_LEVEL, instanceId: env.INSTANCE_ID, mysql: toMysqlConfig(env) };
+  return parseEnvironment(MigrationEnvSchema, environment, mysqlProblems);
 }
 
 /** For entry points: a bad configuration is reported in full on stderr and the process exits 1. */
