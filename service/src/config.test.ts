@@ -231,6 +231,29 @@ describe('config', () => {
     ).toThrow(/MYSQL_TLS_CA_FILE: cannot read .* \(EISDIR\)/);
   });
 
+  it('gives the service and the migration Job the same MySQL settings from one declaration', () => {
+    const mysqlVariables = {
+      MYSQL_REPLICA_HOST: 'mysql-replica.internal',
+      MYSQL_REPLICA_PORT: '3307',
+      MYSQL_DATABASE: 'parley_eu',
+      MYSQL_POOL_SIZE: '7',
+    };
+    const service = loadConfig({ ...VALID, ...mysqlVariables, LOG_LEVEL: 'warn', INSTANCE_ID: 'pod-1' });
+    const migration = loadMigrationConfig({
+      ...VALID,
+      ...mysqlVariables,
+      LOG_LEVEL: 'warn',
+      INSTANCE_ID: 'pod-1',
+    });
+    expect(service.mysql).toMatchObject({
+      replica: { host: 'mysql-replica.internal', port: 3307 },
+      database: 'parley_eu',
+      poolSize: 7,
+    });
+    expect(migration.mysql).toEqual(service.mysql);
+    expect(migration).toMatchObject({ logLevel: 'warn', instanceId: 'pod-1' });
+  });
+
   it.each(['main-api', 'main-worker'])('%s exits 1 and lists every problem on stderr', (entry) => {
     const result = spawnSync(process.execPath, ['--import', 'tsx', `src/${entry}.ts`], {
       cwd: new URL('..', import.meta.url),
