@@ -1,4 +1,9 @@
+import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { golden } from '../lib/golden.js';
 import { scenarioFile, scenarios } from '../lib/objects.js';
@@ -68,6 +73,21 @@ describe('the chart', () => {
   it('passes helm lint --strict with the defaults', async () => {
     const { stdout } = await helm(['lint', '--strict', chartDir]);
     expect(stdout).toContain('0 chart(s) failed');
+  });
+
+  it('packages its templates and helm test hook, and leaves its promtool rule tests (tests/) out', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'parley-package-'));
+    try {
+      await helm(['package', chartDir, '--destination', dir]);
+      const [archive] = await readdir(dir);
+      const { stdout } = await promisify(execFile)('tar', ['tzf', join(dir, archive!)]);
+      const files = stdout.trim().split('\n');
+      expect(files).toContain('parley/templates/prometheusrule.yaml');
+      expect(files).toContain('parley/templates/tests/test-readyz.yaml');
+      expect(files.filter((file) => file.startsWith('parley/tests/'))).toEqual([]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   describe.each(scenarios)('scenario %s', (scenario) => {

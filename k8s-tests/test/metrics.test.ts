@@ -1,14 +1,13 @@
 /**
  * The queries the chart ships — KEDA's trigger, the PrometheusRule's alerts and the Grafana
- * dashboard — read metrics the service really exports, and compute what they claim to.
+ * dashboard — read metrics the service really exports, and compute what they claim to. The alerts'
+ * firing and resolving: alert-rules.test.ts.
  */
-import { readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { find, scenarioFile, spec } from '../lib/objects.js';
 import { evaluate, metricNames, type Sample } from '../lib/promql.js';
 import { renderChart, type K8sObject } from '../lib/render.js';
-import { repoRoot } from '../scripts/kube-tools.js';
+import { serviceSource } from '../lib/service-source.js';
 
 let gateway: K8sObject[];
 let keda: K8sObject[];
@@ -34,25 +33,12 @@ function kedaQuery(): Query {
 interface Rule {
   alert: string;
   expr: string;
-  for: string;
-  labels: Record<string, string>;
-  annotations: Record<string, string>;
-}
-
-function rules(objects: K8sObject[] = gateway): Rule[] {
-  return spec<{ groups: { rules: Rule[] }[] }>(find(objects, 'PrometheusRule', 'parley')).groups.flatMap(
-    (g) => g.rules,
-  );
-}
-
-function rule(alert: string, objects: K8sObject[] = gateway): Rule {
-  const found = rules(objects).find((r) => r.alert === alert);
-  if (!found) throw new Error(`no alert ${alert}`);
-  return found;
 }
 
 function ruleQueries(): Query[] {
-  return rules().map((r) => ({ where: `alert ${r.alert}`, expr: r.expr.trim() }));
+  return spec<{ groups: { rules: Rule[] }[] }>(find(gateway, 'PrometheusRule', 'parley'))
+    .groups.flatMap((g) => g.rules)
+    .map((r) => ({ where: `alert ${r.alert}`, expr: r.expr.trim() }));
 }
 
 interface Dashboard {
@@ -80,15 +66,6 @@ function templateMetrics(): Query[] {
     const [, metric] = /^label_values\(\s*([^,)]+?)\s*,/.exec(query) ?? [];
     return metric ? [{ where: `variable $${variable.name}`, expr: metric }] : [];
   });
-}
-
-/** The service's own source, tests left out: a name only a test mentions is exported by nobody. */
-function serviceSource(): string {
-  const dir = join(repoRoot, 'service', 'src');
-  return readdirSync(dir, { recursive: true, encoding: 'utf8' })
-    .filter((file) => file.endsWith('.ts') && !file.endsWith('.test.ts'))
-    .map((file) => readFileSync(join(dir, file), 'utf8'))
-    .join('\n');
 }
 
 /** A histogram `x` is scraped as `x_bucket`, `x_count` and `x_sum`; the source names only `x`. */
@@ -154,66 +131,6 @@ describe('queries over state every worker pod exports alike', () => {
       });
       expect(answers.flat().length, `${where} returns something`).toBeGreaterThan(0);
     }
-  });
-});
-
-describe('ParleyMysqlReplicaLagUnknown', () => {
-  const firing = (series: Sample[]): boolean =>
-    evaluate(rule('ParleyMysqlReplicaLagUnknown').expr.trim(), series).length > 0;
-  /** Pods with the given lags, one series each. */
-  const pods = (...lags: number[]): Sample[] =>
-    lags.map((value, i) => ({
-      labels: {
-        __name__: 'parley_mysql_replica_lag_seconds',
-        namespace: 'parley',
-        pod: `parley-worker-${i}`,
-      },
-      value,
-    }));
-
-  it('fires when every worker pod reports the lag as NaN (unknown)', () => {
-    for (const count of [1, 3, 10])
-      expect(firing(scrapedFromWorkers(count, Number.NaN)), `${count} pods`).toBe(true);
-  });
-
-  it('does not fire on a real value, however large, nor when one pod alone cannot measure it', () => {
-    expect(firing(scrapedFromWorkers(3, 0))).toBe(false);
-    expect(firing(scrapedFromWorkers(3, 95))).toBe(false);
-    expect(firing(pods(Number.NaN, 2.5, Number.NaN))).toBe(false);
-    expect(firing(pods(2.5, Number.NaN))).toBe(false);
-  });
-
-  it('does not fire without the series (no replica configured) or for another namespace', () => {
-    expect(firing(scrapedFromWorkers(3, undefined))).toBe(false);
-    expect(firing([])).toBe(false);
-    const elsewhere = pods(Number.NaN, Number.NaN).map((s) => ({
-      ...s,
-      labels: { ...s.labels, namespace: 'other' },
-    }));
-    expect(firing(elsewhere)).toBe(false);
-  });
-
-  it('the lag alert stays quiet on NaN: the gap this alert fills', () => {
-    const lag = rule('ParleyMysqlReplicaLag').expr.trim();
-    expect(evaluate(lag, scrapedFromWorkers(3, Number.NaN))).toEqual([]);
-    expect(evaluate(lag, pods(Number.NaN, 95))).toEqual([{ labels: {}, value: 95 }]);
-  });
-
-  it("waits replicaLagUnknownFor, with the lag alert's severity and a summary and description for the operator", async () => {
-    const unknown = rule('ParleyMysqlReplicaLagUnknown');
-    expect(unknown.for).toBe('5m');
-    expect(unknown.labels).toEqual(rule('ParleyMysqlReplicaLag').labels);
-    expect(unknown.annotations['summary']).toContain('unknown for 5m');
-    expect(unknown.annotations['description']).toContain('circuit_breaker_state{circuit="mysql-replica"}');
-    // The log lines the description quotes are the worker's own.
-    for (const line of ['replica lag cannot be measured; reporting NaN', 'replica lag measurable again']) {
-      expect(unknown.annotations['description']).toContain(line);
-      expect(serviceSource()).toContain(`'${line}'`);
-    }
-    const objects = await renderChart([scenarioFile('gateway')], {
-      'metrics.prometheusRule.replicaLagUnknownFor': '15m',
-    });
-    expect(rule('ParleyMysqlReplicaLagUnknown', objects).for).toBe('15m');
   });
 });
 
