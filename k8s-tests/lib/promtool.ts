@@ -30,10 +30,41 @@ export function ruleFileOf(objects: K8sObject[], name = 'parley'): RuleFile {
   return spec<RuleFile>(find(objects, 'PrometheusRule', name));
 }
 
+/** One sample of a query's answer; `value` may be NaN. */
+export interface Sample {
+  labels: Record<string, string>;
+  value: number;
+}
+
 /** A series in promtool's notation, e.g. `parley_queue_jobs{queue="backups",state="waiting"}`. */
 export function series(name: string, labels: Record<string, string>): string {
   const matchers = Object.entries(labels).map(([label, value]) => `${label}=${JSON.stringify(value)}`);
   return `${name}{${matchers.join(',')}}`;
+}
+
+/**
+ * promtool compares expected samples with `==`, so it can never expect NaN. An answer with NaN in it
+ * is checked as two queries the engine answers with numbers: `(q) == (q)` keeps exactly the samples
+ * that are numbers (NaN equals nothing), and `(q) != bool (q)` has every sample, 1 where it is NaN.
+ */
+export function expectAnswer(expr: string, evalTime: string, answer: Sample[]): Record<string, unknown>[] {
+  const expSamples = (samples: Sample[]) =>
+    samples.map((s) => ({ labels: series('', s.labels), value: s.value }));
+  if (!answer.some((s) => Number.isNaN(s.value))) {
+    return [{ expr, eval_time: evalTime, exp_samples: expSamples(answer) }];
+  }
+  return [
+    {
+      expr: `(${expr}) == (${expr})`,
+      eval_time: evalTime,
+      exp_samples: expSamples(answer.filter((s) => !Number.isNaN(s.value))),
+    },
+    {
+      expr: `(${expr}) != bool (${expr})`,
+      eval_time: evalTime,
+      exp_samples: expSamples(answer.map((s) => ({ ...s, value: Number.isNaN(s.value) ? 1 : 0 }))),
+    },
+  ];
 }
 
 export interface PromtoolRun {

@@ -1,11 +1,12 @@
 /**
  * The queries the chart ships — KEDA's trigger, the PrometheusRule's alerts and the Grafana
- * dashboard — read metrics the service really exports, and compute what they claim to. The alerts'
- * firing and resolving: alert-rules.test.ts.
+ * dashboard — read metrics the service really exports, and compute what they claim to on the real
+ * Prometheus engine (promtool). The alerts' firing and resolving: alert-rules.test.ts.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
+import { metricNames } from '../lib/metric-names.js';
 import { find, scenarioFile, spec } from '../lib/objects.js';
-import { evaluate, metricNames, type Sample } from '../lib/promql.js';
+import { checkRules, expectAnswer, ruleFileOf, series, testRules, type Sample } from '../lib/promtool.js';
 import { renderChart, type K8sObject } from '../lib/render.js';
 import { serviceSource } from '../lib/service-source.js';
 
@@ -30,13 +31,8 @@ function kedaQuery(): Query {
   return { where: 'ScaledObject parley-worker', expr: triggers[0]!.metadata.query };
 }
 
-interface Rule {
-  alert: string;
-  expr: string;
-}
-
 function ruleQueries(): Query[] {
-  return spec<{ groups: { rules: Rule[] }[] }>(find(gateway, 'PrometheusRule', 'parley'))
+  return ruleFileOf(gateway)
     .groups.flatMap((g) => g.rules)
     .map((r) => ({ where: `alert ${r.alert}`, expr: r.expr.trim() }));
 }
@@ -69,68 +65,116 @@ function templateMetrics(): Query[] {
 }
 
 /** A histogram `x` is scraped as `x_bucket`, `x_count` and `x_sum`; the source names only `x`. */
-const exportedName = (series: string): string[] => [series, series.replace(/_(bucket|count|sum)$/, '')];
+const exportedName = (name: string): string[] => [name, name.replace(/_(bucket|count|sum)$/, '')];
 
 /**
  * What Prometheus holds when `pods` worker pods each export the state they all read from the same
  * place (Redis for queues, the MySQL heartbeat row for replica lag): identical values, one series
- * per pod. `replicaLag` is what each pod reports for the lag: seconds, NaN when it cannot measure
- * it, or undefined for no series at all (no replica configured).
+ * per pod, for 10 minutes. `replicaLag` is what each pod reports for the lag: seconds, or NaN when it
+ * cannot measure it.
  */
-function scrapedFromWorkers(pods: number, replicaLag: number | undefined = 95): Sample[] {
-  const shared: Sample[] = [
-    ...['waiting', 'delayed', 'active', 'failed', 'prioritized'].flatMap((state, i) => [
-      { labels: { __name__: 'parley_queue_jobs', queue: 'maintenance', state }, value: 40 + i },
-      { labels: { __name__: 'parley_queue_jobs', queue: 'backups', state }, value: 7 + i },
-    ]),
-    { labels: { __name__: 'parley_queue_oldest_waiting_seconds', queue: 'maintenance' }, value: 900 },
-    { labels: { __name__: 'parley_queue_oldest_waiting_seconds', queue: 'backups' }, value: 12 },
-    ...(replicaLag === undefined
-      ? []
-      : [{ labels: { __name__: 'parley_mysql_replica_lag_seconds' }, value: replicaLag }]),
+function scrapedFromWorkers(pods: number, replicaLag: number): { series: string; values: string }[] {
+  const shared: [string, Record<string, string>, number][] = [
+    ...['waiting', 'delayed', 'active', 'failed', 'prioritized'].flatMap(
+      (state, i): [string, Record<string, string>, number][] => [
+        ['parley_queue_jobs', { queue: 'maintenance', state }, 40 + i],
+        ['parley_queue_jobs', { queue: 'backups', state }, 7 + i],
+      ],
+    ),
+    ['parley_queue_oldest_waiting_seconds', { queue: 'maintenance' }, 900],
+    ['parley_queue_oldest_waiting_seconds', { queue: 'backups' }, 12],
+    ['parley_mysql_replica_lag_seconds', {}, replicaLag],
   ];
+  // promtool's notation: `40x10` is 40 for 11 samples; NaN repeats only as `NaN+0x10`.
+  const tenMinutesOf = (value: number) => (Number.isNaN(value) ? 'NaN+0x10' : `${value}x10`);
   return Array.from({ length: pods }, (_, i) => {
     const pod = { namespace: 'parley', pod: `parley-worker-7d9c-${i}`, instance: `10.0.0.${i}:3001` };
-    return shared.map((s) => ({ labels: { ...s.labels, ...pod }, value: s.value }));
+    return shared.map(([name, labels, value]) => ({
+      series: series(name, { ...labels, ...pod }),
+      values: tenMinutesOf(value),
+    }));
   }).flat();
 }
 
 /** Metrics every worker pod exports with the same value: a query must not add them up across pods. */
 const SHARED_STATE = /\b(parley_queue_\w+|parley_mysql_replica_lag_seconds)\b/;
 
-describe('queries over state every worker pod exports alike', () => {
-  it('KEDA scales on the number of waiting jobs, however many workers report it', () => {
-    const { expr } = kedaQuery();
-    expect(expr).toContain('namespace="parley"');
-    for (const pods of [1, 2, 10]) {
-      expect(evaluate(expr, scrapedFromWorkers(pods)), `${pods} worker pods`).toEqual([
-        { labels: {}, value: 40 + 7 },
-      ]);
-    }
+const POD_COUNTS = [1, 2, 10];
+const LAGS = [95, Number.NaN];
+
+/**
+ * What each query over shared state answers for the state `scrapedFromWorkers` sets up, whatever the
+ * number of pods: the depth or age one pod reports, never a multiple of it.
+ */
+const ANSWERS: Record<string, (lag: number) => Sample[]> = {
+  'ScaledObject parley-worker': () => [{ labels: {}, value: 40 + 7 }],
+  'alert ParleyQueueBacklogAge': () => [{ labels: { queue: 'maintenance' }, value: 900 }],
+  // NaN compares false: the lag alert is quiet on it, and the unknown alert is not.
+  'alert ParleyMysqlReplicaLag': (lag) => (lag > 30 ? [{ labels: {}, value: lag }] : []),
+  'alert ParleyMysqlReplicaLagUnknown': (lag) => (Number.isNaN(lag) ? [{ labels: {}, value: lag }] : []),
+  'panel "Queue depth by state"': () =>
+    ['waiting', 'delayed', 'active', 'failed', 'prioritized'].flatMap((state, i) => [
+      { labels: { queue: 'maintenance', state }, value: 40 + i },
+      { labels: { queue: 'backups', state }, value: 7 + i },
+    ]),
+  'panel "Oldest waiting job"': () => [
+    { labels: { queue: 'maintenance' }, value: 900 },
+    { labels: { queue: 'backups' }, value: 12 },
+  ],
+  'panel "MySQL replica lag"': (lag) => [{ labels: {}, value: lag }],
+};
+
+/**
+ * A promtool test file: `query` over what `pods` workers export must answer `answer`. One file per
+ * case, since promtool names the failing file (not the test group) when an expression is wrong.
+ */
+function sharedStateTest(query: Query, pods: number, lag: number, answer: Sample[]): [string, object] {
+  const name = `${query.where}, ${pods} worker pods, replica lag ${lag}`;
+  const file = `${name.replace(/[^A-Za-z0-9]+/g, '-')}.test.yaml`;
+  const group = {
+    name,
+    interval: '1m',
+    input_series: scrapedFromWorkers(pods, lag),
+    promql_expr_test: expectAnswer(query.expr, '5m', answer),
+  };
+  return [file, { tests: [group] }];
+}
+
+describe('queries over state every worker pod exports alike (promtool test rules)', () => {
+  it('KEDA scales on the number of waiting jobs, however many workers report it', async () => {
+    const query = kedaQuery();
+    expect(query.expr).toContain('namespace="parley"');
+    const files = POD_COUNTS.map((pods) => sharedStateTest(query, pods, 95, [{ labels: {}, value: 40 + 7 }]));
+    const run = await testRules(Object.fromEntries(files));
+    expect(run.passed, run.output).toBe(true);
   });
 
-  it('every alert and dashboard panel on queue depth, queue age or replica lag gives the same answer for 1 or 10 pods', () => {
+  it('every alert and dashboard panel on queue depth, queue age or replica lag gives the same answer for 1, 2 or 10 pods', async () => {
     const queries = [kedaQuery(), ...ruleQueries(), ...dashboardQueries()].filter((q) =>
       SHARED_STATE.test(q.expr),
     );
-    expect(queries.map((q) => q.where)).toEqual(
-      expect.arrayContaining([
-        'ScaledObject parley-worker',
-        'alert ParleyQueueBacklogAge',
-        'panel "Queue depth by state"',
-        'panel "Oldest waiting job"',
-      ]),
-    );
-    // Each query must answer something in one of the states (lag measured, lag unknown), and the
-    // same for 1 pod as for 10 in both.
-    for (const { where, expr } of queries) {
-      const answers = [95, Number.NaN].map((lag) => {
-        const one = evaluate(expr, scrapedFromWorkers(1, lag));
-        expect(evaluate(expr, scrapedFromWorkers(10, lag)), `${where}, lag ${lag}: ${expr}`).toEqual(one);
-        return one;
-      });
-      expect(answers.flat().length, `${where} returns something`).toBeGreaterThan(0);
+    // A new query over shared state needs its answer here, and none may answer nothing in every state.
+    expect(queries.map((q) => q.where).sort()).toEqual(Object.keys(ANSWERS).sort());
+    for (const [where, answer] of Object.entries(ANSWERS)) {
+      expect(LAGS.flatMap(answer).length, `${where} returns something`).toBeGreaterThan(0);
     }
+    const files = queries.flatMap((query) =>
+      LAGS.flatMap((lag) =>
+        POD_COUNTS.map((pods) => sharedStateTest(query, pods, lag, ANSWERS[query.where]!(lag))),
+      ),
+    );
+    const run = await testRules(Object.fromEntries(files));
+    expect(run.passed, run.output).toBe(true);
+  });
+});
+
+describe('the queries are PromQL (promtool check rules)', () => {
+  it('the KEDA trigger and every dashboard query parse', async () => {
+    const queries = [kedaQuery(), ...dashboardQueries()];
+    const rules = queries.map(({ expr }, i) => ({ record: `parley:query:${i}`, expr }));
+    const run = await checkRules({ groups: [{ name: 'parley.queries', rules }] });
+    expect(run.passed, run.output).toBe(true);
+    expect(run.output).toContain(`SUCCESS: ${rules.length} rules found`);
   });
 });
 
@@ -168,5 +212,10 @@ describe('metric names', () => {
       'mysql_slave_status_seconds_behind_master',
     ]);
     expect(serviceSource()).not.toMatch(/['"`]mysql_slave_status_seconds_behind_master['"`]/);
+  });
+
+  it('refuses what it cannot read rather than find fewer names', () => {
+    expect(() => metricNames('sum(rate(parley_queue_jobs[5m])')).toThrow(/not PromQL/);
+    expect(() => metricNames('max({__name__=~"parley_.+"})')).toThrow(/without a metric name/);
   });
 });
