@@ -219,8 +219,8 @@ export interface PacedOptions {
  * waiting for a free connection counts too (no coordinated omission). autocannon's rate limit
  * cannot stand in for this: it sends each second's quota in a burst as the second starts. The
  * client is undici's Pool (one request per connection at a time): node:http's client, tried first,
- * cost so much CPU on this 2-core machine that at 1,200/s it alone put 230–370 ms into the p99 of
- * the servers it measured (43–49 ms with undici, same servers, same run).
+ * cost so much CPU on this 2-core machine that it put its own delays into the p99 of the servers it
+ * measured.
  */
 export async function paced(options: PacedOptions): Promise<LoadResult> {
   const target = new URL(options.url);

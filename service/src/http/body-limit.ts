@@ -9,8 +9,8 @@ export const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
  * 413 for a body over `maxBytes`. A declared Content-Length is checked from the header alone (Node's
  * parser never delivers more than it declares); only a chunked body is counted as it streams, by
  * Hono's bodyLimit. Touching `raw.body` makes @hono/node-server build a fetch Request and a web
- * stream for the body: a third of a cached read's CPU on GETs, and the largest single cost of
- * reading a small POST body (bench/profile-room-read.ts).
+ * stream for the body, which costs more than the rest of a cached read (bench/profile-room-read.ts),
+ * so a GET never touches it.
  */
 export function limitRequestBody(maxBytes: number): MiddlewareHandler {
   const tooLarge = () =>

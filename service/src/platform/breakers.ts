@@ -34,7 +34,7 @@ export interface Breaker {
 const STATE_VALUE: Record<BreakerState, number> = { closed: 0, 'half-open': 1, open: 2 };
 
 /*
- * opossum rather than mollitia (DESIGN.md's first choice): mollitia 0.1.1 reloads its call window
+ * opossum rather than mollitia, the library first chosen: mollitia 0.1.1 reloads its call window
  * from its state store on every call, so under concurrent traffic a half-open trial is never
  * counted and the circuit stays half-open for good; src/resilience.test.ts caught it. opossum lets
  * exactly one trial through when half-open and closes or reopens on its result.
@@ -60,9 +60,8 @@ export function createBreakerFactory(registry: Registry, logger?: Logger) {
       rollingCountTimeout: 10_000,
       rollingCountBuckets: 10,
       // opossum's defaults concatenate and sort every latency of the 10 s window once a second (the
-      // snapshot event) and on every failure (the percentiles): at 1,000 posts/s that is tens of
-      // thousands of numbers per breaker, on the event loop, most when a dependency is failing.
-      // Nothing here reads either.
+      // snapshot event) and on every failure (the percentiles): under load, a stall on the event
+      // loop that grows with traffic and is worst while a dependency fails. Nothing here reads either.
       enableSnapshots: false,
       rollingPercentilesEnabled: false,
       // A duplicate key or a bad query says nothing about the dependency's health.

@@ -85,9 +85,9 @@ function createPool(config: Config['mysql'], endpoint: MysqlEndpoint, credential
     supportBigNumbers: true,
     bigNumberStrings: false,
     ssl: tlsOptions(config),
-    // mysql2 captures a stack trace on every query so that a failure can show its caller: 16 µs of
-    // a message post's CPU at 1,000 posts/s (`bench/profile-room-read.ts post 1000`). The driver's
-    // errors now show only its own frames; drizzle's DrizzleQueryError around them still has the
+    // mysql2 captures a stack trace on every query so that a failure can show its caller, a visible
+    // share of a message post's CPU (`bench/profile-room-read.ts post 1000`). The driver's errors
+    // now show only its own frames; drizzle's DrizzleQueryError around them still has the
     // caller's async stack, and what the logs need of a failure is its code, its message and the
     // request id and route that the log line carries.
     trace: false,

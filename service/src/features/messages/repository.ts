@@ -35,9 +35,9 @@ export interface NewMessage {
 }
 
 // A batch of one (what a post finds at a modest rate, when nothing else is posted in its turn) runs
-// a query drizzle builds once instead of once per message: the SQL builder was a tenth of a post's
-// CPU at 1,000 posts/s (`bench/profile-room-read.ts post 1000`). It is still sent as text, values
-// filled in on the client, so one query object serves every connection of the pool.
+// a query drizzle builds once instead of once per message: building the SQL was a visible share of
+// a post's CPU at such rates (`bench/profile-room-read.ts post 1000`). It is still sent as text,
+// values filled in on the client, so one query object serves every connection of the pool.
 function prepareInsert(database: Db) {
   return database
     .insert(messages)
