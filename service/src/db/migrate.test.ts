@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -122,6 +122,89 @@ describe('migrations', () => {
       });
     } finally {
       await app.end();
+    }
+  });
+});
+
+describe('the message seq migration (0003)', () => {
+  it('numbers the messages already stored, per room in id order, and sets each room’s counter', async () => {
+    const own = await startDevstack({ redisTopology: 'single', mysqlReplica: false });
+    const before = mkdtempSync(join(tmpdir(), 'parley-migrations-'));
+    try {
+      const ownConfig = loadConfig({ ...TEST_ENV, ...own.env() });
+      // The migrations as they were before 0003: the same folder with a shorter journal.
+      cpSync(MIGRATIONS_FOLDER, before, { recursive: true });
+      const tag = (entry: unknown) => (entry as { tag: string }).tag;
+      const upTo = journal.entries.findIndex((entry) => tag(entry) === '0003_message_seq');
+      writeFileSync(
+        join(before, 'meta/_journal.json'),
+        JSON.stringify({ ...journal, entries: journal.entries.slice(0, upTo) }),
+      );
+      await runMigrations(ownConfig.mysql, logger, { migrationsFolder: before });
+
+      const admin = await mysql.createConnection({
+        host: own.mysql.primary.host,
+        port: own.mysql.primary.port,
+        ...own.mysql.admin,
+        database: own.mysql.database,
+      });
+      try {
+        const user = '0191d3b4-5d0e-7a3c-9f1e-3c2b1a000001';
+        const [a, b, empty] = ['a', 'b', 'c'].map((x) => `0191d3b4-5d0e-7a3c-9f1e-3c2b1a00000${x}`) as [
+          string,
+          string,
+          string,
+        ];
+        await admin.query("INSERT INTO users (id, username, password_hash) VALUES (?, 'seq', 'x')", [user]);
+        for (const room of [a, b, empty])
+          await admin.query(
+            "INSERT INTO rooms (id, name, visibility, owner_id) VALUES (?, 'r', 'public', ?)",
+            [room, user],
+          );
+        // Interleaved: a, b, a, a, b.
+        for (const room of [a, b, a, a, b])
+          await admin.query("INSERT INTO messages (room_id, author_id, body) VALUES (?, ?, 'm')", [
+            room,
+            user,
+          ]);
+
+        await runMigrations(ownConfig.mysql, logger);
+        const [rows] = (await admin.query('SELECT room_id AS room, seq FROM messages ORDER BY id')) as [
+          { room: string; seq: number }[],
+          unknown,
+        ];
+        expect(rows).toEqual([
+          { room: a, seq: 1 },
+          { room: b, seq: 1 },
+          { room: a, seq: 2 },
+          { room: a, seq: 3 },
+          { room: b, seq: 2 },
+        ]);
+        const [counters] = (await admin.query('SELECT id, message_seq AS seq FROM rooms ORDER BY id')) as [
+          { id: string; seq: number }[],
+          unknown,
+        ];
+        expect(Object.fromEntries(counters.map((room) => [room.id, room.seq]))).toEqual({
+          [a]: 3,
+          [b]: 2,
+          [empty]: 0,
+        });
+        // From now on a seq must be given, and is unique in its room.
+        await expect(
+          admin.query("INSERT INTO messages (room_id, author_id, body) VALUES (?, ?, 'no seq')", [a, user]),
+        ).rejects.toMatchObject({ code: 'ER_NO_DEFAULT_FOR_FIELD' });
+        await expect(
+          admin.query("INSERT INTO messages (room_id, author_id, body, seq) VALUES (?, ?, 'again', 3)", [
+            a,
+            user,
+          ]),
+        ).rejects.toMatchObject({ code: 'ER_DUP_ENTRY' });
+      } finally {
+        await admin.end();
+      }
+    } finally {
+      rmSync(before, { recursive: true, force: true });
+      await own.stop();
     }
   });
 });

@@ -61,6 +61,9 @@ export const rooms = mysqlTable(
     ownerId: char('owner_id', { length: 36 })
       .notNull()
       .references(() => users.id),
+    // The seq of the room's last message. A message insert raises it in the same transaction, which
+    // locks the room's row until commit: a room's messages commit one batch at a time, in seq order.
+    messageSeq: bigint('message_seq', { mode: 'number', unsigned: true }).notNull().default(0),
     createdAt: createdAt(),
   },
   (table) => [index('rooms_visibility_id_idx').on(table.visibility, table.id)],
@@ -96,6 +99,10 @@ export const messages = mysqlTable(
     authorId: char('author_id', { length: 36 })
       .notNull()
       .references(() => users.id),
+    // The message's place in its room, 1, 2, 3, … with no gaps, in commit order (rooms.message_seq).
+    // Live delivery orders a room's events by it and fills a gap from here; ids, taken before commit,
+    // could otherwise become visible out of order.
+    seq: bigint('seq', { mode: 'number', unsigned: true }).notNull(),
     body: varchar('body', { length: 4000 }).notNull(),
     // Idempotency keys are scoped per user, so the last guard against a duplicate is
     // (room, author, key); rows posted without a key (NULL) never collide.
@@ -110,6 +117,8 @@ export const messages = mysqlTable(
     ),
     // Cursor pagination: WHERE room_id = ? AND id < ? ORDER BY id DESC LIMIT n.
     index('messages_room_id_idx').on(table.roomId, table.id),
+    // Resume and gap filling: WHERE room_id = ? AND seq > ? ORDER BY seq.
+    uniqueIndex('messages_room_seq_unique').on(table.roomId, table.seq),
   ],
 );
 

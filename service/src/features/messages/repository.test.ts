@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isDuplicateKey, isMissingReference } from '../../platform/mysql.js';
+import mysql from 'mysql2/promise';
+import { NotFound } from '../../domain/errors.js';
+import { isDuplicateKey } from '../../platform/mysql.js';
 import { adminQuery, insertStatements as insertStatementsOn } from '../../test-support/admin-sql.js';
 import { buildTestApp, type TestApp } from '../../test-support/app.js';
 import { startTestStack, type TestStack } from '../../test-support/stack.js';
@@ -53,7 +55,9 @@ describe('the batched message INSERT', () => {
   it('writes 50 messages of one turn in one statement, each answered with its own row’s id', async () => {
     const before = await insertStatements();
     const bodies = Array.from({ length: 50 }, (_, i) => `batched ${i}`);
-    const inserted = await Promise.all(bodies.map((body) => repository.insert(message(body))));
+    const inserted = (await Promise.all(bodies.map((body) => repository.insert(message(body))))).map(
+      ({ message }) => message,
+    );
     expect((await insertStatements()) - before).toBe(1);
     const rows = await query<{ id: number; body: string }>('SELECT id, body FROM messages WHERE id IN (?)', [
       inserted.map((m) => Number(m.id)),
@@ -63,8 +67,8 @@ describe('the batched message INSERT', () => {
   });
 
   it('writes messages posted one at a time, each answered with its own row', async () => {
-    const first = await repository.insert(message('alone'));
-    const second = await repository.insert(message('alone again'));
+    const { message: first } = await repository.insert(message('alone'));
+    const { message: second } = await repository.insert(message('alone again'));
     expect(Number(second.id)).toBeGreaterThan(Number(first.id));
     // The stored UTC time as text, so the check does not depend on this machine's time zone.
     const rows = await query<{ id: number; body: string; author_id: string; created_at: string }>(
@@ -125,7 +129,92 @@ describe('the batched message INSERT', () => {
       repository.insert(message('nowhere', randomUUID(), randomUUID())),
       repository.insert(message('still here')),
     ]);
-    expect(orphan.status === 'rejected' && isMissingReference(orphan.reason)).toBe(true);
+    expect(orphan.status === 'rejected' && orphan.reason instanceof NotFound).toBe(true);
     expect(bystander.status).toBe('fulfilled');
+  });
+});
+
+describe("a room's message seq", () => {
+  async function newRoom(): Promise<string> {
+    const id = randomUUID();
+    await query("INSERT INTO rooms (id, name, visibility, owner_id) VALUES (?, 'seq', 'public', ?)", [
+      id,
+      authorId,
+    ]);
+    return id;
+  }
+
+  it('numbers each room’s messages 1, 2, 3, … across batches, and leaves no gap where an insert fails', async () => {
+    const [a, b] = [await newRoom(), await newRoom()];
+    const key = randomUUID();
+    const first = await Promise.allSettled([
+      repository.insert(message('a1', randomUUID(), a)),
+      repository.insert(message('b1', randomUUID(), b)),
+      repository.insert(message('a2', key, a)),
+      repository.insert(message('a2 again', key, a)), // refused: its seq is given back
+    ]);
+    expect(first.map((outcome) => outcome.status)).toEqual([
+      'fulfilled',
+      'fulfilled',
+      'fulfilled',
+      'rejected',
+    ]);
+    await repository.insert(message('a3', randomUUID(), a));
+    await repository.insert(message('b2', randomUUID(), b));
+    const seqs = async (room: string) =>
+      (await query<{ seq: number }>('SELECT seq FROM messages WHERE room_id = ? ORDER BY id', [room])).map(
+        (row) => row.seq,
+      );
+    expect(await seqs(a)).toEqual([1, 2, 3]);
+    expect(await seqs(b)).toEqual([1, 2]);
+    expect(await repository.lastSeq(a)).toBe(3);
+    expect((await repository.fromSeq(a, 2, 10)).map(({ message, seq }) => [message.body, seq])).toEqual([
+      ['a2', 2],
+      ['a3', 3],
+    ]);
+  });
+
+  it('orders a room’s commits: a post waits while another insert holds the room, and commits after it with the higher id', async () => {
+    // The race this prevents: ids are taken before commit, so without the room's lock a message
+    // with a lower id (here, the held one) could become visible after one with a higher id, and a
+    // reader that saw the higher id and resumed after it would never get the lower one.
+    const room = await newRoom();
+    const held = await mysql.createConnection({
+      host: testStack.stack.mysql.primary.host,
+      port: testStack.stack.mysql.primary.port,
+      ...testStack.stack.mysql.admin,
+      database: testStack.stack.mysql.database,
+    });
+    try {
+      // An insert made as the repository makes it, its transaction left open.
+      await held.query('START TRANSACTION');
+      await held.query('UPDATE rooms SET message_seq = LAST_INSERT_ID(message_seq + 1) WHERE id = ?', [room]);
+      const [heldInsert] = (await held.query(
+        "INSERT INTO messages (room_id, author_id, body, seq) VALUES (?, ?, 'held', LAST_INSERT_ID())",
+        [room, authorId],
+      )) as [{ insertId: number }, unknown];
+
+      let committed = false;
+      const posted = repository.insert(message('posted meanwhile', randomUUID(), room)).then((result) => {
+        committed = true;
+        return result;
+      });
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(committed).toBe(false); // it waits for the room
+      expect(await repository.fromSeq(room, 1, 10)).toEqual([]); // and nothing is visible yet
+
+      await held.query('COMMIT');
+      const { message: later, seq } = await posted;
+      expect(seq).toBe(2);
+      expect(Number(later.id)).toBeGreaterThan(heldInsert.insertId);
+      // A reader that saw the held message's id and resumes after its seq gets exactly the later one.
+      const cursor = await repository.cursor(room, heldInsert.insertId);
+      expect(cursor?.seq).toBe(1);
+      expect((await repository.fromSeq(room, cursor!.seq + 1, 10)).map(({ message }) => message.id)).toEqual([
+        later.id,
+      ]);
+    } finally {
+      await held.end();
+    }
   });
 });

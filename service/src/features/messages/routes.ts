@@ -6,21 +6,11 @@ import { createRouter } from '../../http/router.js';
 import type { AppEnv } from '../../http/types.js';
 import type { RedisWrite } from '../../platform/redis-write.js';
 import { RoomId } from '../rooms/routes.js';
+import { MessageCursor, MessageSchema as Message } from './message.js';
 import type { MessagesService } from './service.js';
 
-const MessageSchema = z
-  .object({
-    id: z.string(),
-    roomId: z.uuid(),
-    authorId: z.uuid(),
-    body: z.string(),
-    createdAt: z.iso.datetime(),
-  })
-  .openapi('Message');
-const Cursor = z
-  .string()
-  .regex(/^[1-9]\d{0,15}$/, 'must be a message id')
-  .transform(Number);
+const MessageSchema = Message.openapi('Message');
+const Cursor = MessageCursor.transform(Number);
 const params = z.object({ roomId: RoomId.openapi({ param: { name: 'roomId', in: 'path' } }) });
 
 const postMessage = createRoute({

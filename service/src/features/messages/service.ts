@@ -5,7 +5,7 @@ import { isDuplicateKey } from '../../platform/mysql.js';
 import type { RedisWrite } from '../../platform/redis-write.js';
 import { roomChannel, roomEventPayload } from '../rooms/events.js';
 import type { RoomsService } from '../rooms/service.js';
-import type { Message, MessagesRepository, NewMessage, Page } from './repository.js';
+import type { Message, MessagesRepository, NewMessage, Page, Sequenced } from './repository.js';
 
 // Replica lag here is milliseconds; 5 s of reading one's own room from the primary covers a
 // lagging replica without sending everybody's reads there.
@@ -32,9 +32,9 @@ export function messagesService(deps: {
     async post(post: NewMessage, afterCommit: RedisWrite): Promise<{ message: Message; replayed: boolean }> {
       const { authorId, roomId } = post;
       await deps.rooms.memberRoom(authorId, roomId);
-      let message: Message;
+      let stored: Sequenced;
       try {
-        message = await repository.insert(post);
+        stored = await repository.insert(post);
       } catch (error) {
         if (!isDuplicateKey(error)) throw error;
         const existing = await repository.findByIdempotencyKey(roomId, authorId, post.idempotencyKey);
@@ -42,7 +42,8 @@ export function messagesService(deps: {
         if (existing.body !== post.body) throw new IdempotencyKeyReused();
         return { message: existing, replayed: true };
       }
-      const event = roomEventPayload(deps.instanceId, { type: 'message.created', roomId, message });
+      const { message, seq } = stored;
+      const event = roomEventPayload(deps.instanceId, { type: 'message.created', roomId, message, seq });
       afterCommit.commands
         .set(recentWriteKey(authorId, roomId), '1', 'PX', READ_YOUR_WRITES_MS)
         .publish(roomChannel(roomId), JSON.stringify(event));

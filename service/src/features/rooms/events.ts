@@ -8,6 +8,8 @@ export type RoomEvent =
       type: 'message.created';
       roomId: string;
       message: { id: string; roomId: string; authorId: string; body: string; createdAt: string };
+      /** The message's place in its room (no gaps, commit order): live delivery orders by it. */
+      seq: number;
     };
 
 /**
