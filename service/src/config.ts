@@ -172,6 +172,69 @@ const ApiSettings = z
     trustedProxyHops: env.TRUSTED_PROXY_HOPS,
   }));
 
+const originList = z.string().transform((value, ctx) =>
+  value
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter((entry) => entry !== '')
+    .map((entry) => {
+      let origin: string | undefined;
+      try {
+        origin = new URL(entry).origin;
+      } catch {
+        origin = undefined;
+      }
+      // What a browser sends as Origin: scheme, host and port, nothing else (no path, no slash).
+      if (origin === undefined || origin === 'null' || origin !== entry) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `"${entry}" is not an origin like https://chat.example.com`,
+        });
+      }
+      return entry;
+    }),
+);
+const count = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+const RealtimeSettings = z
+  .object({
+    // Browser origins that may open the live connection (against cross-site WebSocket hijacking),
+    // comma-separated. A client that sends no Origin is not a browser, and is not refused for it.
+    REALTIME_ALLOWED_ORIGINS: originList.default([]),
+    // Ping interval: a peer that has not answered the last ping by the next one is terminated.
+    REALTIME_HEARTBEAT_MS: milliseconds.default(30_000),
+    // Client frames are small (subscribe, unsubscribe, ping); a larger one is closed with 1009.
+    REALTIME_MAX_FRAME_BYTES: count(256, 1_048_576).default(4_096),
+    REALTIME_MAX_FRAMES_PER_SECOND: count(1, 1_000).default(20),
+    REALTIME_MAX_SUBSCRIPTIONS: count(1, 10_000).default(100),
+    // Across every API process (kept in Redis); one more upgrade is refused with 429.
+    REALTIME_MAX_SOCKETS_PER_USER: count(1, 1_000).default(10),
+    // What may wait unsent for one socket before it is closed with 1013 as a slow consumer.
+    REALTIME_MAX_BUFFERED_BYTES: count(16_384, 67_108_864).default(1_048_576),
+    // A resume replays at most this many missed messages, of at most this age; beyond, `resync`.
+    REALTIME_RESUME_MAX_MESSAGES: count(1, 100_000).default(1_000),
+    REALTIME_RESUME_MAX_AGE_SECONDS: count(1, 604_800).default(3_600),
+    // On SIGTERM, sockets are closed (1001) spread over this window, not all at once: their
+    // reconnects then spread over the other pods too. The chart's grace period must cover it.
+    REALTIME_DRAIN_WINDOW_MS: z.coerce.number().int().min(0).max(600_000).default(10_000),
+    REALTIME_TICKET_TTL_SECONDS: count(5, 300).default(30),
+  })
+  .transform((env) => ({
+    realtime: {
+      allowedOrigins: env.REALTIME_ALLOWED_ORIGINS,
+      heartbeatMs: env.REALTIME_HEARTBEAT_MS,
+      maxFrameBytes: env.REALTIME_MAX_FRAME_BYTES,
+      maxFramesPerSecond: env.REALTIME_MAX_FRAMES_PER_SECOND,
+      maxSubscriptions: env.REALTIME_MAX_SUBSCRIPTIONS,
+      maxSocketsPerUser: env.REALTIME_MAX_SOCKETS_PER_USER,
+      maxBufferedBytes: env.REALTIME_MAX_BUFFERED_BYTES,
+      resumeMaxMessages: env.REALTIME_RESUME_MAX_MESSAGES,
+      resumeMaxAgeSeconds: env.REALTIME_RESUME_MAX_AGE_SECONDS,
+      drainWindowMs: env.REALTIME_DRAIN_WINDOW_MS,
+      ticketTtlSeconds: env.REALTIME_TICKET_TTL_SECONDS,
+    },
+  }));
+
 const bucketName = z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'not a valid S3 bucket name');
 
 const S3Settings = z
@@ -204,6 +267,7 @@ const EnvSchema = ProcessSettings.and(ServingSettings)
   .and(MysqlSettings)
   .and(RedisSettings)
   .and(ApiSettings)
+  .and(RealtimeSettings)
   .and(S3Settings);
 
 /** The migration Job needs MySQL only: it must not fail for want of S3 or Redis settings. */
@@ -214,6 +278,7 @@ export type MigrationConfig = z.output<typeof MigrationEnvSchema>;
 export type MysqlEndpoint = Config['mysql']['primary'];
 export type RedisConfig = Config['redis'];
 export type RateLimitTier = z.output<typeof rateLimit>;
+export type RealtimeConfig = Config['realtime'];
 
 /** The signing key must parse now: a bad one found after start-up is a crash, not a listed problem. */
 function signingKeyProblem(pem: string): string | undefined {
