@@ -34,6 +34,12 @@ import type { Logger } from './platform/logger.js';
 import type { Metrics } from './platform/metrics.js';
 import type { Database } from './platform/mysql.js';
 import { PubSub } from './platform/pubsub.js';
+import { createGateway, type RealtimeGateway } from './features/realtime/gateway.js';
+import { realtimeMetrics } from './features/realtime/metrics.js';
+import { realtimeRoutes, realtimeUpgrade } from './features/realtime/routes.js';
+import { ticketStore } from './features/realtime/tickets.js';
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { RedisWrite } from './platform/redis-write.js';
 
 export type App = OpenAPIHono<AppEnv>;
@@ -106,8 +112,17 @@ export async function openApiDeps(
   };
 }
 
-/** Builds the API from explicit dependencies; tests build the same app against their own servers. */
-export function createApp(deps: AppDeps): App {
+export interface Api {
+  /** The HTTP API. */
+  app: App;
+  /** The live side: its sockets are drained on SIGTERM. */
+  gateway: RealtimeGateway;
+  /** For the API server's `upgrade` event: `GET /v1/ws`. */
+  upgrade: (request: IncomingMessage, socket: Duplex, head: Buffer) => void;
+}
+
+/** Builds the API from explicit dependencies; tests build the same API against their own servers. */
+export function createApi(deps: AppDeps): Api {
   const { config, tokens, rateLimits } = deps;
   const app = createRouter();
 
@@ -160,7 +175,8 @@ export function createApp(deps: AppDeps): App {
     instanceId: config.instanceId,
   };
   const rooms = roomsService({ ...common, repository: roomsRepository(deps.db), cache: deps.cache });
-  const messages = messagesService({ ...common, repository: messagesRepository(deps.db), rooms });
+  const messagesStore = messagesRepository(deps.db);
+  const messages = messagesService({ ...common, repository: messagesStore, rooms });
   app.route('/', roomRoutes(rooms));
   app.route(
     '/',
@@ -170,6 +186,22 @@ export function createApp(deps: AppDeps): App {
       redisWrite: () => new RedisWrite(deps.redis, deps.breakers.redis),
     }),
   );
+
+  const metrics = realtimeMetrics(deps.metrics.registry);
+  const tickets = ticketStore(deps.redis, deps.breakers.redis, config.realtime.ticketTtlSeconds);
+  const gateway = createGateway({
+    config: config.realtime,
+    instanceId: config.instanceId,
+    tokens,
+    rooms,
+    messages: messagesStore,
+    pubsub: deps.pubsub,
+    redis: deps.redis,
+    redisBreaker: deps.breakers.redis,
+    metrics,
+    logger: deps.logger,
+  });
+  app.route('/', realtimeRoutes({ tickets, tokens, rateLimits }));
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', {
     type: 'http',
@@ -182,5 +214,13 @@ export function createApp(deps: AppDeps): App {
   });
   app.onError(handleError);
   app.notFound(handleNotFound);
-  return app;
+  const upgrade = realtimeUpgrade({
+    gateway,
+    tokens,
+    tickets,
+    allowedOrigins: config.realtime.allowedOrigins,
+    metrics,
+    logger: deps.logger,
+  });
+  return { app, gateway, upgrade };
 }

@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import type { Hono } from 'hono';
-import { createApp, healthFor, openApiDeps, type App, type AppDeps } from '../app.js';
+import { createApi, healthFor, openApiDeps, type App, type AppDeps } from '../app.js';
 import type { Config } from '../config.js';
 import { Lifecycle } from '../platform/lifecycle.js';
 import { createLogger } from '../platform/logger.js';
@@ -32,7 +32,7 @@ export async function buildTestApp(
   const deps = await openApiDeps(config, logger, createMetrics(), lifecycle);
   return {
     ...deps,
-    app: createApp(deps),
+    app: createApi(deps).app,
     management: healthFor(deps),
     logLines,
     close: () => lifecycle.shutdown('test finished'),

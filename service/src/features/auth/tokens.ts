@@ -26,6 +26,7 @@ export class TokenService {
   private readonly cache: LRUCache<string, Principal>;
   private readonly keySet: ReturnType<typeof createLocalJWKSet>;
   private readonly lookups: Record<'cache_hit' | 'verified' | 'rejected', { inc(): void }>;
+  private readonly revokedListeners: ((sessionId: string) => void)[] = [];
 
   constructor(
     private readonly key: SigningKey,
@@ -127,7 +128,13 @@ export class TokenService {
     await this.pubsub.publish(REVOCATIONS_CHANNEL, { sessionId });
   }
 
-  private async isRevoked(sessionId: string): Promise<boolean> {
+  /** Called on every process when a session is revoked (live connections of it must end). */
+  onSessionRevoked(listener: (sessionId: string) => void): void {
+    this.revokedListeners.push(listener);
+  }
+
+  /** Whether the session was revoked; false when Redis cannot say (see verifyAccessToken). */
+  async isRevoked(sessionId: string): Promise<boolean> {
     try {
       return (await this.redisBreaker.run(() => this.redis.exists(revokedKey(sessionId)))) === 1;
     } catch (error) {
@@ -141,5 +148,6 @@ export class TokenService {
     for (const [token, principal] of this.cache.entries()) {
       if (principal.sessionId === sessionId) this.cache.delete(token);
     }
+    for (const listener of this.revokedListeners) listener(sessionId);
   }
 }
