@@ -149,11 +149,11 @@ export function createApi(deps: AppDeps): Api {
     }),
   );
   app.use('/v1/*', limitRequestBody(config.http.bodyLimitBytes), requireJsonBody());
-  // Pages of rooms and messages, and the OpenAPI document, can be large and compress well. Nothing
+  // Pages of rooms and messages, and the API documents, can be large and compress well. Nothing
   // else is compressed: single objects are small, and compress() adds `Vary` after the handler,
   // which makes @hono/node-server rebuild the response, so it runs only where it can pay off.
   const compressPage = compress({ threshold: 1_024 });
-  for (const path of ['/v1/rooms', '/v1/rooms/:roomId/messages', '/openapi.json']) {
+  for (const path of ['/v1/rooms', '/v1/rooms/:roomId/messages', '/openapi.json', '/asyncapi.json']) {
     app.use(path, (c, next) => (c.req.method === 'GET' ? compressPage(c, next) : next()));
   }
 

@@ -208,7 +208,7 @@ const RealtimeSettings = z
     REALTIME_MAX_FRAMES_PER_SECOND: count(1, 1_000).default(20),
     REALTIME_MAX_SUBSCRIPTIONS: count(1, 10_000).default(100),
     // Across every API process (kept in Redis); one more upgrade is refused with 429.
-    REALTIME_MAX_SOCKETS_PER_USER: count(1, 1_000).default(10),
+    REALTIME_MAX_SOCKETS_PER_USER: count(1, 100_000).default(10),
     // What may wait unsent for one socket before it is closed with 1013 as a slow consumer.
     REALTIME_MAX_BUFFERED_BYTES: count(16_384, 67_108_864).default(1_048_576),
     // A resume replays at most this many missed messages, of at most this age; beyond, `resync`.

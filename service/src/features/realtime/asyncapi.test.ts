@@ -1,8 +1,9 @@
 import { DiagnosticSeverity, Parser, type AsyncAPIDocumentInterface } from '@asyncapi/parser';
 import { Ajv } from 'ajv';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { asyncApiDocument, closeCodeMeanings } from './asyncapi.js';
+import { asyncApiDocument } from './asyncapi.js';
 import {
+  CLOSE_CODE_MEANINGS,
   ClientFrame,
   CloseCode,
   MessageCreatedFrame,
@@ -101,9 +102,9 @@ describe('the AsyncAPI document of the live protocol', () => {
 
   it('lists every close code with what a client should do on it', () => {
     const description = parsed.info().description() ?? '';
-    expect(Object.keys(closeCodeMeanings).sort()).toEqual(Object.keys(CloseCode).sort());
+    expect(Object.keys(CLOSE_CODE_MEANINGS).sort()).toEqual(Object.keys(CloseCode).sort());
     for (const [name, code] of Object.entries(CloseCode)) {
-      const meaning = closeCodeMeanings[name as keyof typeof CloseCode];
+      const meaning = CLOSE_CODE_MEANINGS[name as keyof typeof CloseCode];
       expect(meaning.trim()).not.toBe('');
       expect(description).toContain(`| ${code} | ${name} | ${meaning} |`);
     }

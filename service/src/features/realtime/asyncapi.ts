@@ -1,29 +1,13 @@
 import { z } from 'zod';
 import {
   ClientFrame,
+  CLOSE_CODE_MEANINGS,
   CloseCode,
   PROTOCOL_VERSION,
   ServerFrame,
   TICKET_PROTOCOL_PREFIX,
   WS_PATH,
 } from './protocol.js';
-
-/**
- * What each close code means to a client. Doc comments do not exist at run time, so the document's
- * wording lives here, keyed by CloseCode's names: the Record type makes a code added there without
- * a meaning here fail the typecheck.
- */
-export const closeCodeMeanings: Record<keyof typeof CloseCode, string> = {
-  GOING_AWAY: 'The server is draining: reconnect now (to another pod), resuming each room.',
-  UNSUPPORTED_DATA: 'A binary frame was sent: the protocol is JSON text.',
-  INVALID_PAYLOAD: 'A text frame was not UTF-8.',
-  POLICY_VIOLATION: 'Too many frames per second: slow down before reconnecting.',
-  MESSAGE_TOO_BIG: 'A frame was over the size limit.',
-  INTERNAL_ERROR: 'The server failed: reconnect with backoff.',
-  TRY_AGAIN_LATER: 'This socket read too slowly and fell too far behind: reconnect and resume.',
-  CREDENTIALS_EXPIRED:
-    'The access token expired or its session was revoked: reconnect with a fresh credential.',
-};
 
 type Frame = (typeof ClientFrame.options)[number] | (typeof ServerFrame.options)[number];
 
@@ -52,7 +36,7 @@ const closeCodeTable = [
   '| Code | Name | Meaning |',
   '| ---- | ---- | ------- |',
   ...Object.entries(CloseCode).map(
-    ([name, code]) => `| ${code} | ${name} | ${closeCodeMeanings[name as keyof typeof CloseCode]} |`,
+    ([name, code]) => `| ${code} | ${name} | ${CLOSE_CODE_MEANINGS[name as keyof typeof CloseCode]} |`,
   ),
 ].join('\n');
 

@@ -102,9 +102,18 @@ export class RoomHub {
     return this.nextSeq - 1;
   }
 
-  /** Events published while the Redis subscriber was away are lost; the messages are in MySQL. */
+  /**
+   * Events published while the Redis subscriber was away are lost. The messages are in MySQL: they
+   * are read and delivered in order; then the members are told (resync, connection-lost) that the
+   * room's other events of that moment (joins, leaves, leaderboard changes) may have been missed.
+   */
   recover(): void {
-    if (this.nextSeq > 0) void this.catchUp();
+    if (this.nextSeq === 0) return;
+    void this.catchUp().then(() => {
+      if (this.closed) return;
+      this.deliver({ frame: frameOf({ type: 'resync', roomId: this.roomId, reason: 'connection-lost' }) });
+      this.options.metrics.resyncs.inc({ reason: 'connection-lost' }, this.members.size);
+    });
   }
 
   async close(): Promise<void> {

@@ -19,25 +19,30 @@ export const TICKET_PROTOCOL_PREFIX = 'parley.ticket.';
 
 export const WS_PATH = '/v1/ws';
 
-/** Close codes the server uses, and what a client should do on each. */
+/** Close codes the server uses; CLOSE_CODE_MEANINGS says what a client should do on each. */
 export const CloseCode = {
-  /** The server is draining: reconnect now (to another pod), resuming each room. */
   GOING_AWAY: 1001,
-  /** A binary frame: the protocol is JSON text. */
   UNSUPPORTED_DATA: 1003,
-  /** A text frame that is not UTF-8. */
   INVALID_PAYLOAD: 1007,
-  /** Too many frames per second: slow down before reconnecting. */
   POLICY_VIOLATION: 1008,
-  /** A frame over the size limit. */
   MESSAGE_TOO_BIG: 1009,
-  /** The server failed; reconnect with backoff. */
   INTERNAL_ERROR: 1011,
-  /** This socket read too slowly and fell too far behind: reconnect and resume. */
   TRY_AGAIN_LATER: 1013,
-  /** The access token expired or its session was revoked: reconnect with a fresh credential. */
   CREDENTIALS_EXPIRED: 4401,
 } as const;
+
+/** Written as data, not doc comments, so the AsyncAPI document and the docs carry the same words. */
+export const CLOSE_CODE_MEANINGS: Record<keyof typeof CloseCode, string> = {
+  GOING_AWAY: 'The server is draining: reconnect now (to another pod), resuming each room.',
+  UNSUPPORTED_DATA: 'A binary frame was sent: the protocol is JSON text.',
+  INVALID_PAYLOAD: 'A text frame was not UTF-8.',
+  POLICY_VIOLATION: 'Too many frames per second: slow down before reconnecting.',
+  MESSAGE_TOO_BIG: 'A frame was over the size limit.',
+  INTERNAL_ERROR: 'The server failed: reconnect with backoff.',
+  TRY_AGAIN_LATER: 'This socket read too slowly and fell too far behind: reconnect and resume.',
+  CREDENTIALS_EXPIRED:
+    'The access token expired or its session was revoked: reconnect with a fresh credential.',
+};
 
 const RoomId = z.uuid();
 const Origin = z
@@ -97,7 +102,7 @@ export const MessageCreatedFrame = z
   })
   .meta({ title: 'message.created', description: 'A message was posted (or is replayed after a resume).' });
 
-const membership = (type: 'member.joined' | 'member.left', description: string) =>
+const membership = <T extends 'member.joined' | 'member.left'>(type: T, description: string) =>
   z
     .strictObject({ type: z.literal(type), roomId: RoomId, userId: z.uuid(), origin: Origin })
     .meta({ title: type, description });
@@ -129,7 +134,10 @@ export const ResyncFrame = z
   .meta({
     title: 'resync',
     description:
-      'The missed messages cannot be replayed (or may have been missed): reload the room’s history over HTTP. Live events go on.',
+      'Live delivery could not give the client everything. too-far-behind, too-old and unknown-cursor (after subscribe): ' +
+      'the missed messages are not replayed; reload the room’s history over HTTP. connection-lost: the server’s Redis ' +
+      'subscription dropped for a moment; the messages of that moment were recovered and came before this frame, but ' +
+      'joins, leaves and leaderboard changes may have been missed: read the room again. Live events go on in every case.',
   });
 
 export const ErrorCode = z.enum(['bad-frame', 'not-found', 'too-many-subscriptions', 'unavailable']);

@@ -13,6 +13,7 @@ import { DependencyUnavailable } from '../../platform/breakers.js';
 import type { Logger } from '../../platform/logger.js';
 import { requireAuth } from '../auth/routes.js';
 import type { TokenService } from '../auth/tokens.js';
+import { asyncApiDocument } from './asyncapi.js';
 import type { RealtimeGateway } from './gateway.js';
 import type { RealtimeMetrics, RefusalReason } from './metrics.js';
 import { PROTOCOL_VERSION, TICKET_PROTOCOL_PREFIX, WS_PATH } from './protocol.js';
@@ -54,6 +55,9 @@ export function realtimeRoutes(deps: { tickets: TicketStore; tokens: TokenServic
     requireAuth(deps.tokens),
     deps.rateLimits.middleware('api', (c) => `user:${c.get('principal').userId}`),
   );
+  // The live protocol's AsyncAPI document, beside /openapi.json.
+  router.get('/asyncapi.json', (c) => c.json(asyncApiDocument()));
+
   router.openapi(issueTicket, async (c) => {
     const ticket = await deps.tickets.issue(c.get('principal'));
     c.header('Cache-Control', 'no-store');
