@@ -1,7 +1,8 @@
-import { createPrivateKey, generateKeyPairSync } from 'node:crypto';
-import { createRemoteJWKSet, jwtVerify, SignJWT } from 'jose';
+import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { createRemoteJWKSet, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signUp, startCluster, type Cluster } from '../../test-support/cluster.js';
+import { forgeAccessToken } from '../../test-support/tokens.js';
 
 let cluster: Cluster;
 beforeAll(async () => {
@@ -12,20 +13,8 @@ afterAll(() => cluster?.stop());
 const api = (i = 0) => cluster.apis[i]!;
 
 /** A token as the API would sign it, with claims a test chooses. */
-async function forge(
-  claims: { sub: string; sid: string; exp: number },
-  key = createPrivateKey(cluster.env.JWT_PRIVATE_KEY!),
-) {
-  const jwks = (await api()('GET', '/.well-known/jwks.json')).body as { keys: { kid: string }[] };
-  return new SignJWT({ sid: claims.sid })
-    .setProtectedHeader({ alg: 'EdDSA', kid: jwks.keys[0]!.kid, typ: 'at+jwt' })
-    .setSubject(claims.sub)
-    .setIssuer('parley')
-    .setAudience('parley-api')
-    .setIssuedAt()
-    .setExpirationTime(claims.exp)
-    .sign(key);
-}
+const forge = (claims: { sub: string; sid: string; exp: number }, key?: KeyObject) =>
+  forgeAccessToken(api(), cluster.env, claims, key);
 
 describe('accounts', () => {
   it('registers, logs in and reaches a protected route; the password hash never leaves', async () => {
