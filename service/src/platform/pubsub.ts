@@ -16,8 +16,9 @@ interface Channel {
  * its own client; publishing goes through the shared app client. A channel is subscribed while it
  * has a handler, once however many there are (the first SUBSCRIBE is awaited by all of them), and
  * unsubscribed with the last. After the subscriber reconnects (ioredis subscribes again), messages
- * sent while it was away are gone: `onResubscribed` lets a consumer recover (the JWT cache drops
- * what it can no longer trust, live delivery catches up from MySQL).
+ * sent while it was away are gone: `onResubscribed` lets a consumer recover once its channels
+ * receive again (the JWT cache drops what it can no longer trust, live delivery catches up from
+ * MySQL).
  */
 export class PubSub {
   private readonly subscriber: Redis;
@@ -35,7 +36,16 @@ export class PubSub {
     this.subscriber.on('ready', () => {
       if (this.connectedOnce) {
         logger.warn({ channels: this.channels.size }, 'redis subscriber reconnected');
-        for (const listener of this.resubscribedListeners) listener();
+        // ioredis subscribes again right after 'ready'; a PING sent after that is answered after
+        // those SUBSCRIBEs, so the listeners run once every channel receives again.
+        setImmediate(() => {
+          this.subscriber.ping().then(
+            () => {
+              for (const listener of this.resubscribedListeners) listener();
+            },
+            () => undefined, // dropped again: the next 'ready' runs them
+          );
+        });
       }
       this.connectedOnce = true;
     });

@@ -259,3 +259,27 @@ describe('a room’s order', () => {
     expect(live.messageIds(roomId)).toEqual([lost.id, next]);
   });
 });
+
+describe('when the Redis subscriber connection drops', () => {
+  it('recovers every message published meanwhile from MySQL, in order, and tells the sockets (resync, connection-lost)', async () => {
+    const roomId = await room(alice);
+    const [onA, onB] = [await socket(0, bob), await socket(1, bob)];
+    await Promise.all([subscribe(onA, roomId), subscribe(onB, roomId)]);
+    const posted: string[] = [];
+    // Posts flow every 10 ms; the subscriber connections of both processes die in the middle, and
+    // the last posts are made while they reconnect, so that no later event reveals the gap.
+    for (let i = 0; i < 30; i++) {
+      posted.push(await post(alice, roomId, `before ${i}`, i % 2));
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    expect(Number(await redis.call('CLIENT', 'KILL', 'TYPE', 'pubsub'))).toBeGreaterThanOrEqual(2);
+    for (let i = 0; i < 3; i++) posted.push(await post(alice, roomId, `during ${i}`, i % 2));
+    for (const live of [onA, onB]) {
+      expect(await live.next('resync', (f) => f.roomId === roomId)).toMatchObject({
+        reason: 'connection-lost',
+      });
+      expect(await until(() => live.messageIds(roomId).length >= posted.length, 10_000)).toBe(true);
+      expect(live.messageIds(roomId)).toEqual(posted);
+    }
+  });
+});
