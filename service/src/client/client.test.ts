@@ -233,6 +233,7 @@ describe.concurrent('the typed client', () => {
     for (let i = 0; i < 5; i++) missed.push(await bob.postMessage(room.id, `missed ${i}`));
     expect(live.state).toBe('reconnecting');
     await stateIs(live, 'live');
+    expect(await until(() => subscribed.length === 2)).toBe(true); // resumed: the replay is read
     const after = await bob.postMessage(room.id, 'after');
 
     expect(await until(() => received.length >= 8)).toBe(true);

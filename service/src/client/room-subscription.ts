@@ -108,6 +108,15 @@ export class RoomSubscription extends TypedEvents<RoomEvents> {
         return;
       case 'subscribed':
         this.unavailableRetries = 0;
+        // With nothing replayed, the live stream starts right after lastMessageId: a resume from
+        // there loses nothing even if no message arrives before the next drop. (When messages are
+        // replayed they follow, and the last of them becomes the resume point as it is delivered.)
+        if (
+          frame.replayed === 0 &&
+          frame.lastMessageId !== null &&
+          (this.lastId === undefined || isLater(frame.lastMessageId, this.lastId))
+        )
+          this.lastId = frame.lastMessageId;
         this.emit('subscribed', { recovered: frame.recovered, replayed: frame.replayed });
         return;
       case 'member.joined':

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 
 /** A message as every client sees it, over HTTP and on the live connection alike. */
 export const MessageSchema = z.object({

@@ -210,6 +210,19 @@ export function messagesRepository(db: Database) {
       return row;
     },
 
+    /** The id of the room's message with this seq; undefined for seq 0 (none yet). */
+    async idAtSeq(roomId: string, seq: number): Promise<number | undefined> {
+      if (seq === 0) return undefined;
+      const [row] = await db.write((database) =>
+        database
+          .select({ id: messages.id })
+          .from(messages)
+          .where(and(eq(messages.roomId, roomId), eq(messages.seq, seq)))
+          .limit(1),
+      );
+      return row?.id;
+    },
+
     /**
      * Up to `limit` of the room's messages from seq `from` on, in seq order, from the primary: what a
      * replica has not received yet would be a gap.

@@ -6,6 +6,8 @@ import { CloseCode, type ServerFrame } from './protocol.js';
 
 /** How long a closing socket may take to finish its close handshake before it is cut. */
 const CLOSE_HANDSHAKE_MS = 5_000;
+// One options object for every send: a fan-out sends the same frame to every socket of a room.
+const TEXT = { binary: false } as const;
 
 /**
  * One open socket: what it may still be sent (its unsent bytes are bounded), its subscriptions,
@@ -39,15 +41,14 @@ export class Connection {
     return !this.closing && this.ws.readyState === this.ws.OPEN;
   }
 
-  send(data: Buffer | string, committedAt?: number): void {
+  send(data: Buffer | string): void {
     if (!this.isOpen) return;
     if (this.ws.bufferedAmount > this.limits.maxBufferedBytes) {
       this.metrics.slowConsumersClosed.inc();
       this.close(CloseCode.TRY_AGAIN_LATER, 'too far behind: reconnect and resume');
       return;
     }
-    this.ws.send(data, { binary: false });
-    if (committedAt !== undefined) this.metrics.fanoutSeconds.observe((Date.now() - committedAt) / 1000);
+    this.ws.send(data, TEXT);
   }
 
   sendFrame(frame: ServerFrame): void {
@@ -78,30 +79,39 @@ export class Connection {
 }
 
 /**
- * A connection's subscription to one room. Until it goes live it buffers what its hub delivers,
- * while the messages it missed are read from MySQL; then it sends the replay, and the buffered
- * events that the replay did not already hold, in seq order, and everything after as it comes.
+ * A connection's subscription to one room. It exists from the subscribe frame on (so that a close,
+ * an unsubscribe or a second subscribe can end it while it waits for its hub); once attached to its
+ * room's hub it buffers what the hub delivers while the messages it missed are read from MySQL;
+ * then it sends the replay, and the buffered events that the replay did not already hold, in seq
+ * order, and everything after as it comes.
  */
 export class Subscription implements HubMember {
   private buffered: Delivery[] | undefined = [];
   /** The seq of the last message this socket has (or was told to reload); later ones are sent. */
-  private lastSeq: number;
+  private lastSeq = 0;
+  hub: RoomHub | undefined;
   ended = false;
 
   constructor(
     readonly connection: Connection,
-    readonly hub: RoomHub,
+    readonly roomId: string,
     private readonly onEnd: (subscription: Subscription) => void,
-  ) {
-    this.lastSeq = hub.deliveredSeq;
-  }
+  ) {}
 
   get userId(): string {
     return this.connection.userId;
   }
 
-  get roomId(): string {
-    return this.hub.roomId;
+  /** Joins the room's hub: every message after the last one it delivered reaches this socket. */
+  attach(hub: RoomHub): void {
+    this.hub = hub;
+    this.lastSeq = hub.deliveredSeq;
+    hub.members.add(this);
+  }
+
+  /** The seq the live stream starts after: the last one replayed, or where the hub stood. */
+  get position(): number {
+    return this.lastSeq;
   }
 
   receive(delivery: Delivery): void {
@@ -128,7 +138,7 @@ export class Subscription implements HubMember {
       if (delivery.seq <= this.lastSeq) return; // replayed already
       this.lastSeq = delivery.seq;
     }
-    this.connection.send(delivery.frame, delivery.committedAt);
+    this.connection.send(delivery.frame);
     if (delivery.endsSubscriptionsOf === this.userId) this.onEnd(this);
   }
 }

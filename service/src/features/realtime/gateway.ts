@@ -22,7 +22,7 @@ export interface GatewayDeps {
   instanceId: string;
   tokens: TokenService;
   rooms: Pick<RoomsService, 'visibleRoom'>;
-  messages: Pick<MessagesRepository, 'lastSeq' | 'fromSeq' | 'cursor'>;
+  messages: Pick<MessagesRepository, 'lastSeq' | 'fromSeq' | 'cursor' | 'idAtSeq'>;
   pubsub: PubSub;
   redis: Redis;
   redisBreaker: Breaker;
@@ -102,8 +102,10 @@ export function createGateway(deps: GatewayDeps) {
   function endSubscription(subscription: Subscription): void {
     if (subscription.ended) return;
     subscription.ended = true;
-    subscription.hub.members.delete(subscription);
-    hubs.release(subscription.hub);
+    if (subscription.hub) {
+      subscription.hub.members.delete(subscription);
+      hubs.release(subscription.hub);
+    }
     const { subscriptions } = subscription.connection;
     if (subscriptions.get(subscription.roomId) === subscription) subscriptions.delete(subscription.roomId);
     setSubscriptionCount(-1);
@@ -121,10 +123,12 @@ export function createGateway(deps: GatewayDeps) {
   > {
     const cursor = await deps.messages.cursor(roomId, after);
     if (!cursor) return { resync: 'unknown-cursor' };
-    if (Date.now() - cursor.createdAt.getTime() > config.resumeMaxAgeSeconds * 1000)
-      return { resync: 'too-old' };
     const missed = await deps.messages.fromSeq(roomId, cursor.seq + 1, config.resumeMaxMessages + 1);
     if (missed.length > config.resumeMaxMessages) return { resync: 'too-far-behind' };
+    // Judged on what was missed, not on the cursor: a room that was quiet for a day resumes at once.
+    const oldest = missed[0] && Date.parse(missed[0].message.createdAt);
+    if (oldest !== undefined && Date.now() - oldest > config.resumeMaxAgeSeconds * 1000)
+      return { resync: 'too-old' };
     return {
       replay: missed.map((m) => messageDelivery(m, deps.instanceId)),
       upTo: missed.at(-1)?.seq ?? cursor.seq,
@@ -143,10 +147,16 @@ export function createGateway(deps: GatewayDeps) {
       });
       return;
     }
+    // Registered at once, so that a close, an unsubscribe or another subscribe of the room can end
+    // it while it waits for the hub.
+    const subscription = new Subscription(connection, roomId, endSubscription);
+    connection.subscriptions.set(roomId, subscription);
+    setSubscriptionCount(1);
     let hub;
     try {
       hub = await hubs.acquire(roomId);
     } catch (error) {
+      endSubscription(subscription);
       logger.warn({ err: error, roomId }, 'subscribing to a room failed');
       connection.sendFrame({
         type: 'error',
@@ -156,24 +166,28 @@ export function createGateway(deps: GatewayDeps) {
       });
       return;
     }
+    if (subscription.ended) {
+      hubs.release(hub);
+      return;
+    }
     // Buffering from here: whatever the hub delivers while the room is authorised and the replay
     // read is kept, and sent after the replay.
-    const subscription = new Subscription(connection, hub, endSubscription);
-    hub.members.add(subscription);
-    connection.subscriptions.set(roomId, subscription);
-    setSubscriptionCount(1);
+    subscription.attach(hub);
     try {
       // Authorised as a read of the room is, and only now: a leave committed before this check is
       // seen by it, and one committed after it reaches the subscription as member.left.
       await deps.rooms.visibleRoom(connection.userId, roomId);
       const resumed = after === undefined ? undefined : await replayAfter(roomId, after);
-      if (subscription.ended || !connection.isOpen) return;
       const recovered = resumed !== undefined && 'replay' in resumed;
+      const startsAfter = recovered ? resumed.upTo : subscription.position;
+      const lastMessageId = await deps.messages.idAtSeq(roomId, startsAfter);
+      if (subscription.ended || !connection.isOpen) return;
       connection.sendFrame({
         type: 'subscribed',
         roomId,
         recovered,
         replayed: recovered ? resumed.replay.length : 0,
+        lastMessageId: lastMessageId === undefined ? null : String(lastMessageId),
       });
       if (resumed && 'resync' in resumed) {
         metrics.resumes.inc({ outcome: 'resync' });
@@ -303,7 +317,12 @@ export function createGateway(deps: GatewayDeps) {
      */
     async drain(windowMs: number): Promise<void> {
       draining = true;
-      const open = [...connections].sort(() => Math.random() - 0.5);
+      // In random order (Fisher–Yates): which sockets go first says nothing of their users.
+      const open = [...connections];
+      for (let i = open.length - 1; i > 0; i--) {
+        const j = Math.floor(Math.random() * (i + 1));
+        [open[i], open[j]] = [open[j]!, open[i]!];
+      }
       const closed = open.map((connection) =>
         connection.ws.readyState === connection.ws.CLOSED
           ? Promise.resolve()

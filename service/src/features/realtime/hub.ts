@@ -196,10 +196,23 @@ export class RoomHub {
       metrics.gapsFilled.inc();
       this.deliver(messageDelivery(sequenced, instanceId));
     }
+    if (this.early.size > 0 && !this.early.has(this.nextSeq) && missed.length < maxCatchUp) {
+      // MySQL has nothing at nextSeq though later events came: the counter went back (a restore,
+      // a failover that lost writes). Waiting would stall the room for good; go on from the events.
+      const resumeAt = Math.min(...this.early.keys());
+      logger.warn(
+        { roomId: this.roomId, from: this.nextSeq, to: resumeAt },
+        'skipping seqs that MySQL does not have',
+      );
+      this.nextSeq = resumeAt;
+    }
   }
 
   private deliver(delivery: Delivery): void {
     for (const member of this.members) member.receive(delivery);
+    // Once per event, not per socket: from its commit to the last local socket's send.
+    if (delivery.committedAt !== undefined && this.members.size > 0)
+      this.options.metrics.fanoutSeconds.observe((Date.now() - delivery.committedAt) / 1000);
   }
 }
 

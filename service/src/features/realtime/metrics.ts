@@ -26,7 +26,7 @@ export function realtimeMetrics(registry: Registry) {
     }),
     fanoutSeconds: new Histogram({
       name: 'parley_ws_fanout_seconds',
-      help: 'From a message’s commit (its event’s stamp) to its ws.send on this process',
+      help: 'From a message’s commit (its event’s stamp) to its ws.send to the last local socket of its room',
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
       registers,
     }),

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { MessageCursor, MessageSchema } from '../messages/message.js';
 
 /**
@@ -87,6 +87,10 @@ export const SubscribedFrame = z
       .int()
       .min(0)
       .meta({ description: 'how many message.created frames replay the gap before live ones' }),
+    lastMessageId: z.string().nullable().meta({
+      description:
+        'the last message before the live ones (the last replayed, or the room’s last at subscribe time): resume after it if none arrives before a drop; null in a room with no messages yet',
+    }),
   })
   .meta({
     title: 'subscribed',

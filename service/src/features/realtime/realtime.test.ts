@@ -151,6 +151,43 @@ describe('live delivery', () => {
   });
 });
 
+describe('a subscription', () => {
+  it('says where its live stream starts: the room’s last message, or null in an empty room', async () => {
+    const roomId = await room(alice);
+    const live = await socket(0);
+    expect(await subscribe(live, roomId)).toMatchObject({ lastMessageId: null });
+    const last = await post(alice, roomId, 'the last before it');
+    const later = await socket(1);
+    expect(await subscribe(later, roomId)).toMatchObject({
+      recovered: false,
+      replayed: 0,
+      lastMessageId: last,
+    });
+  });
+
+  it('is forgotten when its socket goes, or another subscribe of the room replaces it, while it is still being set up', async () => {
+    const roomId = await room(alice);
+    const hasty = await Promise.all(Array.from({ length: 5 }, () => socket(0)));
+    for (const live of hasty) {
+      live.send({ type: 'subscribe', roomId });
+      live.ws.terminate();
+    }
+    const twice = await socket(1);
+    twice.send({ type: 'subscribe', roomId });
+    twice.send({ type: 'subscribe', roomId });
+    await twice.next('subscribed');
+    const id = await post(alice, roomId, 'once, not twice', 0);
+    await twice.next('message.created', (f) => f.message.id === id);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(twice.messageIds(roomId)).toEqual([id]);
+    twice.send({ type: 'unsubscribe', roomId });
+    expect(await until(async () => (await subscribers(roomId)) === 0)).toBe(true);
+    const after = await post(alice, roomId, 'after the unsubscribe', 1);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(twice.messageIds(roomId)).not.toContain(after);
+  });
+});
+
 describe('resume', () => {
   it('replays exactly the 100 messages a socket missed, in order, then live ones', async () => {
     const roomId = await room(alice);
@@ -163,7 +200,11 @@ describe('resume', () => {
     const missed: string[] = [];
     for (let i = 0; i < 100; i++) missed.push(await post(alice, roomId, `missed ${i}`, i % 2));
     const again = await socket(1, bob);
-    expect(await subscribe(again, roomId, seen)).toMatchObject({ recovered: true, replayed: 100 });
+    expect(await subscribe(again, roomId, seen)).toMatchObject({
+      recovered: true,
+      replayed: 100,
+      lastMessageId: missed.at(-1),
+    });
     const live = await post(alice, roomId, 'live after the resume', 0);
     await again.next('message.created', (f) => f.message.id === live);
     expect(again.messageIds(roomId)).toEqual([...missed, live]);
