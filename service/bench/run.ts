@@ -10,6 +10,7 @@ import { client, signUp } from '../src/test-support/cluster.js';
 import { startTestStack } from '../src/test-support/stack.js';
 import { jwtMicrobenchmark } from './jwt-micro.js';
 import { onImageRuntime } from './image-runtime.js';
+import { realtimeBench } from './realtime.js';
 import {
   buildService,
   buildServiceAt,
@@ -25,6 +26,8 @@ import {
 } from './load.js';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+/** `http` or `realtime` runs that part alone; both by default. */
+const ONLY = process.env.BENCH_ONLY;
 /** A commit to compare with: its build posts beside this checkout's, in alternating rounds. */
 const BASELINE = process.env.BENCH_BASELINE;
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
@@ -40,7 +43,7 @@ const runtime = await onImageRuntime();
 say(`Node ${process.version} (${runtime.origin}); compiling the service…`);
 buildService();
 const stack = await startTestStack({ redisTopology: 'single' }, { RATE_LIMIT_API: '1000000000/60' });
-try {
+async function httpBench(): Promise<string[]> {
   say('JWT microbenchmark…');
   const jwt = await jwtMicrobenchmark(stack.env);
 
@@ -265,7 +268,13 @@ try {
         ]
       : []),
   ];
-  process.stdout.write(`${lines.join('\n')}\n`);
+  return lines;
+}
+
+try {
+  const report = ONLY === 'realtime' ? [] : await httpBench();
+  if (ONLY !== 'http') report.push(...(await realtimeBench(stack, ROUNDS, say)));
+  process.stdout.write(`${report.join('\n')}\n`);
 } finally {
   for (const child of children) child.kill('SIGTERM');
   await stack.stack.stop();
