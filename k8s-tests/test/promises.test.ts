@@ -1,6 +1,7 @@
 /**
  * The chart's promises, checked on the real `helm template` output of every scenario.
  */
+import { generateKeyPairSync } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -20,6 +21,7 @@ import {
   workload,
   workloads,
   type Container,
+  type EnvVar,
   type Workload,
 } from '../lib/objects.js';
 import {
@@ -29,7 +31,8 @@ import {
   isolated,
   reachableFromNamespace,
 } from '../lib/network-policy.js';
-import { chartDir, renderChart, type K8sObject } from '../lib/render.js';
+import { chartDir, renderChart, renderChartText, type K8sObject } from '../lib/render.js';
+import { loadConfig } from '../../service/src/config.js';
 
 const renders = new Map<string, K8sObject[]>();
 beforeAll(async () => {
@@ -334,6 +337,160 @@ describe('the API process', () => {
     const objects = await renderChart([scenarioFile('default')], { 'api.nodeOptions': '' });
     const api = container(workload(objects, 'Deployment', 'parley-api').spec, 'api');
     expect(envOf(api).has('NODE_OPTIONS')).toBe(false);
+  });
+});
+
+describe('the live connection (REALTIME_*)', () => {
+  type Bounds = { minimum: number; maximum: number };
+  const realtimeSchema = (
+    JSON.parse(readFileSync(join(chartDir, 'values.schema.json'), 'utf8')) as {
+      properties: { config: { properties: { realtime: { properties: Record<string, Bounds> } } } };
+    }
+  ).properties.config.properties.realtime.properties;
+  // config.realtime.<value> → the variable the service reads (service/src/config.ts, RealtimeSettings).
+  const variables: Record<string, string> = {
+    allowedOrigins: 'REALTIME_ALLOWED_ORIGINS',
+    heartbeatMs: 'REALTIME_HEARTBEAT_MS',
+    maxFrameBytes: 'REALTIME_MAX_FRAME_BYTES',
+    maxFramesPerSecond: 'REALTIME_MAX_FRAMES_PER_SECOND',
+    maxSubscriptions: 'REALTIME_MAX_SUBSCRIPTIONS',
+    maxSocketsPerUser: 'REALTIME_MAX_SOCKETS_PER_USER',
+    maxBufferedBytes: 'REALTIME_MAX_BUFFERED_BYTES',
+    resumeMaxMessages: 'REALTIME_RESUME_MAX_MESSAGES',
+    resumeMaxAgeSeconds: 'REALTIME_RESUME_MAX_AGE_SECONDS',
+    drainWindowMs: 'REALTIME_DRAIN_WINDOW_MS',
+    ticketTtlSeconds: 'REALTIME_TICKET_TTL_SECONDS',
+  };
+  const numeric = Object.keys(variables).filter((key) => key !== 'allowedOrigins');
+  const apiEnv = (objects: K8sObject[]): Map<string, EnvVar> =>
+    envOf(container(workload(objects, 'Deployment', 'parley-api').spec, 'api'));
+  const origins = (objects: K8sObject[]): string | undefined =>
+    apiEnv(objects).get('REALTIME_ALLOWED_ORIGINS')?.value;
+
+  // What the API process would parse: the rendered plain values, and a signing key in place of the
+  // Secret's files, which exist only in the pod.
+  const signingKey = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' });
+  const parsedByService = (env: Map<string, EnvVar>, overrides: Record<string, string> = {}) => {
+    const plain = Object.fromEntries(
+      [...env.values()]
+        .filter((e) => e.value !== undefined && !e.name.endsWith('_FILE'))
+        .map((e) => [e.name, e.value]),
+    );
+    return loadConfig({ ...plain, JWT_PRIVATE_KEY: signingKey.toString(), ...overrides }, 'api');
+  };
+
+  it.each(scenarios)(
+    '%s: the API gets every REALTIME_* variable; the worker and migrations none',
+    (scenario) => {
+      const objects = render(scenario);
+      const env = apiEnv(objects);
+      for (const variable of Object.values(variables)) expect(env.has(variable), variable).toBe(true);
+      for (const w of workloads(objects).filter((w) => component(w) !== 'api'))
+        for (const c of allContainers(w.spec))
+          for (const name of envOf(c).keys())
+            expect(name, `${w.object.metadata.name}/${c.name}`).not.toMatch(/^REALTIME_/);
+    },
+  );
+
+  it("the service's own config parser reads the rendered values as values.yaml states them", () => {
+    const defaults = (
+      parse(readFileSync(join(chartDir, 'values.yaml'), 'utf8')) as {
+        config: { realtime: Record<string, unknown> };
+      }
+    ).config.realtime;
+    const { realtime } = parsedByService(apiEnv(render('default')));
+    for (const key of numeric) expect(realtime[key as keyof typeof realtime], key).toBe(defaults[key]);
+    expect(realtime.allowedOrigins).toEqual(['https://chat.example.com']);
+  });
+
+  it("the schema's bounds are the service's: both ends render and parse, one step beyond fails both", async () => {
+    for (const end of ['minimum', 'maximum'] as const) {
+      const at = Object.fromEntries(numeric.map((key) => [key, realtimeSchema[key]![end]]));
+      const objects = await renderChart(
+        [scenarioFile('default')],
+        Object.fromEntries(numeric.map((key) => [`config.realtime.${key}`, String(at[key])])),
+        // The grace period must cover the longest drain window the service accepts.
+        { extraArgs: ['--set', 'api.terminationGracePeriodSeconds=3700'] },
+      );
+      const { realtime } = parsedByService(apiEnv(objects));
+      for (const key of numeric)
+        expect(realtime[key as keyof typeof realtime], `${key} ${end}`).toBe(at[key]);
+
+      const step = end === 'minimum' ? -1 : 1;
+      const beyond = Object.fromEntries(
+        numeric.map((key) => [variables[key]!, String(realtimeSchema[key]![end] + step)]),
+      );
+      const problems = (() => {
+        try {
+          parsedByService(apiEnv(objects), beyond);
+          return [];
+        } catch (error) {
+          return (error as { problems: string[] }).problems;
+        }
+      })();
+      for (const key of numeric)
+        expect(
+          problems.some((p) => p.startsWith(`${variables[key]!}:`)),
+          `service refuses ${key} ${end} ${step}`,
+        ).toBe(true);
+      const refusal = await renderChartText(
+        [scenarioFile('default')],
+        Object.fromEntries(numeric.map((key) => [`config.realtime.${key}`, beyond[variables[key]!]!])),
+      ).then(
+        () => '',
+        (error: Error) => error.message,
+      );
+      for (const key of numeric)
+        expect(refusal, `helm refuses ${key} ${end} ${step}`).toContain(`'/config/realtime/${key}'`);
+    }
+  });
+
+  it('allows the origin of the public host the chart routes to, and none without a route', () => {
+    expect(origins(render('default'))).toBe('https://chat.example.com');
+    expect(origins(render('haproxy'))).toBe('https://chat.example.org');
+    expect(origins(render('gateway'))).toBe('https://chat.example.com');
+    expect(origins(render('dev'))).toBe('');
+  });
+
+  it('a Gateway: one origin per hostname, wildcards (which name no origin) left out', async () => {
+    const objects = await renderChart(
+      [scenarioFile('gateway')],
+      {},
+      {
+        extraArgs: [
+          '--set-json',
+          'gateway.hostnames=["chat.example.com","*.example.com","talk.example.net"]',
+        ],
+      },
+    );
+    expect(origins(objects)).toBe('https://chat.example.com,https://talk.example.net');
+  });
+
+  it('an explicit list replaces the default, and [] refuses every browser even behind an Ingress', async () => {
+    const listed = await renderChart(
+      [scenarioFile('default')],
+      {},
+      {
+        extraArgs: [
+          '--set-json',
+          'config.realtime.allowedOrigins=["https://app.example.com","http://localhost:5173"]',
+        ],
+      },
+    );
+    expect(origins(listed)).toBe('https://app.example.com,http://localhost:5173');
+    expect(parsedByService(apiEnv(listed)).realtime.allowedOrigins).toEqual([
+      'https://app.example.com',
+      'http://localhost:5173',
+    ]);
+    const none = await renderChart(
+      [scenarioFile('default')],
+      {},
+      {
+        extraArgs: ['--set-json', 'config.realtime.allowedOrigins=[]'],
+      },
+    );
+    expect(origins(none)).toBe('');
+    expect(parsedByService(apiEnv(none)).realtime.allowedOrigins).toEqual([]);
   });
 });
 

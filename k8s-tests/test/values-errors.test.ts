@@ -41,6 +41,26 @@ describe('helm template rejects wrong values with a clear message', () => {
       { 'metrics.prometheusRule.replicaLagUnknownFor': '5min' },
       '/metrics/prometheusRule/replicaLagUnknownFor',
     ],
+    // What a browser sends as Origin, exactly: the service would refuse to start on anything else.
+    [
+      { 'config.realtime.allowedOrigins[0]': 'https://chat.example.com/' },
+      '/config/realtime/allowedOrigins/0',
+    ],
+    [
+      { 'config.realtime.allowedOrigins[0]': 'https://chat.example.com:443' },
+      '/config/realtime/allowedOrigins/0',
+    ],
+    [
+      { 'config.realtime.allowedOrigins[0]': 'https://Chat.example.com' },
+      '/config/realtime/allowedOrigins/0',
+    ],
+    [
+      { 'config.realtime.allowedOrigins': 'https://a.example\\,https://b.example' },
+      '/config/realtime/allowedOrigins',
+    ],
+    [{ 'config.realtime.heartbeatMs': '0' }, "at '/config/realtime/heartbeatMs': minimum"],
+    [{ 'config.realtime.drainWindowMs': '600001' }, "at '/config/realtime/drainWindowMs': maximum"],
+    [{ 'config.realtime.heartbeatMS': '1000' }, "additional properties 'heartbeatMS' not allowed"],
   ])('schema: %o', async (values, message) => {
     expect(await failure(values)).toContain(message);
   });

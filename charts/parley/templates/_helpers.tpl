@@ -234,6 +234,56 @@ management server. So the margin is 5 × 10 s = 50 s past the longest job.
 {{- end -}}
 {{- end }}
 
+{{/*
+REALTIME_ALLOWED_ORIGINS. Unset (null), the origin of the public host the chart routes to: a page
+served beside the API on that host is same-origin, so allowing it opens nothing to other sites,
+and anything else stays refused. Wildcard Gateway hostnames name no origin and are skipped; https
+only, since a browser page on plain http would have no business with a chat session.
+*/}}
+{{- define "parley.realtime.allowedOrigins" -}}
+{{- $origins := .Values.config.realtime.allowedOrigins -}}
+{{- if kindIs "invalid" $origins -}}
+{{- $origins = list -}}
+{{- if .Values.ingress.enabled -}}
+{{- $origins = append $origins (printf "https://%s" .Values.ingress.host) -}}
+{{- else if .Values.gateway.enabled -}}
+{{- range .Values.gateway.hostnames -}}
+{{- if not (hasPrefix "*" .) -}}
+{{- $origins = append $origins (printf "https://%s" .) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- join "," (uniq $origins) -}}
+{{- end }}
+
+{{/* The live connection's settings: the API container only (the worker opens no sockets). */}}
+{{- define "parley.env.realtime" -}}
+{{- $rt := .Values.config.realtime -}}
+- name: REALTIME_ALLOWED_ORIGINS
+  value: {{ include "parley.realtime.allowedOrigins" . | quote }}
+- name: REALTIME_HEARTBEAT_MS
+  value: {{ $rt.heartbeatMs | int64 | toString | quote }}
+- name: REALTIME_MAX_FRAME_BYTES
+  value: {{ $rt.maxFrameBytes | int64 | toString | quote }}
+- name: REALTIME_MAX_FRAMES_PER_SECOND
+  value: {{ $rt.maxFramesPerSecond | int64 | toString | quote }}
+- name: REALTIME_MAX_SUBSCRIPTIONS
+  value: {{ $rt.maxSubscriptions | int64 | toString | quote }}
+- name: REALTIME_MAX_SOCKETS_PER_USER
+  value: {{ $rt.maxSocketsPerUser | int64 | toString | quote }}
+- name: REALTIME_MAX_BUFFERED_BYTES
+  value: {{ $rt.maxBufferedBytes | int64 | toString | quote }}
+- name: REALTIME_RESUME_MAX_MESSAGES
+  value: {{ $rt.resumeMaxMessages | int64 | toString | quote }}
+- name: REALTIME_RESUME_MAX_AGE_SECONDS
+  value: {{ $rt.resumeMaxAgeSeconds | int64 | toString | quote }}
+- name: REALTIME_DRAIN_WINDOW_MS
+  value: {{ $rt.drainWindowMs | int64 | toString | quote }}
+- name: REALTIME_TICKET_TTL_SECONDS
+  value: {{ $rt.ticketTtlSeconds | int64 | toString | quote }}
+{{- end }}
+
 {{/* Environment of the api and worker. Secrets come as *_FILE paths. ---------------------- */}}
 {{- define "parley.env" -}}
 {{- $dir := include "parley.secretsDir" . -}}
