@@ -32,6 +32,7 @@ import {
   reachableFromNamespace,
 } from '../lib/network-policy.js';
 import { chartDir, renderChart, renderChartText, type K8sObject } from '../lib/render.js';
+import { serviceSource } from '../lib/service-source.js';
 import { loadConfig } from '../../service/src/config.js';
 
 const renders = new Map<string, K8sObject[]>();
@@ -171,15 +172,61 @@ describe('availability: HPA, PDB, topology spread, graceful drain', () => {
     }
   });
 
-  it('the API grace period covers the preStop pause plus the in-app drain (SHUTDOWN_GRACE_MS)', () => {
-    for (const scenario of scenarios) {
-      const { spec: pod } = workload(render(scenario), 'Deployment', 'parley-api');
-      const api = container(pod, 'api');
-      const pause = api.lifecycle?.preStop?.sleep?.seconds ?? 0;
-      const drainMs = Number(envOf(api).get('SHUTDOWN_GRACE_MS')!.value);
+  // main-api.ts drains HTTP (SHUTDOWN_GRACE_MS) and sockets (spread over REALTIME_DRAIN_WINDOW_MS,
+  // each then given CLOSE_HANDSHAKE_MS) together: the drain is the longer of the two.
+  const CLOSE_HANDSHAKE_MS = 5_000;
+  const apiShutdown = (objects: K8sObject[]) => {
+    const { spec: pod } = workload(objects, 'Deployment', 'parley-api');
+    const api = container(pod, 'api');
+    const env = envOf(api);
+    const httpMs = Number(env.get('SHUTDOWN_GRACE_MS')!.value);
+    const socketsMs = Number(env.get('REALTIME_DRAIN_WINDOW_MS')!.value) + CLOSE_HANDSHAKE_MS;
+    return {
+      pause: api.lifecycle?.preStop?.sleep?.seconds ?? 0,
+      drainSeconds: Math.max(httpMs, socketsMs) / 1000,
+      graceSeconds: pod.terminationGracePeriodSeconds!,
+    };
+  };
+
+  it('the service still drains HTTP and sockets in parallel, with a 5 s close handshake', () => {
+    const source = serviceSource();
+    expect(source).toContain('const CLOSE_HANDSHAKE_MS = 5_000;');
+    expect(source).toMatch(
+      /Promise\.all\(\[gateway\.drain\(drainWindowMs\), api\.close\(config\.shutdownGraceMs\)\]\)/,
+    );
+  });
+
+  it.each(scenarios)(
+    '%s: the API grace period covers the preStop pause plus the in-app drain, sockets included',
+    (scenario) => {
+      const { pause, drainSeconds, graceSeconds } = apiShutdown(render(scenario));
       expect(pause).toBeGreaterThan(0);
-      expect(pod.terminationGracePeriodSeconds!).toBeGreaterThan(pause + drainMs / 1000);
-    }
+      expect(graceSeconds).toBeGreaterThan(pause + drainSeconds);
+    },
+  );
+
+  it('defaults: 10 s pause + max(25 s HTTP, 10 s window + 5 s handshake) = 35 s, 10 s inside the 45 s grace', () => {
+    expect(apiShutdown(render('default'))).toEqual({ pause: 10, drainSeconds: 25, graceSeconds: 45 });
+  });
+
+  it('a drain window that fits beside the HTTP grace renders: the two run in parallel, not in turn', async () => {
+    // 20 s + 5 s = the 25 s HTTP grace: their sum (50 s) would not fit in 45 s, the longer does.
+    const objects = await renderChart([scenarioFile('default')], {
+      'config.realtime.drainWindowMs': '20000',
+    });
+    expect(apiShutdown(objects)).toEqual({ pause: 10, drainSeconds: 25, graceSeconds: 45 });
+  });
+
+  it('a longer drain window renders once the grace period exceeds it, and not at the bound', async () => {
+    const set = { 'config.realtime.drainWindowMs': '40000' };
+    const objects = await renderChart([scenarioFile('default')], {
+      ...set,
+      'api.terminationGracePeriodSeconds': '56',
+    });
+    expect(apiShutdown(objects)).toEqual({ pause: 10, drainSeconds: 45, graceSeconds: 56 });
+    await expect(
+      renderChart([scenarioFile('default')], { ...set, 'api.terminationGracePeriodSeconds': '55' }),
+    ).rejects.toThrow('api.terminationGracePeriodSeconds (55) must exceed');
   });
 
   // After worker.close() (the longest job) the worker closes the queue, Redis, MySQL, the management

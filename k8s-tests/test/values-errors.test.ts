@@ -86,6 +86,15 @@ describe('helm template rejects wrong values with a clear message', () => {
       'api.autoscaling.minReplicas (12) is greater than maxReplicas (10)',
     ],
     [{ 'api.terminationGracePeriodSeconds': '20' }, 'api.terminationGracePeriodSeconds (20) must exceed'],
+    // The socket drain (window + 5 s close handshake) outlasts the HTTP grace: it sets the bound.
+    [
+      { 'config.realtime.drainWindowMs': '40000' },
+      'api.terminationGracePeriodSeconds (45) must exceed api.preStopSleepSeconds + the in-app drain (55 s)',
+    ],
+    [
+      { 'config.realtime.drainWindowMs': '40000' },
+      'config.realtime.drainWindowMs + 5 s close handshake (45000 ms, sockets)',
+    ],
     [
       { 'worker.terminationGracePeriodSeconds': '60' },
       'worker.terminationGracePeriodSeconds (60) must be at least worker.longestJobSeconds + 50 s (350)',

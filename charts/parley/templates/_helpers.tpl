@@ -162,9 +162,23 @@ app.kubernetes.io/part-of: parley
 {{- fail (printf "%s.autoscaling.minReplicas (%d) is greater than maxReplicas (%d)" $name (int $hpa.minReplicas) (int $hpa.maxReplicas)) -}}
 {{- end -}}
 {{- end -}}
-{{- $apiDrain := add $v.api.preStopSleepSeconds (div (add $v.config.shutdownGraceMs 999) 1000) -}}
-{{- if le (int $v.api.terminationGracePeriodSeconds) (int $apiDrain) -}}
-{{- fail (printf "api.terminationGracePeriodSeconds (%d) must exceed api.preStopSleepSeconds + config.shutdownGraceMs (%d s) so WebSockets drain before SIGKILL" (int $v.api.terminationGracePeriodSeconds) (int $apiDrain)) -}}
+{{- /*
+API shutdown (service/src/main-api.ts): the preStop sleep runs first; then SIGTERM turns readiness
+503 and starts two drains together (Promise.all): HTTP requests finish, bounded by
+SHUTDOWN_GRACE_MS, while sockets close with 1001 at instants spread evenly over
+REALTIME_DRAIN_WINDOW_MS, the last one given CLOSE_HANDSHAKE_MS (5 s,
+features/realtime/connection.ts) for its close handshake before it is cut. Running in parallel, the
+drain lasts the longer of the two, not their sum: max(shutdownGraceMs, drainWindowMs + 5 s). The
+grace period must exceed the preStop sleep plus that; what is left over is for the Redis and MySQL
+closes after it (milliseconds when they answer).
+*/ -}}
+{{- $closeHandshakeMs := 5000 -}}
+{{- $httpDrainMs := int64 $v.config.shutdownGraceMs -}}
+{{- $socketDrainMs := add (int64 $v.config.realtime.drainWindowMs) $closeHandshakeMs -}}
+{{- $drainSeconds := div (add (max $httpDrainMs $socketDrainMs) 999) 1000 -}}
+{{- $apiShutdown := add $v.api.preStopSleepSeconds $drainSeconds -}}
+{{- if le (int $v.api.terminationGracePeriodSeconds) (int $apiShutdown) -}}
+{{- fail (printf "api.terminationGracePeriodSeconds (%d) must exceed api.preStopSleepSeconds + the in-app drain (%d s) so requests and WebSockets finish before SIGKILL: the drain is the longer of config.shutdownGraceMs (%d ms, HTTP requests) and config.realtime.drainWindowMs + 5 s close handshake (%d ms, sockets), which run in parallel" (int $v.api.terminationGracePeriodSeconds) (int $apiShutdown) $httpDrainMs $socketDrainMs) -}}
 {{- end -}}
 {{- /*
 Worker shutdown (service/src/main-worker.ts, platform/lifecycle.ts) runs its closes in turn, each
