@@ -27,6 +27,13 @@ describe('NOTES.txt tells the installer what to do next', () => {
     expect(text).not.toContain('Credentials were generated');
   });
 
+  it('haproxy: the tunnel timeout lives in the controller ConfigMap, which the chart cannot set', async () => {
+    const text = await notes('haproxy');
+    expect(text).toContain("timeout-tunnel, a key of its controller's ConfigMap");
+    expect(text).toContain('ingress.websocketTimeoutSeconds (3600 s)');
+    expect(await notes('default')).not.toContain('timeout-tunnel');
+  });
+
   it('gateway: the route hostnames', async () => {
     expect(await notes('gateway')).toContain('https://chat.example.com/');
   });

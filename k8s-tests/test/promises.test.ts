@@ -60,12 +60,11 @@ describe('least-connections entry, never session affinity', () => {
     expect(spec<{ ingressClassName: string }>(ingress).ingressClassName).toBe('nginx');
   });
 
-  it('haproxy: the Ingress asks HAProxy for leastconn with a long tunnel timeout', () => {
+  it('haproxy: the Ingress asks HAProxy for leastconn, and nothing the controller would ignore', () => {
     const ingress = find(render('haproxy'), 'Ingress', 'parley-api');
-    expect(annotations(ingress)).toMatchObject({
-      'haproxy.org/load-balance': 'leastconn',
-      'haproxy.org/timeout-tunnel': '3600s',
-    });
+    expect(annotations(ingress)).toMatchObject({ 'haproxy.org/load-balance': 'leastconn' });
+    // timeout-tunnel is a key of the controller's ConfigMap only: as an Ingress annotation it does nothing.
+    expect(annotations(ingress)['haproxy.org/timeout-tunnel']).toBeUndefined();
     expect(Object.keys(annotations(ingress)).some((key) => key.startsWith('nginx.'))).toBe(false);
   });
 
@@ -73,7 +72,8 @@ describe('least-connections entry, never session affinity', () => {
     const objects = render('gateway');
     const route = find(objects, 'HTTPRoute', 'parley-api');
     const routeSpec = spec<{ rules: { backendRefs: { name: string; port: number }[] }[] }>(route);
-    expect(routeSpec.rules[0]!.backendRefs).toEqual([{ name: 'parley-api', port: 80 }]);
+    expect(routeSpec.rules.length).toBeGreaterThan(0);
+    for (const rule of routeSpec.rules) expect(rule.backendRefs).toEqual([{ name: 'parley-api', port: 80 }]);
     const policy = find(objects, 'BackendTrafficPolicy', 'parley-api');
     const policySpec = spec<Record<string, unknown>>(policy);
     expect(policySpec['loadBalancer']).toEqual({ type: 'LeastRequest' });
@@ -113,6 +113,97 @@ describe('least-connections entry, never session affinity', () => {
     expect(
       spec<{ sessionAffinity: string }>(find(render('default'), 'Service', 'parley-api')).sessionAffinity,
     ).toBe('None');
+  });
+});
+
+describe('idle sockets through the edge', () => {
+  type Rule = {
+    matches: { path: { type: string; value: string } }[];
+    timeouts?: { request?: string };
+    backendRefs: unknown[];
+  };
+  const seconds = (duration: string): number => {
+    const match = /^(\d+)s$/.exec(duration);
+    if (!match) throw new Error(`not a duration in seconds: ${duration}`);
+    return Number(match[1]);
+  };
+  const heartbeatSeconds = (objects: K8sObject[]): number =>
+    Number(
+      envOf(container(workload(objects, 'Deployment', 'parley-api').spec, 'api')).get(
+        'REALTIME_HEARTBEAT_MS',
+      )!.value,
+    ) / 1000;
+  const socketRule = (objects: K8sObject[]): Rule => {
+    const rules = spec<{ rules: Rule[] }>(find(objects, 'HTTPRoute', 'parley-api')).rules;
+    const rule = rules.find((r) =>
+      r.matches.some((m) => m.path.type === 'Exact' && m.path.value === '/v1/ws'),
+    );
+    expect(rule, 'a rule for /v1/ws').toBeDefined();
+    return rule!;
+  };
+  type Values = { ingress?: { controller?: string; websocketTimeoutSeconds?: number } };
+  const values = (file: string): Values => parse(readFileSync(join(chartDir, file), 'utf8')) as Values;
+
+  /** How long each edge object the scenario renders lets a socket sit idle, in seconds. */
+  const idleTimeouts = (scenario: string): Record<string, number> => {
+    const objects = render(scenario);
+    const found: Record<string, number> = {};
+    for (const ingress of byKind(objects, 'Ingress')) {
+      const nginx = annotations(ingress);
+      if (nginx['nginx.org/lb-method']) {
+        found['nginx read'] = seconds(nginx['nginx.org/proxy-read-timeout']!);
+        found['nginx send'] = seconds(nginx['nginx.org/proxy-send-timeout']!);
+      } else {
+        // HAProxy: its ConfigMap's timeout-tunnel, which the values state and the chart cannot set.
+        found['haproxy timeout-tunnel (stated)'] =
+          values(scenarioFile(scenario)).ingress?.websocketTimeoutSeconds ??
+          values('values.yaml').ingress!.websocketTimeoutSeconds!;
+      }
+    }
+    if (byKind(objects, 'HTTPRoute').length > 0)
+      found['envoy route request timeout'] = seconds(socketRule(objects).timeouts!.request!);
+    return found;
+  };
+
+  it.each(scenarios)('%s: every edge lets a socket idle for at least two heartbeats', (scenario) => {
+    const beat = heartbeatSeconds(render(scenario));
+    for (const [edge, timeout] of Object.entries(idleTimeouts(scenario)))
+      expect(timeout, edge).toBeGreaterThanOrEqual(2 * beat);
+  });
+
+  it('the scenarios cover every edge', () => {
+    const edges = new Set(scenarios.flatMap((scenario) => Object.keys(idleTimeouts(scenario))));
+    expect([...edges].sort()).toEqual([
+      'envoy route request timeout',
+      'haproxy timeout-tunnel (stated)',
+      'nginx read',
+      'nginx send',
+    ]);
+  });
+
+  it('gateway: /v1/ws has its own rule with a request timeout, the rest keeps Envoy\u2019s defaults', () => {
+    const objects = render('gateway');
+    const rules = spec<{ rules: Rule[] }>(find(objects, 'HTTPRoute', 'parley-api')).rules;
+    expect(socketRule(objects).timeouts).toEqual({ request: '3600s' });
+    const rest = rules.filter((r) => r !== socketRule(objects));
+    expect(rest.map((r) => r.matches)).toEqual([[{ path: { type: 'PathPrefix', value: '/' } }]]);
+    expect(rest[0]!.timeouts).toBeUndefined();
+    // Upstream pool idleness only: an open socket is a request in flight, which this never cuts.
+    const policy = spec<{ timeout: unknown }>(find(objects, 'BackendTrafficPolicy', 'parley-api'));
+    expect(policy.timeout).toEqual({ http: { connectionIdleTimeout: '3600s' } });
+  });
+
+  it('a heartbeat of exactly half the idle timeout renders on both edges', async () => {
+    for (const [scenario, timeout] of [
+      ['default', 'ingress.websocketTimeoutSeconds'],
+      ['gateway', 'gateway.websocketTimeoutSeconds'],
+    ] as const) {
+      const objects = await renderChart([scenarioFile(scenario)], {
+        'config.realtime.heartbeatMs': '90000',
+        [timeout]: '180',
+      });
+      expect(heartbeatSeconds(objects)).toBe(90);
+    }
   });
 });
 
@@ -456,8 +547,16 @@ describe('the live connection (REALTIME_*)', () => {
       const objects = await renderChart(
         [scenarioFile('default')],
         Object.fromEntries(numeric.map((key) => [`config.realtime.${key}`, String(at[key])])),
-        // The grace period must cover the longest drain window the service accepts.
-        { extraArgs: ['--set', 'api.terminationGracePeriodSeconds=3700'] },
+        // The grace period must cover the longest drain window the service accepts, and the
+        // Ingress's idle timeout two of its longest heartbeats.
+        {
+          extraArgs: [
+            '--set',
+            'api.terminationGracePeriodSeconds=3700',
+            '--set',
+            'ingress.websocketTimeoutSeconds=7200',
+          ],
+        },
       );
       const { realtime } = parsedByService(apiEnv(objects));
       for (const key of numeric)

@@ -61,6 +61,8 @@ describe('helm template rejects wrong values with a clear message', () => {
     [{ 'config.realtime.heartbeatMs': '0' }, "at '/config/realtime/heartbeatMs': minimum"],
     [{ 'config.realtime.drainWindowMs': '600001' }, "at '/config/realtime/drainWindowMs': maximum"],
     [{ 'config.realtime.heartbeatMS': '1000' }, "additional properties 'heartbeatMS' not allowed"],
+    // A Gateway API duration has at most five digits per unit.
+    [{ 'gateway.websocketTimeoutSeconds': '100000' }, "at '/gateway/websocketTimeoutSeconds': maximum"],
   ])('schema: %o', async (values, message) => {
     expect(await failure(values)).toContain(message);
   });
@@ -103,6 +105,19 @@ describe('helm template rejects wrong values with a clear message', () => {
     [
       { 'worker.terminationGracePeriodSeconds': '349' },
       'worker.terminationGracePeriodSeconds (349) must be at least worker.longestJobSeconds + 50 s (350)',
+    ],
+    // An idle socket carries only the heartbeat: the edge must outlast two of them.
+    [
+      { 'ingress.enabled': 'true', 'config.realtime.heartbeatMs': '1800001' },
+      'ingress.websocketTimeoutSeconds (3600) must be at least twice config.realtime.heartbeatMs (1800001 ms)',
+    ],
+    [
+      {
+        'gateway.enabled': 'true',
+        'gateway.websocketTimeoutSeconds': '60',
+        'config.realtime.heartbeatMs': '30001',
+      },
+      'gateway.websocketTimeoutSeconds (60) must be at least twice config.realtime.heartbeatMs (30001 ms)',
     ],
     [{ 'redis.replicas': '1' }, 'redis.sentinel.quorum (2) cannot exceed redis.replicas (1)'],
     [

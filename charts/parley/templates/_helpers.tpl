@@ -181,6 +181,18 @@ closes after it (milliseconds when they answer).
 {{- fail (printf "api.terminationGracePeriodSeconds (%d) must exceed api.preStopSleepSeconds + the in-app drain (%d s) so requests and WebSockets finish before SIGKILL: the drain is the longer of config.shutdownGraceMs (%d ms, HTTP requests) and config.realtime.drainWindowMs + 5 s close handshake (%d ms, sockets), which run in parallel" (int $v.api.terminationGracePeriodSeconds) (int $apiShutdown) $httpDrainMs $socketDrainMs) -}}
 {{- end -}}
 {{- /*
+Idle sockets through the edge. An idle socket carries nothing but the heartbeat: the API pings every
+REALTIME_HEARTBEAT_MS and the client answers, so the proxy sees traffic at least that often. Its
+idle timeout must be at least twice that: one whole interval of slack for a ping delayed by a busy
+event loop, and no stricter than the API itself, which cuts a peer only once it has missed a ping.
+*/ -}}
+{{- $heartbeatMs := int64 $v.config.realtime.heartbeatMs -}}
+{{- range $edge := list (dict "on" $v.ingress.enabled "path" "ingress" "seconds" $v.ingress.websocketTimeoutSeconds) (dict "on" $v.gateway.enabled "path" "gateway" "seconds" $v.gateway.websocketTimeoutSeconds) -}}
+{{- if and $edge.on (lt (mul (int64 $edge.seconds) 1000) (mul 2 $heartbeatMs)) -}}
+{{- fail (printf "%s.websocketTimeoutSeconds (%d) must be at least twice config.realtime.heartbeatMs (%d ms): the edge would cut idle sockets between two heartbeats" $edge.path (int64 $edge.seconds) $heartbeatMs) -}}
+{{- end -}}
+{{- end -}}
+{{- /*
 Worker shutdown (service/src/main-worker.ts, platform/lifecycle.ts) runs its closes in turn, each
 bounded by the lifecycle: worker.close() by WORKER_SHUTDOWN_GRACE_MS (longestJobSeconds), every other
 by DEFAULT_CLOSE_TIMEOUT_MS (10 s). Besides the worker there are five: the replication heartbeat
