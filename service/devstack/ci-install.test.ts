@@ -22,6 +22,7 @@ const ALL_COMMANDS = [
   'pgrep',
   'unzip',
   'promtool',
+  'haproxy',
 ];
 
 /**
@@ -75,7 +76,7 @@ function runInstaller(options: { uid: number; sudo: boolean; present: string[]; 
 }
 
 const INSTALL_ALL =
-  'install -y -qq --no-install-recommends mariadb-server procps prometheus redis-server unzip util-linux';
+  'install -y -qq --no-install-recommends haproxy mariadb-server procps prometheus redis-server unzip util-linux';
 const STANDS_IN = 'policy-rc.d answers 101';
 
 describe('.ci/install-missing (the packages CI installs on a fresh machine)', () => {
@@ -109,6 +110,18 @@ describe('.ci/install-missing (the packages CI installs on a fresh machine)', ()
     expect(run.status, run.stderr).toBe(0);
     expect(run.calls).toContain(
       'apt-get install -y -qq --no-install-recommends prometheus (DEBIAN_FRONTEND=noninteractive)',
+    );
+  });
+
+  it('installs haproxy (the least-connections proxy of the drain tests) when it is missing', () => {
+    const run = runInstaller({
+      uid: 0,
+      sudo: false,
+      present: ALL_COMMANDS.filter((command) => command !== 'haproxy'),
+    });
+    expect(run.status, run.stderr).toBe(0);
+    expect(run.calls).toContain(
+      'apt-get install -y -qq --no-install-recommends haproxy (DEBIAN_FRONTEND=noninteractive)',
     );
   });
 
@@ -165,7 +178,7 @@ describe('.ci/install-missing (the packages CI installs on a fresh machine)', ()
     const run = runInstaller({ uid: 1000, sudo: false, present: [] });
     expect(run.status).toBe(1);
     expect(run.stderr).toContain(
-      'ci: mariadb-server procps prometheus redis-server unzip util-linux missing, and installing them needs root or sudo',
+      'ci: haproxy mariadb-server procps prometheus redis-server unzip util-linux missing, and installing them needs root or sudo',
     );
     expect(run.calls).toEqual([]);
   });
