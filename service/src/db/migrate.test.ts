@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDevstack, type Devstack } from '../../devstack/index.js';
 import { loadConfig, type Config } from '../config.js';
 import { createLogger } from '../platform/logger.js';
+import { adminConnection } from '../test-support/admin-sql.js';
 import { TEST_ENV } from '../test-support/stack.js';
 import { MIGRATIONS_FOLDER, runMigrations } from './migrate.js';
 
@@ -142,12 +143,7 @@ describe('the message seq migration (0003)', () => {
       );
       await runMigrations(ownConfig.mysql, logger, { migrationsFolder: before });
 
-      const admin = await mysql.createConnection({
-        host: own.mysql.primary.host,
-        port: own.mysql.primary.port,
-        ...own.mysql.admin,
-        database: own.mysql.database,
-      });
+      const admin = await adminConnection(own);
       try {
         const user = '0191d3b4-5d0e-7a3c-9f1e-3c2b1a000001';
         const [a, b, empty] = ['a', 'b', 'c'].map((x) => `0191d3b4-5d0e-7a3c-9f1e-3c2b1a00000${x}`) as [

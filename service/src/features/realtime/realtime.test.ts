@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
-import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { adminConnection, beginMessageInsert } from '../../test-support/admin-sql.js';
 import { signUp, startCluster, type Cluster, type User } from '../../test-support/cluster.js';
 import { openSocket, type LiveSocket } from '../../test-support/live.js';
 import { until } from '../../test-support/until.js';
@@ -235,26 +235,13 @@ describe('resume', () => {
 describe('a room’s order', () => {
   /** Inserts a message as the repository does (the room's counter, then the row) without publishing it. */
   async function insertUnpublished(roomId: string, body: string) {
-    const connection = await mysql.createConnection({
-      host: cluster.stack.mysql.primary.host,
-      port: cluster.stack.mysql.primary.port,
-      ...cluster.stack.mysql.admin,
-      database: cluster.stack.mysql.database,
-    });
+    const connection = await adminConnection(cluster.stack);
     try {
-      await connection.query('START TRANSACTION');
-      const [counter] = (await connection.query(
-        'UPDATE rooms SET message_seq = LAST_INSERT_ID(message_seq + 1) WHERE id = ?',
-        [roomId],
-      )) as [{ insertId: number }, unknown];
       const createdAt = new Date();
-      const [row] = (await connection.query(
-        'INSERT INTO messages (room_id, author_id, body, seq, created_at) VALUES (?, ?, ?, ?, ?)',
-        [roomId, alice.id, body, counter.insertId, createdAt],
-      )) as [{ insertId: number }, unknown];
+      const row = await beginMessageInsert(connection, { roomId, authorId: alice.id, body, createdAt });
       await connection.query('COMMIT');
       const message = {
-        id: String(row.insertId),
+        id: String(row.id),
         roomId,
         authorId: alice.id,
         body,
@@ -264,7 +251,7 @@ describe('a room’s order', () => {
         type: 'message.created',
         roomId,
         message,
-        seq: counter.insertId,
+        seq: row.seq,
         origin: 'elsewhere',
         at: createdAt.toISOString(),
       };
