@@ -122,7 +122,10 @@ async function pacedRun(rate: number, count: number, request: (i: number) => Pro
 
 export async function realtimeBench(stack: TestStack, rounds: number, say: Say): Promise<string[]> {
   const env = { ...stack.env, REALTIME_MAX_SOCKETS_PER_USER: '100000', REALTIME_RESUME_MAX_MESSAGES: '1000' };
-  const [apiA, apiB] = [await startApi(env, 'warn'), await startApi(env, 'warn')];
+  // BENCH_CPU_PROFILE_DIR=<dir>: both API processes write a CPU profile there when they stop.
+  const profile = process.env.BENCH_CPU_PROFILE_DIR;
+  const nodeArgs = profile ? ['--cpu-prof', `--cpu-prof-dir=${profile}`] : [];
+  const [apiA, apiB] = [await startApi(env, 'warn', nodeArgs), await startApi(env, 'warn', nodeArgs)];
   const raw = await startBenchServer('./servers/ws-broadcast.ts', {});
   const children = [apiA.child, apiB.child, raw.child];
   const redis = new Redis(stack.env.REDIS_URL!);
