@@ -24,6 +24,7 @@ beforeAll(async () => {
       REALTIME_MAX_SUBSCRIPTIONS: '2',
       REALTIME_MAX_BUFFERED_BYTES: '65536',
       REALTIME_MAX_SOCKETS_PER_USER: '100',
+      REALTIME_RESUME_MAX_AGE_SECONDS: '1',
     },
   );
   user = await signUp(cluster.apis[0]!, 'tester');
@@ -168,5 +169,38 @@ describe('a socket that does not read', () => {
     slow.ws.resume();
     expect((await slow.closed).code).toBe(CloseCode.TRY_AGAIN_LATER);
     reader.close();
+  });
+});
+
+describe('the resume window’s age', () => {
+  it('is judged on the missed messages: older ones get resync (too-old), a room quiet since resumes at once', async () => {
+    const seen = String((await post('seen')).body.id);
+    const missed = String((await post('missed, and soon old')).body.id);
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    const late = await open();
+    late.send({ type: 'subscribe', roomId: publicRoom, after: seen });
+    expect(await late.next('subscribed')).toMatchObject({ recovered: false, replayed: 0 });
+    expect(await late.next('resync')).toMatchObject({ reason: 'too-old' });
+    const quiet = await open();
+    quiet.send({ type: 'subscribe', roomId: publicRoom, after: missed }); // nothing after it
+    expect(await quiet.next('subscribed')).toMatchObject({
+      recovered: true,
+      replayed: 0,
+      lastMessageId: missed,
+    });
+    late.close();
+    quiet.close();
+  });
+});
+
+describe('the protocol’s own description', () => {
+  it('is served as an AsyncAPI 3.0 document beside the OpenAPI one', async () => {
+    const reply = await cluster.apis[0]!<{ asyncapi: string; channels: Record<string, unknown> }>(
+      'GET',
+      '/asyncapi.json',
+    );
+    expect(reply.status).toBe(200);
+    expect(reply.body.asyncapi).toBe('3.0.0');
+    expect(Object.keys(reply.body.channels)).toEqual(['live']);
   });
 });
