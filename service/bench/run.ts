@@ -145,7 +145,7 @@ async function httpBench(): Promise<string[]> {
     }
   }
 
-  say('message posts at full speed, beside their floor (node:http + one INSERT)…');
+  say('message posts at full speed, beside their floor (node:http + the room-locked INSERT transaction)…');
   await postFloor(); // warm-up
   const postRounds: LoadResult[] = [];
   const floorRounds: LoadResult[] = [];
@@ -250,7 +250,7 @@ async function httpBench(): Promise<string[]> {
         ? ` The generator (autocannon, in the bench process) spent ${generatorCpu.toFixed(1)} µs per request against node:http, ${(generatorCpu / ceilingCpu).toFixed(2)}x node:http's own; node:http itself used ${((100 * ceilingCpu) / cpuBudgetUs(ceiling)).toFixed(0)}% of a core at the ceiling.`
         : ''),
     `Message post, one process: **${Math.round(postMax.rps)} req/s** at full speed (median of ${ROUNDS} rounds of ${SECONDS * 2} s; p99 ${postMax.p99} ms, non-2xx ${postMax.non2xx}); ` +
-      `its floor, node:http + one INSERT, ${Math.round(floorRps)} req/s (ratio ${(postMax.rps / floorRps).toFixed(2)}).` +
+      `its floor, node:http + the room-locked INSERT transaction, ${Math.round(floorRps)} req/s (ratio ${(postMax.rps / floorRps).toFixed(2)}).` +
       (postMax.cpuUs !== undefined && floorCpuUs !== undefined
         ? ` CPU per request: the API ${postMax.cpuUs.toFixed(0)} µs, the floor ${floorCpuUs.toFixed(0)} µs (MariaDB's and Redis's own CPU not counted).`
         : ''),

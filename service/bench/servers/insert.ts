@@ -1,7 +1,9 @@
 /**
- * A message post's floor: node:http, a JSON body, one single-row INSERT into `messages` (a mysql2
- * pool of 20, as the API's) and a JSON answer; no auth, limits, idempotency or events. Prints its
- * port. Needs one user and one room in the database (the bench creates them first).
+ * A message post's floor: node:http, a JSON body, what MySQL must do for one message (a mysql2 pool
+ * of 20, as the API's) and a JSON answer; no auth, limits, idempotency or events. What MySQL must do
+ * is the repository's transaction for one row: the room's counter raised (which locks the room and
+ * gives the seq), the row inserted with it, the commit. Prints its port. Needs one user and one room
+ * in the database (the bench creates them first).
  */
 import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
@@ -28,10 +30,26 @@ const server = createServer((request, response) => {
   request.on('end', async () => {
     const { body } = JSON.parse(text) as { body: string };
     const createdAt = new Date();
-    const [result] = await pool.execute<ResultSetHeader>(
-      'INSERT INTO messages (room_id, author_id, body, idempotency_key, created_at) VALUES (?, ?, ?, ?, ?)',
-      [room!.id, author!.id, body, randomUUID(), createdAt],
-    );
+    const connection = await pool.getConnection();
+    let result: ResultSetHeader;
+    try {
+      await connection.query('START TRANSACTION');
+      const [counter] = await connection.execute<ResultSetHeader>(
+        'UPDATE rooms SET message_seq = LAST_INSERT_ID(message_seq + 1) WHERE id = ?',
+        [room!.id],
+      );
+      [result] = await connection.execute<ResultSetHeader>(
+        'INSERT INTO messages (room_id, author_id, body, idempotency_key, seq, created_at) VALUES (?, ?, ?, ?, ?, ?)',
+        [room!.id, author!.id, body, randomUUID(), counter.insertId, createdAt],
+      );
+      await connection.query('COMMIT');
+    } catch (error) {
+      await connection.query('ROLLBACK').catch(() => undefined);
+      response.writeHead(500).end(String(error));
+      return;
+    } finally {
+      connection.release();
+    }
     const answer = JSON.stringify({
       id: String(result.insertId),
       roomId: room!.id,
