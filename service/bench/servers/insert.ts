@@ -1,8 +1,8 @@
 /**
  * A message post's floor: node:http, a JSON body, what MySQL must do for one message (a mysql2 pool
  * of 20, as the API's) and a JSON answer; no auth, limits, idempotency or events. What MySQL must do
- * is the repository's transaction for one row: the room's counter raised (which locks the room and
- * gives the seq), the row inserted with it, the commit. Prints its port. Needs one user and one room
+ * is the repository's transaction for one row, sent in one round trip: the room's counter raised
+ * (which locks the room and gives the seq), the row inserted with it, the commit. Prints its port. Needs one user and one room
  * in the database (the bench creates them first).
  */
 import { randomUUID } from 'node:crypto';
@@ -19,6 +19,7 @@ const pool = mysql.createPool({
   password: config.password,
   database: config.database,
   connectionLimit: 20,
+  multipleStatements: true,
 });
 const [[author]] = await pool.query<RowDataPacket[]>('SELECT id FROM users LIMIT 1');
 const [[room]] = await pool.query<RowDataPacket[]>('SELECT id FROM rooms LIMIT 1');
@@ -33,22 +34,23 @@ const server = createServer((request, response) => {
     const connection = await pool.getConnection();
     let result: ResultSetHeader;
     try {
-      await connection.query('START TRANSACTION');
-      const [counter] = await connection.execute<ResultSetHeader>(
-        'UPDATE rooms SET message_seq = LAST_INSERT_ID(message_seq + 1) WHERE id = ?',
-        [room!.id],
+      // One round trip, as the repository sends it: the lock is held only while the server runs it.
+      const [results] = await connection.query<ResultSetHeader[]>(
+        [
+          'START TRANSACTION',
+          'UPDATE rooms SET message_seq = LAST_INSERT_ID(message_seq + 1) WHERE id = ?',
+          'INSERT INTO messages (room_id, author_id, body, idempotency_key, created_at, seq) VALUES (?, ?, ?, ?, ?, LAST_INSERT_ID())',
+          'COMMIT',
+        ].join(';'),
+        [room!.id, room!.id, author!.id, body, randomUUID(), createdAt],
       );
-      [result] = await connection.execute<ResultSetHeader>(
-        'INSERT INTO messages (room_id, author_id, body, idempotency_key, seq, created_at) VALUES (?, ?, ?, ?, ?, ?)',
-        [room!.id, author!.id, body, randomUUID(), counter.insertId, createdAt],
-      );
-      await connection.query('COMMIT');
+      result = results[2]!;
+      connection.release();
     } catch (error) {
       await connection.query('ROLLBACK').catch(() => undefined);
+      connection.release();
       response.writeHead(500).end(String(error));
       return;
-    } finally {
-      connection.release();
     }
     const answer = JSON.stringify({
       id: String(result.insertId),

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { drizzle, type MySql2Database } from 'drizzle-orm/mysql2';
 import { sql } from 'drizzle-orm';
-import mysql, { type Pool, type PoolOptions } from 'mysql2/promise';
+import mysql, { type Pool, type PoolOptions, type ResultSetHeader } from 'mysql2/promise';
 import type { Config, MysqlEndpoint } from '../config.js';
 import * as schema from '../db/schema.js';
 import { DependencyUnavailable, type Breaker } from './breakers.js';
@@ -65,12 +65,17 @@ export function tlsOptions(config: Config['mysql']): PoolOptions['ssl'] {
   };
 }
 
-function createPool(config: Config['mysql'], endpoint: MysqlEndpoint, credentials = config): Pool {
+function createPool(
+  config: Config['mysql'],
+  endpoint: MysqlEndpoint,
+  extra: Pick<PoolOptions, 'multipleStatements'> = {},
+): Pool {
   const options: PoolOptions = {
+    ...extra,
     host: endpoint.host,
     port: endpoint.port,
-    user: credentials.user,
-    password: credentials.password,
+    user: config.user,
+    password: config.password,
     database: config.database,
     connectionLimit: config.poolSize,
     maxIdle: config.poolSize,
@@ -121,6 +126,13 @@ export interface Database {
    * lag), where a fallback answer would be wrong. Throws when none is configured or it is down.
    */
   readReplica<T>(query: (db: Db) => Promise<T>): Promise<T>;
+  /**
+   * Runs `statements` on the primary as one transaction sent in one round trip (START TRANSACTION …
+   * COMMIT together), so that the locks it takes are held only while the server runs it, not across
+   * round trips. Any failure rolls it back. Resolves with each statement's result. The statements
+   * are fixed SQL with `?` placeholders, filled in by the driver.
+   */
+  writeScript(statements: { sql: string; values?: unknown[] }[]): Promise<ResultSetHeader[]>;
   ping(target: 'primary' | 'replica', timeoutMs: number): Promise<void>;
   stats(): { primary: PoolStats; replica: PoolStats | undefined };
   hasReplica: boolean;
@@ -133,6 +145,8 @@ export function createDatabase(
   onReplicaFallback: (error: unknown) => void = () => undefined,
 ): Database {
   const primaryPool = createPool(config, config.primary);
+  // Only writeScript's fixed statements run here: the rest of the app never sends several in one.
+  const scriptPool = createPool(config, config.primary, { multipleStatements: true });
   const replicaPool = config.replica ? createPool(config, config.replica) : undefined;
   const primary = drizzle({ client: primaryPool, schema, mode: 'default' });
   const replica = replicaPool ? drizzle({ client: replicaPool, schema, mode: 'default' }) : undefined;
@@ -152,6 +166,26 @@ export function createDatabase(
         return write(query);
       }
     },
+    writeScript: (statements) =>
+      breakers.primary.run(async () => {
+        const format = (sql: string, values: unknown[] = []) =>
+          mysql.format(sql, values as Parameters<typeof mysql.format>[1]);
+        const text = statements.map(({ sql, values }) => format(sql, values)).join(';\n');
+        const connection = await scriptPool.getConnection();
+        try {
+          const [results] = await connection.query<ResultSetHeader[]>(text);
+          connection.release();
+          return results;
+        } catch (error) {
+          // A statement failed and those after it (COMMIT) did not run: the transaction is still
+          // open on this connection, and must not be handed to the next caller so.
+          await connection.query('ROLLBACK').then(
+            () => connection.release(),
+            () => connection.destroy(),
+          );
+          throw withoutStatement(error);
+        }
+      }),
     readReplica: async (query) => {
       if (!replica) throw new Error('no replica configured');
       return breakers.replica.run(() => query(replica));
@@ -171,9 +205,19 @@ export function createDatabase(
       replica: replicaPool ? poolStats(replicaPool) : undefined,
     }),
     close: async () => {
-      await Promise.allSettled([primaryPool.end(), replicaPool?.end()]);
+      await Promise.allSettled([primaryPool.end(), scriptPool.end(), replicaPool?.end()]);
     },
   };
+}
+
+/**
+ * A driver error without the statement it failed on: mysql2 attaches the SQL with every value
+ * filled in, and a log line must not carry message bodies. Code, number and message stay.
+ */
+function withoutStatement(error: unknown): unknown {
+  if (!(error instanceof Error) || !('sql' in error)) return error;
+  const { code, errno, sqlState, sqlMessage } = error as Error & Record<string, unknown>;
+  return Object.assign(new Error(error.message), { name: error.name, code, errno, sqlState, sqlMessage });
 }
 
 /** A short-lived connection with the migration user's privileges (DDL), for the migrate entry point. */

@@ -1,10 +1,7 @@
-import DataLoader from 'dataloader';
-import { and, asc, desc, eq, gt, gte, lt, sql } from 'drizzle-orm';
-import { DrizzleQueryError } from 'drizzle-orm/errors';
+import { and, asc, desc, eq, gt, gte, lt } from 'drizzle-orm';
 import { messages, rooms } from '../../db/schema.js';
 import { NotFound } from '../../domain/errors.js';
-import { DependencyUnavailable } from '../../platform/breakers.js';
-import { isConnectionError, type Database, type Db } from '../../platform/mysql.js';
+import { isConnectionError, isMissingReference, type Database, type Db } from '../../platform/mysql.js';
 import type { Message } from './message.js';
 
 export type { Message } from './message.js';
@@ -41,86 +38,115 @@ export interface NewMessage {
 }
 
 type Row = NewMessage & { createdAt: Date };
+type Stored = { id: number; seq: number };
 
 /**
- * Inserts a batch in one transaction that first takes the next seqs of its rooms: the UPDATE of each
- * room's counter locks the room's row until commit, so a room's messages commit one transaction at
- * a time, and seqs (and ids, taken after the lock) follow commit order with no gaps: a rollback
- * returns the seqs it took. Rooms are locked in id order, so two batches cannot deadlock.
+ * Inserts rows of one room in one transaction, sent in one round trip: the room's counter raised by
+ * their number (which locks the room's row until the commit: a room's messages commit one
+ * transaction at a time, so their seqs, and their ids, taken after the lock, follow commit order
+ * with no gaps, and a rolled-back insert gives its seqs back), then the rows with those seqs. As one
+ * script, the lock is held while the server runs it, not across the client's round trips.
  */
-function insertSequenced(database: Db, rows: Row[]): Promise<{ id: number; seq: number }[]> {
-  return database.transaction(async (tx) => {
-    const counts = new Map<string, number>();
-    for (const row of rows) counts.set(row.roomId, (counts.get(row.roomId) ?? 0) + 1);
-    const next = new Map<string, number>();
-    for (const roomId of [...counts.keys()].sort()) {
-      const count = counts.get(roomId)!;
-      // LAST_INSERT_ID(expr) hands the new counter back with the UPDATE's answer: no second read.
-      const [result] = await tx
-        .update(rooms)
-        .set({ messageSeq: sql`LAST_INSERT_ID(${rooms.messageSeq} + ${count})` })
-        .where(eq(rooms.id, roomId));
-      if (result.affectedRows !== 1) throw new NotFound(`no room ${roomId}`);
-      next.set(roomId, Number(result.insertId) - count + 1);
-    }
-    const sequenced = rows.map((row) => {
-      const seq = next.get(row.roomId)!;
-      next.set(row.roomId, seq + 1);
-      return { ...row, seq };
+async function insertSequenced(db: Database, roomId: string, rows: Row[]): Promise<Stored[]> {
+  const n = rows.length;
+  const [, counter, , inserted] = await db
+    .writeScript([
+      { sql: 'START TRANSACTION' },
+      // LAST_INSERT_ID(expr) hands the new counter back with the UPDATE's answer.
+      {
+        sql: 'UPDATE rooms SET message_seq = LAST_INSERT_ID(message_seq + ?) WHERE id = ?',
+        values: [n, roomId],
+      },
+      { sql: 'SET @parley_seq = LAST_INSERT_ID()' },
+      {
+        sql: `INSERT INTO messages (room_id, author_id, body, idempotency_key, created_at, seq) VALUES ${rows
+          .map((_, k) => `(?, ?, ?, ?, ?, @parley_seq - ${n - 1 - k})`)
+          .join(', ')}`,
+        values: rows.flatMap((row) => [
+          row.roomId,
+          row.authorId,
+          row.body,
+          row.idempotencyKey,
+          row.createdAt,
+        ]),
+      },
+      { sql: 'COMMIT' },
+    ])
+    .catch((error: unknown) => {
+      // No room row to raise: the rows' foreign key on room_id refuses them, and the script rolls back.
+      if (isMissingReference(error) && /`room_id`/.test((error as Error).message))
+        throw new NotFound(`no room ${roomId}`);
+      throw error;
     });
-    const inserted = await tx.insert(messages).values(sequenced).$returningId();
-    return inserted.map(({ id }, i) => ({ id, seq: sequenced[i]!.seq }));
-  });
+  // InnoDB gives the rows of one multi-row INSERT consecutive ids (auto_increment_increment 1, the
+  // default, in every autoinc lock mode); the answer carries the first.
+  return rows.map((_, k) => ({ id: inserted!.insertId + k, seq: counter!.insertId - n + 1 + k }));
+}
+
+// Errors come from Database.writeScript, which keeps the statement (and so every body) out of them.
+const asError = (error: unknown) => (error instanceof Error ? error : new Error(String(error)));
+
+interface Pending {
+  row: Row;
+  resolve: (stored: Stored) => void;
+  reject: (error: Error) => void;
 }
 
 /**
- * The hottest write, batched: messages posted in the same event-loop turn reach MySQL in one
- * transaction, one INSERT and one commit for all of them (up to 100). Their ids come from drizzle's
- * `$returningId`, which counts up from the statement's first id: InnoDB gives the rows of one
- * multi-row INSERT consecutive ids (with auto_increment_increment 1, the default, in every autoinc
- * lock mode). Only an unreachable database fails the whole batch; any other refusal (a (room,
- * author, key) used before or twice in the batch, a room deleted meanwhile, a deadlock) fails the
- * transaction as a whole, so each row is then inserted alone and only its own error fails it.
+ * The hottest write, as group commit per room: at most one insert transaction per room is in
+ * flight from this process, and the messages posted to the room meanwhile go together in the next
+ * one (up to 100), so that a busy room costs few transactions, and the room's lock is asked for by
+ * one transaction per process at a time instead of one per post. Only an unreachable database fails
+ * a whole batch; any other refusal (a (room, author, key) used before or twice in the batch, a
+ * deadlock) fails the transaction as a whole, so each row is then inserted alone and only its own
+ * error fails it.
  */
-function insertBatches(db: Database) {
-  const insert = (rows: Row[]) => db.write((database) => insertSequenced(database, rows));
-  return new DataLoader<Row, { id: number; seq: number }>(
-    async (rows) => {
-      try {
-        return await insert([...rows]);
-      } catch (error) {
-        if (rows.length === 1 || isConnectionError(error)) throw withoutParameters(error);
-        return Promise.all(
-          rows.map((row) =>
-            insert([row]).then(
-              ([inserted]) => inserted!,
-              (failure: unknown) => withoutParameters(failure),
-            ),
-          ),
+function roomInserts(db: Database) {
+  const rooms = new Map<string, Pending[]>();
+
+  async function insertBatch(roomId: string, batch: Pending[]): Promise<void> {
+    try {
+      const stored = await insertSequenced(
+        db,
+        roomId,
+        batch.map(({ row }) => row),
+      );
+      batch.forEach((pending, i) => pending.resolve(stored[i]!));
+    } catch (error) {
+      if (batch.length === 1 || isConnectionError(error)) {
+        for (const pending of batch) pending.reject(asError(error));
+        return;
+      }
+      for (const pending of batch) {
+        await insertSequenced(db, roomId, [pending.row]).then(
+          ([stored]) => pending.resolve(stored!),
+          (failure: unknown) => pending.reject(asError(failure)),
         );
       }
-    },
-    { cache: false, maxBatchSize: 100, batchScheduleFn: (run) => setImmediate(run) },
-  );
-}
+    }
+  }
 
-/**
- * drizzle's query errors quote every parameter: a failed batch would put up to 100 users' message
- * bodies in the log, once per caller. Callers get the driver's error (its code and message) instead;
- * its stack shows only the driver's frames (the pools skip mysql2's per-query stack capture), and
- * the log line that reports it carries the request's id and route.
- */
-function withoutParameters(error: unknown): Error {
-  if (error instanceof DependencyUnavailable)
-    return new DependencyUnavailable(error.dependency, error.retryAfterSeconds, {
-      cause: withoutParameters(error.cause),
+  async function drain(roomId: string, queue: Pending[]): Promise<void> {
+    while (queue.length > 0) await insertBatch(roomId, queue.splice(0, 100));
+    rooms.delete(roomId);
+  }
+
+  return (row: Row): Promise<Stored> =>
+    new Promise((resolve, reject) => {
+      let queue = rooms.get(row.roomId);
+      if (!queue) {
+        queue = [];
+        rooms.set(row.roomId, queue);
+        const started = queue;
+        // The room's first batch waits out this turn, so the posts that arrive with it join it.
+        setImmediate(() => void drain(row.roomId, started));
+      }
+      queue.push({ row, resolve, reject });
     });
-  if (error instanceof DrizzleQueryError && error.cause instanceof Error) return error.cause;
-  return error instanceof Error ? error : new Error(String(error));
 }
 
 export function messagesRepository(db: Database) {
-  const inserts = insertBatches(db);
+  const insertInOrder = roomInserts(db);
   return {
     /**
      * One transaction, shared with the other messages of this turn: the row's only server-made
@@ -130,7 +156,7 @@ export function messagesRepository(db: Database) {
      */
     async insert(message: NewMessage): Promise<Sequenced> {
       const createdAt = new Date();
-      const { id, seq } = await inserts.load({ ...message, createdAt });
+      const { id, seq } = await insertInOrder({ ...message, createdAt });
       return {
         message: {
           id: String(id),
