@@ -269,7 +269,8 @@ export function createGateway(deps: GatewayDeps) {
     metrics.sockets.set(connections.size);
     const expiry = setTimeout(
       () => connection.close(CloseCode.CREDENTIALS_EXPIRED, 'the access token expired'),
-      Math.max(0, principal.exp * 1000 - Date.now()),
+      // Clamped to what a timer can hold (24.8 days); a token lives a day at most anyway.
+      Math.min(2 ** 31 - 1, Math.max(0, principal.exp * 1000 - Date.now())),
     );
     ws.on('pong', () => (connection.alive = true));
     ws.on('message', (data, isBinary) => onFrame(connection, data, isBinary));

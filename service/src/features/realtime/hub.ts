@@ -137,6 +137,13 @@ export class RoomHub {
       if (this.nextSeq > 0) this.release();
       return;
     }
+    if (event.type === 'leaderboard.updated') {
+      this.deliver({
+        frame: frameOf({ type: event.type, roomId: this.roomId, period: event.period, origin }),
+      });
+      return;
+    }
+    if (event.type !== 'member.joined' && event.type !== 'member.left') return; // a newer publisher's
     const frame = frameOf({ type: event.type, roomId: this.roomId, userId: event.userId, origin });
     this.deliver({ frame, endsSubscriptionsOf: event.type === 'member.left' ? event.userId : undefined });
   }

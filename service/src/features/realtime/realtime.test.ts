@@ -288,6 +288,26 @@ describe('a room’s order', () => {
   });
 });
 
+describe('a room’s other events', () => {
+  it('forwards a leaderboard change as the worker will publish it, and ignores a kind it does not know', async () => {
+    const roomId = await room(alice);
+    const live = await socket(1);
+    await subscribe(live, roomId);
+    const publish = (event: object) =>
+      redis.publish(`parley:room:${roomId}`, JSON.stringify({ roomId, origin: 'worker-0', ...event }));
+    await publish({ type: 'room.renamed', name: 'from a newer version' });
+    await publish({ type: 'leaderboard.updated', period: 'week' });
+    expect(await live.next('leaderboard.updated')).toEqual({
+      type: 'leaderboard.updated',
+      roomId,
+      period: 'week',
+      origin: 'worker-0',
+    });
+    expect(live.frames.map((frame) => frame.type)).toEqual(['subscribed', 'leaderboard.updated']);
+    expect(live.invalid).toEqual([]);
+  });
+});
+
 describe('when the Redis subscriber connection drops', () => {
   it('recovers every message published meanwhile from MySQL, in order, and tells the sockets (resync, connection-lost)', async () => {
     const roomId = await room(alice);

@@ -4,6 +4,7 @@ export const roomChannel = (roomId: string) => `parley:room:${roomId}`;
 
 export type RoomEvent =
   | { type: 'member.joined' | 'member.left'; roomId: string; userId: string }
+  | { type: 'leaderboard.updated'; roomId: string; period: 'week' | 'month' | 'all-time' }
   | {
       type: 'message.created';
       roomId: string;
