@@ -41,6 +41,8 @@ import { ticketStore } from './features/realtime/tickets.js';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { RedisWrite } from './platform/redis-write.js';
+import { queuesFrom, type JobQueues } from './platform/jobs.js';
+import { createQueue } from './platform/queues.js';
 
 export type App = OpenAPIHono<AppEnv>;
 
@@ -53,6 +55,8 @@ export interface AppDeps extends Dependencies {
   tokens: TokenService;
   cache: Cache;
   rateLimits: RateLimits;
+  /** Slow work handed to the worker. */
+  jobs: JobQueues;
 }
 
 /**
@@ -99,6 +103,8 @@ export async function openApiDeps(
   await tokens.start();
   const cache = new Cache(redis, breakers.redis, pubsub, metrics.registry);
   await cache.start();
+  const jobs = queuesFrom((name) => createQueue(config, name));
+  lifecycle.register('job queues', () => jobs.close());
   return {
     ...dependencies,
     config,
@@ -108,6 +114,7 @@ export async function openApiDeps(
     pubsub,
     tokens,
     cache,
+    jobs,
     rateLimits: new RateLimits(redis, breakers.redis, config.rateLimits, metrics.registry, logger),
   };
 }

@@ -235,6 +235,43 @@ const RealtimeSettings = z
     },
   }));
 
+// Per-queue concurrency: jobs of one queue running at once in one worker process.
+const concurrency = count(1, 256);
+
+const JobSettings = z
+  .object({
+    JOBS_CONCURRENCY_MAINTENANCE: concurrency.default(2),
+    JOBS_CONCURRENCY_LEADERBOARDS: concurrency.default(4),
+    JOBS_CONCURRENCY_ATTACHMENTS: concurrency.default(8),
+    // A backup holds a replica snapshot and a multipart upload open: one at a time is plenty.
+    JOBS_CONCURRENCY_BACKUPS: concurrency.default(1),
+    // Attempts before a job becomes a dead letter, and the first retry's delay (then doubling,
+    // with jitter so that a burst of failures does not come back as a burst).
+    JOBS_ATTEMPTS: count(1, 100).default(5),
+    JOBS_BACKOFF_MS: milliseconds.default(2_000),
+    // How long a job's lock lives without renewal: a worker that died mid-job (SIGKILL, node lost)
+    // hands its jobs back after this, and another worker retries them.
+    JOBS_LOCK_MS: z.coerce.number().int().min(1_000).max(600_000).default(30_000),
+    WORKER_HEARTBEAT_MS: z.coerce.number().int().min(100).max(300_000).default(15_000),
+    // Bull Board on the worker's management port: read-only unless an operator opts in.
+    JOBS_BOARD: z.enum(['off', 'read-only', 'read-write']).default('read-only'),
+  })
+  .transform((env) => ({
+    jobs: {
+      concurrency: {
+        maintenance: env.JOBS_CONCURRENCY_MAINTENANCE,
+        leaderboards: env.JOBS_CONCURRENCY_LEADERBOARDS,
+        attachments: env.JOBS_CONCURRENCY_ATTACHMENTS,
+        backups: env.JOBS_CONCURRENCY_BACKUPS,
+      },
+      attempts: env.JOBS_ATTEMPTS,
+      backoffMs: env.JOBS_BACKOFF_MS,
+      lockMs: env.JOBS_LOCK_MS,
+      heartbeatMs: env.WORKER_HEARTBEAT_MS,
+      board: env.JOBS_BOARD,
+    },
+  }));
+
 const bucketName = z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'not a valid S3 bucket name');
 
 const S3Settings = z
@@ -268,6 +305,7 @@ const EnvSchema = ProcessSettings.and(ServingSettings)
   .and(RedisSettings)
   .and(ApiSettings)
   .and(RealtimeSettings)
+  .and(JobSettings)
   .and(S3Settings);
 
 /** The migration Job needs MySQL only: it must not fail for want of S3 or Redis settings. */
@@ -279,6 +317,7 @@ export type MysqlEndpoint = Config['mysql']['primary'];
 export type RedisConfig = Config['redis'];
 export type RateLimitTier = z.output<typeof rateLimit>;
 export type RealtimeConfig = Config['realtime'];
+export type JobsConfig = Config['jobs'];
 
 /** The signing key must parse now: a bad one found after start-up is a crash, not a listed problem. */
 function signingKeyProblem(pem: string): string | undefined {

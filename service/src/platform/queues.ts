@@ -5,7 +5,14 @@ import type { Config } from '../config.js';
 import { createRedis } from './redis.js';
 
 export const QUEUE_PREFIX = 'parley';
-export const QUEUES = { maintenance: 'maintenance' } as const;
+// One queue per concern, so a flood of one kind (a backlog of uploads to verify) never delays
+// another (a leaderboard flush), and each has its own concurrency and metrics.
+export const QUEUES = {
+  maintenance: 'maintenance',
+  leaderboards: 'leaderboards',
+  attachments: 'attachments',
+  backups: 'backups',
+} as const;
 export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
 
 // Retries with exponential backoff; completed jobs are trimmed, failed ones kept a week for the
