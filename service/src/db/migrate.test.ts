@@ -55,8 +55,9 @@ describe('migrations', () => {
     expect(tables).toEqual([
       '__drizzle_migrations',
       'attachments',
+      'leaderboard_flushes',
+      'leaderboard_scores',
       'messages',
-      'points',
       'refresh_tokens',
       'replication_heartbeat',
       'room_memberships',

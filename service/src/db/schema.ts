@@ -122,6 +122,12 @@ export const messages = mysqlTable(
   ],
 );
 
+/**
+ * An upload declared by a member of the room. The client uploads straight to S3 with a presigned
+ * POST; the row stays `pending` (invisible to everyone but the uploader) until the worker has read
+ * the stored object back and found the declared size, type and SHA-256; then `ready`, or `rejected`
+ * with the object deleted.
+ */
 export const attachments = mysqlTable(
   'attachments',
   {
@@ -136,32 +142,59 @@ export const attachments = mysqlTable(
       onDelete: 'set null',
     }),
     objectKey: varchar('object_key', { length: 512 }).notNull().unique('attachments_object_key_unique'),
+    filename: varchar('filename', { length: 255 }).notNull(),
     contentType: varchar('content_type', { length: 127 }).notNull(),
     sizeBytes: bigint('size_bytes', { mode: 'number', unsigned: true }).notNull(),
     sha256: char('sha256', { length: 64 }).notNull(),
-    // Visible only once the worker has checked size, type and checksum of the uploaded object.
-    status: mysqlEnum('status', ['pending', 'verified', 'rejected']).notNull().default('pending'),
+    status: mysqlEnum('status', ['pending', 'ready', 'rejected']).notNull().default('pending'),
+    // Why the worker rejected the upload, in words an uploader can act on.
+    rejectedReason: varchar('rejected_reason', { length: 255 }),
     createdAt: createdAt(),
-    verifiedAt: datetime('verified_at', { mode: 'date', fsp: 3 }),
+    completedAt: datetime('completed_at', { mode: 'date', fsp: 3 }),
   },
-  (table) => [index('attachments_room_created_idx').on(table.roomId, table.createdAt)],
+  (table) => [
+    index('attachments_room_created_idx').on(table.roomId, table.createdAt),
+    // The sweep of uploads never completed: WHERE status = 'pending' AND created_at < ?.
+    index('attachments_status_created_idx').on(table.status, table.createdAt),
+    index('attachments_message_idx').on(table.messageId),
+  ],
 );
 
-/** The durable ledger behind the Redis leaderboards; the worker writes it in batches. */
-export const points = mysqlTable(
-  'points',
+/**
+ * The durable record behind the Redis leaderboards: each user's points in a room for one period
+ * (`all`, an ISO week `2026-W49`, a month `2026-12`). The worker adds to it in batches; the global
+ * board is the sum over rooms. `npm run jobs -- rebuild-leaderboards` rebuilds Redis from it.
+ */
+export const leaderboardScores = mysqlTable(
+  'leaderboard_scores',
   {
-    id: bigint('id', { mode: 'number', unsigned: true }).autoincrement().primaryKey(),
+    roomId: char('room_id', { length: 36 })
+      .notNull()
+      .references(() => rooms.id, { onDelete: 'cascade' }),
+    periodKey: varchar('period_key', { length: 16 }).notNull(),
     userId: char('user_id', { length: 36 })
       .notNull()
       .references(() => users.id, { onDelete: 'cascade' }),
-    roomId: char('room_id', { length: 36 }).references(() => rooms.id, { onDelete: 'set null' }),
-    delta: int('delta').notNull(),
-    reason: varchar('reason', { length: 64 }).notNull(),
-    createdAt: createdAt(),
+    score: bigint('score', { mode: 'number' }).notNull(),
+    updatedAt: datetime('updated_at', { mode: 'date', fsp: 3 })
+      .notNull()
+      .default(sql`CURRENT_TIMESTAMP(3)`),
   },
-  (table) => [index('points_user_created_idx').on(table.userId, table.createdAt)],
+  (table) => [
+    primaryKey({ columns: [table.roomId, table.periodKey, table.userId] }),
+    index('leaderboard_scores_period_user_idx').on(table.periodKey, table.userId),
+  ],
 );
+
+/**
+ * Batches of awards already added to leaderboard_scores, by the batch's id, written in the same
+ * transaction: a flush retried after its commit (the worker died before acknowledging) finds its
+ * batch here and adds nothing twice.
+ */
+export const leaderboardFlushes = mysqlTable('leaderboard_flushes', {
+  batchId: varchar('batch_id', { length: 64 }).primaryKey(),
+  flushedAt: createdAt(),
+});
 
 /**
  * One row (id 1) that the worker stamps with the primary's clock every second and reads back on the
