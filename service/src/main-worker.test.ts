@@ -79,7 +79,9 @@ describe('the worker process', () => {
       expect(completed[0]?.name).toBe(HEARTBEAT_JOB);
       expect(new Date(completed[0]!.returnvalue.databaseTime).getTime()).toBeGreaterThan(Date.now() - 60_000);
       const schedulers = await queue.getJobSchedulers();
-      expect(schedulers).toContainEqual(expect.objectContaining({ key: HEARTBEAT_JOB, every: 15_000 }));
+      expect(schedulers).toContainEqual(
+        expect.objectContaining({ key: HEARTBEAT_JOB, every: testStack.config.jobs.heartbeatMs }),
+      );
     } finally {
       await queue.close();
       connection.disconnect();
@@ -89,10 +91,40 @@ describe('the worker process', () => {
     expect(liveness.body.lastJobCompletedMsAgo).toBeLessThan(15_000);
   });
 
-  it('exports queue depth and age for autoscaling', async () => {
+  it('exports depth per state and the oldest waiting job of every queue, and what its jobs did', async () => {
     const metrics = await (await fetch(`http://127.0.0.1:${worker.ports.healthPort}/metrics`)).text();
-    expect(metrics).toMatch(/parley_queue_jobs\{queue="maintenance",state="waiting"\} \d+/);
-    expect(metrics).toMatch(/parley_queue_oldest_waiting_seconds\{queue="maintenance"\} [\d.]+/);
+    for (const queue of Object.values(QUEUES)) {
+      for (const state of ['waiting', 'prioritized', 'delayed', 'active', 'failed'])
+        expect(metrics).toMatch(new RegExp(`parley_queue_jobs\\{queue="${queue}",state="${state}"\\} \\d+`));
+      expect(metrics).toMatch(
+        new RegExp(`parley_queue_oldest_waiting_seconds\\{queue="${queue}"\\} [\\d.]+`),
+      );
+    }
+    // The heartbeat completed above: its counter and duration are there, by queue and job name.
+    expect(metrics).toMatch(/parley_jobs_completed_total\{queue="maintenance",name="heartbeat"\} [1-9]/);
+    expect(metrics).toMatch(
+      /parley_job_duration_seconds_count\{queue="maintenance",name="heartbeat",outcome="completed"\} [1-9]/,
+    );
+    expect(metrics).toContain('# TYPE parley_jobs_dead_total counter');
+  });
+
+  it('shows the queues on Bull Board, on its management port, read-only', async () => {
+    const board = `http://127.0.0.1:${worker.ports.healthPort}/queues`;
+    const page = await fetch(board);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('<title>Parley jobs</title>');
+
+    const listed = (await (await fetch(`${board}/api/queues`)).json()) as {
+      queues: { name: string; readOnlyMode: boolean }[];
+    };
+    expect(listed.queues.map((queue) => [queue.name, queue.readOnlyMode]).sort()).toEqual(
+      Object.values(QUEUES)
+        .map((name) => [name, true])
+        .sort(),
+    );
+    // Refused by the board's API itself, not only hidden in its page.
+    const retry = await fetch(`${board}/api/queues/maintenance/retry/failed`, { method: 'PUT' });
+    expect(retry.status).toBe(405);
   });
 
   it('exports the replica lag, near zero while the replica keeps up', async () => {
@@ -148,17 +180,18 @@ describe('the worker process', () => {
     expect([...closed].sort()).toEqual(
       [
         'management server',
-        'maintenance queue',
-        'maintenance worker',
+        'job queues',
+        'job workers',
         'mysql',
         'redis',
         'replication heartbeat',
+        's3 client',
       ].sort(),
     );
     const before = (first: string, then: string) => closed.indexOf(first) < closed.indexOf(then);
     // The worker waits for its running jobs first, while Redis, MySQL and its probes still answer.
-    for (const later of ['redis', 'mysql', 'management server'])
-      expect(before('maintenance worker', later)).toBe(true);
+    for (const later of ['redis', 'mysql', 'job queues', 'management server'])
+      expect(before('job workers', later)).toBe(true);
     expect(before('replication heartbeat', 'mysql')).toBe(true);
     expect(worker.logs.filter((line) => line.msg === 'close failed')).toEqual([]);
   });

@@ -1,48 +1,41 @@
-import type { Job } from 'bullmq';
 import { loadConfigOrExit } from './config.js';
 import { dependencyChecks } from './features/health/checks.js';
 import { healthRoutes } from './features/health/routes.js';
-import {
-  HEARTBEAT_EVERY_MS,
-  HEARTBEAT_JOB,
-  ProgressWatch,
-  runHeartbeat,
-  scheduleHeartbeat,
-} from './features/maintenance/heartbeat.js';
+import { ProgressWatch } from './features/maintenance/heartbeat.js';
 import { registerReplicaLagMetric, startReplicationHeartbeat } from './features/maintenance/replica-lag.js';
-import { openDependencies } from './platform/dependencies.js';
 import { listen } from './platform/http-server.js';
+import { JOB_BOARD_PATH, jobBoard } from './platform/job-board.js';
+import { startJobWorkers, upsertSchedules } from './platform/job-workers.js';
 import { Lifecycle } from './platform/lifecycle.js';
 import { createLogger } from './platform/logger.js';
 import { createMetrics } from './platform/metrics.js';
-import { createQueue, createWorker, QUEUES, registerQueueMetrics } from './platform/queues.js';
+import { QUEUES, registerQueueMetrics } from './platform/queues.js';
+import { openWorkerDeps, workerJobs } from './worker.js';
 
 const config = loadConfigOrExit('worker');
 const logger = createLogger(config, 'worker');
 const lifecycle = new Lifecycle(logger);
 const metrics = createMetrics();
 
-const { db, redis } = openDependencies(config, logger, metrics, lifecycle);
-
-const maintenanceQueue = createQueue(config, QUEUES.maintenance);
-lifecycle.register('maintenance queue', () => maintenanceQueue.close());
-registerQueueMetrics(metrics.registry, [maintenanceQueue]);
+const deps = openWorkerDeps(config, logger, metrics, lifecycle);
+const { db, redis, jobs } = deps;
+const queues = Object.values(QUEUES).map((name) => jobs.queue(name));
+registerQueueMetrics(metrics.registry, queues);
 
 // Three missed heartbeats before Kubernetes restarts the worker.
-const progress = new ProgressWatch(HEARTBEAT_EVERY_MS * 3 + 5_000);
-const worker = createWorker(config, QUEUES.maintenance, async (job: Job) => {
-  if (job.name === HEARTBEAT_JOB) return runHeartbeat(db, job);
-  throw new Error(`unknown job "${job.name}" on queue ${QUEUES.maintenance}`);
+const progress = new ProgressWatch(config.jobs.heartbeatMs * 3 + 5_000);
+const { handlers, schedules } = workerJobs(deps);
+const workers = startJobWorkers({
+  config,
+  handlers,
+  logger,
+  registry: metrics.registry,
+  onCompleted: () => progress.recordProgress(),
 });
-worker.on('completed', () => progress.recordProgress());
-worker.on('failed', (job, error) =>
-  logger.error({ job: job?.name, jobId: job?.id, err: error }, 'job failed'),
-);
-worker.on('error', (error) => logger.error({ err: error }, 'worker error'));
-// worker.close() waits for active jobs without a bound of its own: WORKER_SHUTDOWN_GRACE_MS (the
-// longest job) bounds it, and the pod's grace period must exceed that.
-lifecycle.register('maintenance worker', () => worker.close(), {
-  timeoutMs: config.worker.shutdownGraceMs,
+// BullMQ's close has no bound of its own: past WORKER_SHUTDOWN_GRACE_MS the running jobs are handed
+// back to the queue, and the pod's grace period must exceed that.
+lifecycle.register('job workers', () => workers.close(config.worker.shutdownGraceMs), {
+  timeoutMs: config.worker.shutdownGraceMs + 5_000,
 });
 
 if (db.hasReplica) {
@@ -51,21 +44,19 @@ if (db.hasReplica) {
 }
 registerReplicaLagMetric(metrics.registry, db, logger);
 
-await scheduleHeartbeat(maintenanceQueue);
+await upsertSchedules(jobs, schedules);
 
-const management = await listen(
-  healthRoutes({
-    checks: dependencyChecks(db, redis),
-    timeoutMs: config.readinessTimeoutMs,
-    isDraining: () => lifecycle.draining,
-    registry: metrics.registry,
-    liveness: () => progress.status(),
-  }).fetch,
-  config.http.host,
-  config.worker.healthPort,
-);
+const managementApp = healthRoutes({
+  checks: dependencyChecks(db, redis),
+  timeoutMs: config.readinessTimeoutMs,
+  isDraining: () => lifecycle.draining,
+  registry: metrics.registry,
+  liveness: () => progress.status(),
+});
+if (config.jobs.board !== 'off') managementApp.route(JOB_BOARD_PATH, jobBoard(queues, config.jobs.board));
+const management = await listen(managementApp.fetch, config.http.host, config.worker.healthPort);
 
 lifecycle.registerLast('management server', () => management.close(1_000));
 
 lifecycle.exitOnSignals();
-logger.info({ healthPort: management.port, pid: process.pid }, 'worker started');
+logger.info({ healthPort: management.port, pid: process.pid, queues: workers.queues }, 'worker started');

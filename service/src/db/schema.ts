@@ -4,7 +4,6 @@ import {
   char,
   datetime,
   index,
-  int,
   mysqlEnum,
   mysqlTable,
   primaryKey,

@@ -16,20 +16,28 @@ export interface JobKind<Data> {
    * Per-job options, typically the idempotency key: a `jobId` derived from the data (BullMQ ignores
    * an add whose id exists) or a `deduplication` id with a ttl (at most one job per window).
    */
-  readonly options?: (data: Data) => JobsOptions;
+  // A method, not a function property: a kind of any data can then stand in a list of kinds.
+  options?(data: Data): JobsOptions;
 }
 
-/** What the worker runs for one kind. The result is kept with the completed job. */
-export interface JobHandler<Data = never> {
+/**
+ * What the worker runs for one kind. The result is kept with the completed job. `signal` aborts
+ * when the worker shuts down past its grace: the job is handed back to the queue, and a handler
+ * holding something open (an upload, a transaction) should let go of it.
+ */
+export interface JobHandler<Data = unknown> {
   readonly kind: JobKind<Data>;
-  run(data: Data, job: Job): Promise<unknown>;
+  run(data: Data, job: Job, signal?: AbortSignal): Promise<unknown>;
 }
 
 export function defineJob<Data>(kind: JobKind<Data>): JobKind<Data> {
   return kind;
 }
 
-export function handle<Data>(kind: JobKind<Data>, run: (data: Data, job: Job) => Promise<unknown>): JobHandler<Data> {
+export function handle<Data>(
+  kind: JobKind<Data>,
+  run: (data: Data, job: Job, signal?: AbortSignal) => Promise<unknown>,
+): JobHandler<Data> {
   return { kind, run };
 }
 

@@ -1,7 +1,7 @@
 import { Queue, type DefaultJobOptions, type Job, type Processor, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { Gauge, type Registry } from 'prom-client';
-import type { Config } from '../config.js';
+import type { Config, JobsConfig } from '../config.js';
 import { createRedis } from './redis.js';
 
 export const QUEUE_PREFIX = 'parley';
@@ -15,14 +15,20 @@ export const QUEUES = {
 } as const;
 export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
 
-// Retries with exponential backoff; completed jobs are trimmed, failed ones kept a week for the
-// dead-letter record.
-export const DEFAULT_JOB_OPTIONS: DefaultJobOptions = {
-  attempts: 5,
-  backoff: { type: 'exponential', delay: 1_000 },
-  removeOnComplete: { age: 3_600, count: 1_000 },
-  removeOnFail: { age: 7 * 24 * 3_600 },
-};
+/**
+ * Retries with exponential backoff and jitter (a burst of failures, say every upload verification
+ * during an S3 blip, comes back spread out, not as the same burst). Completed jobs are trimmed;
+ * failed ones, which exhausted their attempts, are the dead letters: kept a fortnight for
+ * `npm run jobs -- dead` and redrive.
+ */
+export function jobOptions(jobs: JobsConfig): DefaultJobOptions {
+  return {
+    attempts: jobs.attempts,
+    backoff: { type: 'exponential', delay: jobs.backoffMs, jitter: 0.5 },
+    removeOnComplete: { age: 3_600, count: 1_000 },
+    removeOnFail: { age: 14 * 24 * 3_600 },
+  };
+}
 
 // BullMQ treats a connection passed as an instance as shared and never quits it; ours are made for
 // one queue or worker each (Sentinel-aware, see createRedis), so each closes its own after itself.
@@ -34,8 +40,9 @@ class QueueOwningItsConnection extends Queue {
   constructor(
     name: QueueName,
     private readonly ownConnection: Redis,
+    defaultJobOptions: DefaultJobOptions,
   ) {
-    super(name, { connection: ownConnection, prefix: QUEUE_PREFIX, defaultJobOptions: DEFAULT_JOB_OPTIONS });
+    super(name, { connection: ownConnection, prefix: QUEUE_PREFIX, defaultJobOptions });
   }
 
   override async close(): Promise<void> {
@@ -48,10 +55,18 @@ class WorkerOwningItsConnection<T> extends Worker<T> {
   constructor(
     name: QueueName,
     processor: Processor<T>,
-    concurrency: number,
+    jobs: JobsConfig,
     private readonly ownConnection: Redis,
   ) {
-    super(name, processor, { connection: ownConnection, prefix: QUEUE_PREFIX, concurrency });
+    super(name, processor, {
+      connection: ownConnection,
+      prefix: QUEUE_PREFIX,
+      concurrency: jobs.concurrency[name],
+      // A worker that dies mid-job (SIGKILL, a lost node) stops renewing the lock; once it lapses,
+      // another worker's stalled-job check hands the job to a live worker.
+      lockDuration: jobs.lockMs,
+      stalledInterval: jobs.lockMs,
+    });
   }
 
   /** Waits for the running jobs (BullMQ's close has no bound: the lifecycle gives it one), then quits. */
@@ -61,20 +76,23 @@ class WorkerOwningItsConnection<T> extends Worker<T> {
   }
 }
 
-export function createQueue(config: Config, name: QueueName): Queue {
-  return new QueueOwningItsConnection(name, createRedis(config.redis, 'bullmq', `queue-${name}`));
+export function createQueue(config: Pick<Config, 'redis' | 'jobs'>, name: QueueName): Queue {
+  return new QueueOwningItsConnection(
+    name,
+    createRedis(config.redis, 'bullmq', `queue-${name}`),
+    jobOptions(config.jobs),
+  );
 }
 
 export function createWorker<T>(
-  config: Config,
+  config: Pick<Config, 'redis' | 'jobs'>,
   name: QueueName,
   processor: Processor<T>,
-  concurrency = 4,
 ): Worker<T> {
   return new WorkerOwningItsConnection(
     name,
     processor,
-    concurrency,
+    config.jobs,
     createRedis(config.redis, 'bullmq', `worker-${name}`),
   );
 }
@@ -91,7 +109,8 @@ export function registerQueueMetrics(registry: Registry, queues: Queue[]): void 
     registers: [registry],
     async collect() {
       for (const queue of queues) {
-        const counts = await queue.getJobCounts('waiting', 'delayed', 'active', 'failed', 'prioritized');
+        // `failed` holds only jobs that exhausted their attempts: the dead letters.
+        const counts = await queue.getJobCounts('waiting', 'prioritized', 'delayed', 'active', 'failed');
         for (const [state, count] of Object.entries(counts)) this.set({ queue: queue.name, state }, count);
       }
     },

@@ -1,21 +1,30 @@
-import type { Job, Queue } from 'bullmq';
+import type { Job } from 'bullmq';
 import { sql } from 'drizzle-orm';
+import { z } from 'zod';
+import { defineJob, handle } from '../../platform/jobs.js';
+import type { JobSchedule } from '../../platform/job-workers.js';
 import type { Database } from '../../platform/mysql.js';
+import { QUEUES } from '../../platform/queues.js';
 
 export const HEARTBEAT_JOB = 'heartbeat';
-export const HEARTBEAT_EVERY_MS = 15_000;
+
+export const heartbeatJob = defineJob({
+  queue: QUEUES.maintenance,
+  name: HEARTBEAT_JOB,
+  data: z.object({}),
+});
 
 /**
- * A job scheduled every 15 s through the same Redis and queue as real work. Its completions are
- * the worker's liveness signal: a worker whose Redis connection hung (BullMQ < 6.3.3 could) or whose
- * event loop is stuck stops completing it, and /livez says so, where a ping would still pass.
+ * A job scheduled through the same Redis and queues as real work. Its completions are the worker's
+ * liveness signal: a worker whose Redis connection hung (BullMQ < 6.3.3 could) or whose event loop
+ * is stuck stops completing it, and /livez says so, where a ping would still pass. It has a queue
+ * of its own concerns (maintenance), so an hour-long backup does not starve it.
  */
-export async function scheduleHeartbeat(queue: Queue): Promise<void> {
-  await queue.upsertJobScheduler(
-    HEARTBEAT_JOB,
-    { every: HEARTBEAT_EVERY_MS },
-    { name: HEARTBEAT_JOB, data: {} },
-  );
+export function heartbeatJobs(db: Database, everyMs: number) {
+  return {
+    handlers: [handle(heartbeatJob, (_data, job) => runHeartbeat(db, job))],
+    schedules: [{ kind: heartbeatJob, data: {}, every: everyMs }] satisfies JobSchedule[],
+  };
 }
 
 /** Proves the worker's MySQL path works too: one round trip to the primary, returned as the result. */
