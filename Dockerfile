@@ -3,6 +3,7 @@
 #   API         node dist/main-api.js
 #   worker      node dist/main-worker.js
 #   migrations  node dist/db/migrate.js
+# and `jobs <command>` (dead letters, redrive, backup, restore, …) for `kubectl exec` into a worker.
 # Build from the repository root: docker build -t parley .
 # Node 24 LTS, pinned to an exact release (`npm run bench` measures the service on this release);
 # pin by digest in CI with
@@ -64,7 +65,9 @@ ENV NODE_ENV=production \
     NODE_OPTIONS=--enable-source-maps
 # npm and corepack are not needed at run time: fewer files, fewer CVEs.
 RUN rm -rf /usr/local/lib/node_modules/npm /usr/local/lib/node_modules/corepack \
-           /usr/local/bin/npm /usr/local/bin/npx /usr/local/bin/corepack
+           /usr/local/bin/npm /usr/local/bin/npx /usr/local/bin/corepack \
+ && printf '#!/bin/sh\nexec node /app/service/dist/main-jobs.js "$@"\n' > /usr/local/bin/jobs \
+ && chmod 755 /usr/local/bin/jobs
 WORKDIR /app
 COPY --from=prod-deps /src/node_modules ./node_modules
 COPY --from=prod-deps /src/service ./service

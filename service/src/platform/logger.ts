@@ -24,7 +24,7 @@ export function withRequestId<T>(reqId: string, work: () => T): T {
 /** JSON logs on stdout; every line carries the instance id, lines logged during a request also its id. */
 export function createLogger(
   config: Pick<Config, 'logLevel' | 'instanceId'>,
-  process: 'api' | 'worker' | 'migrate',
+  process: 'api' | 'worker' | 'migrate' | 'jobs',
   destination?: DestinationStream,
 ): Logger {
   return pino(

@@ -1,0 +1,119 @@
+import { parseArgs } from 'node:util';
+import type { Config } from './config.js';
+import { listDeadLetters, queueNamed, redrive, type DeadLetter } from './platform/dead-letters.js';
+import { Lifecycle } from './platform/lifecycle.js';
+import { createLogger } from './platform/logger.js';
+import { createMetrics } from './platform/metrics.js';
+import { openWorkerDeps, type WorkerDeps } from './worker.js';
+
+/** A usage mistake: exit 2 with the usage, as command-line tools do. */
+export class UsageError extends Error {}
+
+interface Command {
+  usage: string;
+  summary: string;
+  run(deps: WorkerDeps, args: string[], out: (line: string) => void): Promise<void>;
+}
+
+function table(letters: DeadLetter[]): string[] {
+  const rows = letters.map((letter) => [
+    letter.queue,
+    letter.id,
+    letter.name,
+    String(letter.attempts),
+    letter.failedAt ?? '-',
+    letter.lastError.replace(/\s+/g, ' ').slice(0, 200),
+  ]);
+  const header = ['QUEUE', 'ID', 'NAME', 'ATTEMPTS', 'FAILED AT', 'LAST ERROR'];
+  const widths = header.map((title, column) =>
+    Math.max(title.length, ...rows.map((row) => row[column]!.length)),
+  );
+  const line = (cells: string[]) =>
+    cells
+      .map((cell, column) => (column === cells.length - 1 ? cell : cell.padEnd(widths[column]!)))
+      .join('  ');
+  return [line(header), ...rows.map(line)];
+}
+
+const COMMANDS: Record<string, Command> = {
+  dead: {
+    usage: 'dead [queue] [--json]',
+    summary: 'lists the jobs that exhausted their attempts, newest first, with their last error',
+    async run(deps, args, out) {
+      const { values, positionals } = parseArgs({
+        args,
+        options: { json: { type: 'boolean' } },
+        allowPositionals: true,
+      });
+      if (positionals.length > 1) throw new UsageError('dead takes at most one queue');
+      const letters = await listDeadLetters(
+        deps.jobs,
+        positionals[0] ? queueNamed(positionals[0]) : undefined,
+      );
+      if (values.json) return out(JSON.stringify(letters, null, 2));
+      if (letters.length === 0) return out('no dead letters');
+      for (const row of table(letters)) out(row);
+    },
+  },
+  redrive: {
+    usage: 'redrive <queue> <id | --all>',
+    summary: 'runs dead letters again, each with a fresh set of attempts',
+    async run(deps, args, out) {
+      const { values, positionals } = parseArgs({
+        args,
+        options: { all: { type: 'boolean' } },
+        allowPositionals: true,
+      });
+      const [queue, id, ...rest] = positionals;
+      if (!queue || rest.length > 0 || Boolean(id) === Boolean(values.all))
+        throw new UsageError('redrive takes a queue and either one job id or --all');
+      const ids = await redrive(deps.jobs, queueNamed(queue), values.all ? 'all' : { id: id! });
+      out(ids.length === 0 ? `no dead letters on ${queue}` : `redriven on ${queue}: ${ids.join(', ')}`);
+    },
+  },
+};
+
+export function usage(): string {
+  const width = Math.max(...Object.values(COMMANDS).map((command) => command.usage.length));
+  return [
+    'usage: npm run jobs -- <command>   (in the image: jobs <command>)',
+    '',
+    ...Object.values(COMMANDS).map((command) => `  ${command.usage.padEnd(width)}  ${command.summary}`),
+  ].join('\n');
+}
+
+/** Runs one command against the configured Redis, MySQL and S3; resolves to the exit code. */
+export async function runJobsCommand(
+  loadConfig: () => Config,
+  argv: string[],
+  out: (line: string) => void,
+  err: (line: string) => void,
+): Promise<number> {
+  const [name, ...args] = argv;
+  if (!name || name === 'help' || name === '--help') {
+    (name ? out : err)(usage());
+    return name ? 0 : 2;
+  }
+  const command = COMMANDS[name];
+  if (!command) {
+    err(`unknown command "${name}"\n\n${usage()}`);
+    return 2;
+  }
+  const config = loadConfig();
+  // The command's own output is what the operator reads: the service's logs only when they matter.
+  const logger = createLogger({ ...config, logLevel: 'warn' }, 'jobs');
+  const lifecycle = new Lifecycle(logger);
+  try {
+    await command.run(openWorkerDeps(config, logger, createMetrics(), lifecycle), args, out);
+    return 0;
+  } catch (error) {
+    if (error instanceof UsageError) {
+      err(`${error.message}\n\nusage: npm run jobs -- ${command.usage}`);
+      return 2;
+    }
+    err(`jobs ${name}: ${(error as Error).message}`);
+    return 1;
+  } finally {
+    await lifecycle.shutdown(`jobs ${name} done`);
+  }
+}
