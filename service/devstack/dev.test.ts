@@ -1,6 +1,6 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -70,6 +70,14 @@ async function runDevThenStop(stop: (dev: ChildProcess) => void): Promise<void> 
       openapi: string;
     };
     expect(openapi.openapi).toBe('3.1.0');
+    // The jobs command, run beside it with no environment of its own, reaches the same stack.
+    const { PATH, HOME } = process.env;
+    const jobs = spawnSync('npm', ['run', '--silent', 'jobs', '--', 'dead'], {
+      cwd: new URL('../..', import.meta.url),
+      env: { PATH, HOME },
+      encoding: 'utf8',
+    });
+    expect(jobs.stdout, jobs.stderr).toBe('no dead letters\n');
     pids = [...reportedPids(output, 'api'), ...reportedPids(output, 'worker')];
     expect(pids, output).toHaveLength(4);
     expect(pids.filter(isAlive)).toEqual(pids);
@@ -79,6 +87,7 @@ async function runDevThenStop(stop: (dev: ChildProcess) => void): Promise<void> 
     if (dev.exitCode === null && dev.signalCode === null) process.kill(-dev.pid!, 'SIGKILL');
   }
   expect(output).toContain('[dev] stopped');
+  expect(existsSync(new URL('../.devstack.env', import.meta.url))).toBe(false);
   expect(pids.filter(isAlive), output).toEqual([]);
   for (const listening of [port, managementPort, workerPort])
     expect(await connectionRefused(listening)).toBe(true);

@@ -5,6 +5,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import pretty from 'pino-pretty';
@@ -33,6 +34,14 @@ const env: Record<string, string> = {
   WORKER_HEALTH_PORT: process.env.WORKER_HEALTH_PORT ?? '3001',
   ...stack.env(),
 };
+
+// `npm run jobs` in another terminal reads this to reach the same stack (see src/main-jobs.ts).
+const devEnvFile = fileURLToPath(new URL('../.devstack.env', import.meta.url));
+const devEnv =
+  Object.entries({ ...stack.env(), NODE_ENV: 'development' })
+    .map(([name, value]) => `${name}=${JSON.stringify(value)}`)
+    .join('\n') + '\n';
+writeFileSync(devEnvFile, devEnv, { mode: 0o600 });
 
 /** The pid in the line a service logs once it is up ('api listening', 'worker started'), if this is it. */
 function startedPid(line: string): number | undefined {
@@ -63,6 +72,8 @@ async function stopEverything(code: number): Promise<never> {
     }),
   );
   say('stopping the devstack…');
+  // Only ours: a second `npm run dev` started since may have written its own.
+  if (existsSync(devEnvFile) && readFileSync(devEnvFile, 'utf8') === devEnv) rmSync(devEnvFile);
   await stack.stop();
   say('stopped');
   process.exit(code);
@@ -114,7 +125,8 @@ try {
 
   say(`API          http://localhost:${env.PORT}  (OpenAPI: /openapi.json)`);
   say(`API probes   http://localhost:${env.MANAGEMENT_PORT}/readyz  /metrics`);
-  say(`worker       http://localhost:${env.WORKER_HEALTH_PORT}/readyz  /metrics`);
+  say(`worker       http://localhost:${env.WORKER_HEALTH_PORT}/readyz  /metrics  /queues (Bull Board)`);
+  say('jobs         npm run jobs -- help  (dead letters, redrive, …)');
   say(
     `MySQL        mysql -h 127.0.0.1 -P ${env.MYSQL_PORT} -u ${env.MYSQL_USER} -p${env.MYSQL_PASSWORD} parley`,
   );

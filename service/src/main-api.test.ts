@@ -114,6 +114,7 @@ describe('the API process', () => {
     // The API port drains first (readiness reported the drain above); then every client closes.
     expect([...closed].sort()).toEqual([
       'api server',
+      'job queues',
       'management server',
       'mysql',
       'redis',
