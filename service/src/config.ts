@@ -235,6 +235,24 @@ const RealtimeSettings = z
     },
   }));
 
+const LeaderboardSettings = z
+  .object({
+    // Points per event; 0 turns an event's award off.
+    LEADERBOARD_POINTS_MESSAGE: count(0, 1_000_000).default(1),
+    LEADERBOARD_POINTS_ROOM_CREATED: count(0, 1_000_000).default(5),
+    // A board's awards reach MySQL in one batch at most this often; its live event goes with them.
+    LEADERBOARD_FLUSH_INTERVAL_MS: z.coerce.number().int().min(100).max(3_600_000).default(5_000),
+    // A week's or month's board stays readable in Redis this long after the period ends.
+    LEADERBOARD_PERIOD_GRACE_SECONDS: count(0, 31_536_000).default(259_200),
+  })
+  .transform((env) => ({
+    leaderboards: {
+      points: { message: env.LEADERBOARD_POINTS_MESSAGE, roomCreated: env.LEADERBOARD_POINTS_ROOM_CREATED },
+      flushIntervalMs: env.LEADERBOARD_FLUSH_INTERVAL_MS,
+      periodGraceSeconds: env.LEADERBOARD_PERIOD_GRACE_SECONDS,
+    },
+  }));
+
 // Per-queue concurrency: jobs of one queue running at once in one worker process.
 const concurrency = count(1, 256);
 
@@ -305,6 +323,7 @@ const EnvSchema = ProcessSettings.and(ServingSettings)
   .and(RedisSettings)
   .and(ApiSettings)
   .and(RealtimeSettings)
+  .and(LeaderboardSettings)
   .and(JobSettings)
   .and(S3Settings);
 
@@ -318,6 +337,7 @@ export type RedisConfig = Config['redis'];
 export type RateLimitTier = z.output<typeof rateLimit>;
 export type RealtimeConfig = Config['realtime'];
 export type JobsConfig = Config['jobs'];
+export type LeaderboardsConfig = Config['leaderboards'];
 
 /** The signing key must parse now: a bad one found after start-up is a crash, not a listed problem. */
 function signingKeyProblem(pem: string): string | undefined {
