@@ -10,6 +10,9 @@ import { authService } from './features/auth/service.js';
 import { TokenService } from './features/auth/tokens.js';
 import { dependencyChecks } from './features/health/checks.js';
 import { healthRoutes } from './features/health/routes.js';
+import { leaderboardsRepository } from './features/leaderboards/repository.js';
+import { leaderboardRoutes } from './features/leaderboards/routes.js';
+import { leaderboardAwards, leaderboardsService } from './features/leaderboards/service.js';
 import { messagesRepository } from './features/messages/repository.js';
 import { messageRoutes } from './features/messages/routes.js';
 import { messagesService } from './features/messages/service.js';
@@ -167,8 +170,9 @@ export function createApi(deps: AppDeps): Api {
   const auth = authService(authRepository(deps.db), tokens, config.auth.refreshTokenTtlSeconds);
   app.route('/', authRoutes({ auth, tokens, rateLimits, trustedProxyHops: config.trustedProxyHops }));
 
-  // Everything under /v1/rooms needs a signed-in user, limited per user across all processes.
-  for (const path of ['/v1/rooms', '/v1/rooms/*']) {
+  // Everything under /v1/rooms and /v1/leaderboards needs a signed-in user, limited per user across
+  // all processes.
+  for (const path of ['/v1/rooms', '/v1/rooms/*', '/v1/leaderboards/*']) {
     app.use(
       path,
       requireAuth(tokens),
@@ -181,9 +185,21 @@ export function createApi(deps: AppDeps): Api {
     pubsub: deps.pubsub,
     instanceId: config.instanceId,
   };
-  const rooms = roomsService({ ...common, repository: roomsRepository(deps.db), cache: deps.cache });
+  const awards = leaderboardAwards({
+    redis: deps.redis,
+    redisBreaker: deps.breakers.redis,
+    jobs: deps.jobs,
+    config: config.leaderboards,
+    logger: deps.logger,
+  });
+  const rooms = roomsService({
+    ...common,
+    repository: roomsRepository(deps.db),
+    cache: deps.cache,
+    leaderboards: awards,
+  });
   const messagesStore = messagesRepository(deps.db);
-  const messages = messagesService({ ...common, repository: messagesStore, rooms });
+  const messages = messagesService({ ...common, repository: messagesStore, rooms, leaderboards: awards });
   app.route('/', roomRoutes(rooms));
   app.route(
     '/',
@@ -192,6 +208,18 @@ export function createApi(deps: AppDeps): Api {
       idempotency: idempotency({ redis: deps.redis, breaker: deps.breakers.redis }),
       redisWrite: () => new RedisWrite(deps.redis, deps.breakers.redis),
     }),
+  );
+
+  app.route(
+    '/',
+    leaderboardRoutes(
+      leaderboardsService({
+        redis: deps.redis,
+        redisBreaker: deps.breakers.redis,
+        rooms,
+        repository: leaderboardsRepository(deps.db),
+      }),
+    ),
   );
 
   const metrics = realtimeMetrics(deps.metrics.registry);

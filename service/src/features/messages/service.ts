@@ -3,6 +3,7 @@ import { IdempotencyKeyReused } from '../../domain/errors.js';
 import type { Breaker } from '../../platform/breakers.js';
 import { isDuplicateKey } from '../../platform/mysql.js';
 import type { RedisWrite } from '../../platform/redis-write.js';
+import type { LeaderboardAwards } from '../leaderboards/service.js';
 import { roomChannel, roomEventPayload } from '../rooms/events.js';
 import type { RoomsService } from '../rooms/service.js';
 import type { Message, MessagesRepository, NewMessage, Page, Sequenced } from './repository.js';
@@ -18,13 +19,14 @@ export function messagesService(deps: {
   redis: Redis;
   redisBreaker: Breaker;
   instanceId: string;
+  leaderboards?: Pick<LeaderboardAwards, 'awardIn'>;
 }) {
   const { repository } = deps;
 
   return {
     /**
      * Posts a message, and adds what must follow its commit to `afterCommit`, which the caller sends:
-     * the author's read-your-writes marker and the room event. The (room, author, key) unique key is
+     * the author's read-your-writes marker, the room event and the author's leaderboard award. The (room, author, key) unique key is
      * the last guard against a duplicate: a key used before (a retry that got past the Redis
      * idempotency layer) returns the stored message when the body matches, and IdempotencyKeyReused
      * when it does not.
@@ -47,6 +49,7 @@ export function messagesService(deps: {
       afterCommit.commands
         .set(recentWriteKey(authorId, roomId), '1', 'PX', READ_YOUR_WRITES_MS)
         .publish(roomChannel(roomId), JSON.stringify(event));
+      deps.leaderboards?.awardIn(afterCommit.commands, 'message', roomId, authorId);
       return { message, replayed: false };
     },
 

@@ -4,6 +4,7 @@ import { Forbidden, NotFound, NotPropagated } from '../../domain/errors.js';
 import type { Breaker } from '../../platform/breakers.js';
 import type { Cache } from '../../platform/cache.js';
 import type { PubSub } from '../../platform/pubsub.js';
+import type { LeaderboardAwards } from '../leaderboards/service.js';
 import { publishRoomEvent } from './events.js';
 import type { Room, RoomsRepository } from './repository.js';
 
@@ -28,6 +29,7 @@ export function roomsService(deps: {
   redisBreaker: Breaker;
   pubsub: PubSub;
   instanceId: string;
+  leaderboards?: Pick<LeaderboardAwards, 'award'>;
 }) {
   const { repository, cache } = deps;
   const cachedRoom = (roomId: string, fresh = false) =>
@@ -95,6 +97,7 @@ export function roomsService(deps: {
     async create(ownerId: string, name: string, visibility: Room['visibility']): Promise<RoomView> {
       const id = uuidv7();
       await deps.repository.create({ id, name, visibility, ownerId });
+      await deps.leaderboards?.award('room-created', id, ownerId);
       return { ...(await deps.repository.find(id))!, memberCount: 1, isMember: true };
     },
 
