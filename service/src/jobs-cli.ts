@@ -4,6 +4,7 @@ import { listDeadLetters, queueNamed, redrive, type DeadLetter } from './platfor
 import { Lifecycle } from './platform/lifecycle.js';
 import { createLogger } from './platform/logger.js';
 import { createMetrics } from './platform/metrics.js';
+import { rebuildLeaderboards } from './features/leaderboards/rebuild.js';
 import { openWorkerDeps, type WorkerDeps } from './worker.js';
 
 /** A usage mistake: exit 2 with the usage, as command-line tools do. */
@@ -69,6 +70,18 @@ const COMMANDS: Record<string, Command> = {
         throw new UsageError('redrive takes a queue and either one job id or --all');
       const ids = await redrive(deps.jobs, queueNamed(queue), values.all ? 'all' : { id: id! });
       out(ids.length === 0 ? `no dead letters on ${queue}` : `redriven on ${queue}: ${ids.join(', ')}`);
+    },
+  },
+  'rebuild-leaderboards': {
+    usage: 'rebuild-leaderboards',
+    summary: 'restores the current leaderboards in Redis from MySQL (after Redis lost them)',
+    async run(deps, args, out) {
+      if (args.length > 0) throw new UsageError('rebuild-leaderboards takes no arguments');
+      const result = await rebuildLeaderboards(deps);
+      out(
+        `rebuilt the boards of ${result.rooms} rooms and the global ones (${result.week}, ${result.month}, all-time) ` +
+          `from ${result.rows} rows in ${result.durationMs} ms`,
+      );
     },
   },
 };

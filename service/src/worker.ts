@@ -1,5 +1,6 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { Config } from './config.js';
+import { leaderboardsJobs } from './features/leaderboards/jobs.js';
 import { heartbeatJobs } from './features/maintenance/heartbeat.js';
 import { openDependencies, type Dependencies } from './platform/dependencies.js';
 import type { JobSchedule } from './platform/job-workers.js';
@@ -35,7 +36,10 @@ export function openWorkerDeps(
 
 /** Every job the worker runs and every schedule it keeps, feature by feature. */
 export function workerJobs(deps: WorkerDeps): { handlers: JobHandler[]; schedules: JobSchedule[] } {
-  const features = [heartbeatJobs(deps.db, deps.config.jobs.heartbeatMs)];
+  const features: { handlers: readonly JobHandler[]; schedules: readonly JobSchedule[] }[] = [
+    heartbeatJobs(deps.db, deps.config.jobs.heartbeatMs),
+    leaderboardsJobs(deps),
+  ];
   return {
     handlers: features.flatMap((feature) => feature.handlers),
     schedules: features.flatMap((feature) => feature.schedules),
