@@ -14,6 +14,7 @@ import { createRedis } from '../src/platform/redis.js';
 import { createS3Client } from '../src/platform/s3.js';
 import { TEST_ENV } from '../src/test-support/stack.js';
 import { chooseProvider, startDevstack, type Devstack } from './index.js';
+import { missingLocalBinaries } from './local/binaries.js';
 import { isAlive } from './local/cleanup.js';
 import { eventually } from '../src/test-support/until.js';
 
@@ -207,7 +208,7 @@ describe('devstack (full topology)', () => {
 
   it('stops every process and removes its files', async () => {
     const pids = stack.pids();
-    expect(pids.length).toBe(stack.provider === 'local' ? 7 : 0);
+    expect(pids.length).toBe(stack.provider === 'local' ? 8 : 0);
     expect(ownStackDirs()).toHaveLength(stack.provider === 'local' ? 1 : 0);
     const stoppedAt = performance.now();
     await stack.stop();
@@ -234,7 +235,7 @@ describe.runIf(process.platform === 'linux')('devstack teardown when its owner d
 
   it('cleans up on an uncaught error: no process, no temp dir', async () => {
     const { child, pids } = await startOwner('throw');
-    expect(pids.length).toBe(2);
+    expect(pids.length).toBe(3);
     const [code] = await once(child, 'exit');
     expect(code).not.toBe(0);
     await waitFor('servers to die', () => pids.every((pid) => !isAlive(pid)));
@@ -291,6 +292,16 @@ describe('devstack provider choice', () => {
     expect(run.stderr).toContain('mariadb-install-db (apt-get install mariadb-server)');
     expect(run.stderr).toContain('redis-server (apt-get install redis-server)');
     expect(run.stderr).not.toContain('    at '); // a message, not a stack trace
+  });
+
+  it('names the install script when MinIO is neither in .tools/bin nor on the PATH', () => {
+    const empty = mkdtempSync(join(home, 'empty-'));
+    expect(missingLocalBinaries({ path: empty, toolsBin: empty })).toContain(
+      'minio (run .ci/install-missing: it builds MinIO with Go, cached per machine, and links it into .tools/bin)',
+    );
+    expect(missingLocalBinaries({ path: process.env.PATH })).not.toContainEqual(
+      expect.stringMatching(/^minio/),
+    );
   });
 
   it('names the missing packages when PARLEY_DEVSTACK=local is forced without them', async () => {

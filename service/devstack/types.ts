@@ -19,7 +19,7 @@ export interface ServerControl extends Endpoint {
   /**
    * Freezes the server as a hung node is: its connections stay open and nothing is answered until
    * `resume()`. Local: SIGSTOP, resolved once the kernel reports the process stopped; containers:
-   * `docker pause` (the cgroup freezer). The in-process s3rver cannot be paused.
+   * `docker pause` (the cgroup freezer).
    */
   pause(): Promise<void>;
   resume(): Promise<void>;

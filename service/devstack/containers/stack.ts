@@ -1,4 +1,3 @@
-import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { GenericContainer, getContainerRuntimeClient, Wait, type StartedTestContainer } from 'testcontainers';
 import { generateStackSecrets, serviceEnv } from '../env.js';
 import { ADMIN, adminQuery, assembleMysqlStack } from '../mysql-topology.js';
@@ -11,6 +10,7 @@ import {
   sentinelConfig,
 } from '../redis-topology.js';
 import { retryUntil } from '../retry.js';
+import { assembleS3Stack, minioArgs, minioEnv, minioReady } from '../s3-topology.js';
 import type { Devstack, DevstackOptions, S3Stack, ServerControl } from '../types.js';
 
 // Pinned images; MySQL 8.4 is what the chart runs in-cluster. MinIO's last community image.
@@ -148,32 +148,13 @@ async function startMinio(
   consolePort: number,
   track: (server: ServerControl) => void,
 ): Promise<S3Stack> {
-  const credentials = { accessKeyId: 'parley-minio', secretAccessKey: 'parley-minio-dev' };
-  const endpoint = `http://127.0.0.1:${port}`;
   const definition = new GenericContainer(IMAGES.minio)
-    .withEnvironment({
-      MINIO_ROOT_USER: credentials.accessKeyId,
-      MINIO_ROOT_PASSWORD: credentials.secretAccessKey,
-    })
-    .withCommand([
-      'server',
-      '/data',
-      '--address',
-      `127.0.0.1:${port}`,
-      '--console-address',
-      `127.0.0.1:${consolePort}`,
-    ]);
-  const server = new ContainerServer('minio', port, definition, async () => {
-    const response = await fetch(`${endpoint}/minio/health/ready`);
-    if (!response.ok) throw new Error(`minio not ready: ${response.status}`);
-  });
+    .withEnvironment(minioEnv())
+    .withCommand(minioArgs({ dataDir: '/data', port, consolePort }));
+  const server = new ContainerServer('minio', port, definition, () => minioReady(`http://127.0.0.1:${port}`));
   track(server);
   await server.start();
-  const buckets = { attachments: 'parley-attachments', backups: 'parley-backups' };
-  const client = new S3Client({ endpoint, region: 'us-east-1', forcePathStyle: true, credentials });
-  for (const bucket of Object.values(buckets)) await client.send(new CreateBucketCommand({ Bucket: bucket }));
-  client.destroy();
-  return { endpoint, region: 'us-east-1', ...credentials, buckets, server };
+  return assembleS3Stack(server);
 }
 
 export async function startContainerDevstack(options: DevstackOptions = {}): Promise<Devstack> {

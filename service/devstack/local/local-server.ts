@@ -10,6 +10,8 @@ export interface LocalServerSpec {
   port: number;
   command: string;
   args: string[];
+  /** Added to this process's environment. */
+  env?: Record<string, string>;
   logFile: string;
   /** Resolves once the server answers; called repeatedly until it does or the deadline passes. */
   probe: () => Promise<void>;
@@ -67,7 +69,11 @@ export class LocalServer implements ServerControl {
     const [command, args] = diesWithParent(this.spec.command, this.spec.args, 'KILL');
     // Own process group: a Ctrl-C in the terminal reaches the owner, which stops the servers in order
     // after the service has closed its connections, instead of every server dying at once.
-    const child = spawn(command, args, { stdio: ['ignore', log, log], detached: true });
+    const child = spawn(command, args, {
+      stdio: ['ignore', log, log],
+      detached: true,
+      env: { ...process.env, ...this.spec.env },
+    });
     closeSync(log);
     this.child = child;
     this.exited = once(child, 'exit');

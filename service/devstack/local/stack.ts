@@ -1,27 +1,14 @@
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateStackSecrets, serviceEnv } from '../env.js';
 import { freePorts } from '../ports.js';
 import type { Devstack, DevstackOptions, ServerControl } from '../types.js';
+export { missingLocalBinaries } from './binaries.js';
 import { registerForCleanup, STACK_DIR_PREFIX, sweepAbandonedStacks } from './cleanup.js';
 import { startLocalMariadb } from './mariadb.js';
 import { startLocalRedis } from './redis.js';
 import { startLocalS3 } from './s3.js';
-
-const REQUIRED_BINARIES = [
-  { binary: 'mariadbd', debian: 'mariadb-server' },
-  { binary: 'mariadb-install-db', debian: 'mariadb-server' },
-  { binary: 'redis-server', debian: 'redis-server' },
-];
-
-/** Names the missing binaries and the Debian packages that provide them; empty when all are there. */
-export function missingLocalBinaries(): string[] {
-  return REQUIRED_BINARIES.filter(({ binary }) => spawnSync('which', [binary]).status !== 0).map(
-    ({ binary, debian }) => `${binary} (apt-get install ${debian})`,
-  );
-}
 
 export async function startLocalDevstack(options: DevstackOptions = {}): Promise<Devstack> {
   sweepAbandonedStacks();
@@ -41,7 +28,12 @@ export async function startLocalDevstack(options: DevstackOptions = {}): Promise
     unregister();
   };
 
-  const [primaryPort, replicaPort, s3Port, ...redisPorts] = (await freePorts(8)) as [number, number, number];
+  const [primaryPort, replicaPort, s3Port, s3ConsolePort, ...redisPorts] = (await freePorts(9)) as [
+    number,
+    number,
+    number,
+    number,
+  ];
   const started = await Promise.allSettled([
     startLocalMariadb(
       join(dir, 'mysql'),
@@ -49,7 +41,7 @@ export async function startLocalDevstack(options: DevstackOptions = {}): Promise
       track,
     ),
     startLocalRedis(join(dir, 'redis'), options.redisTopology ?? 'sentinel', redisPorts, track),
-    startLocalS3(join(dir, 's3'), s3Port, track),
+    startLocalS3(join(dir, 's3'), { api: s3Port, console: s3ConsolePort }, track),
   ] as const);
   const [mysql, redis, s3] = started;
   if (mysql.status === 'rejected' || redis.status === 'rejected' || s3.status === 'rejected') {

@@ -8,7 +8,8 @@ export function createS3Client(config: Config['s3']): S3Client {
     forcePathStyle: config.forcePathStyle,
     // Without credentials the SDK's default chain applies: IRSA web identity in EKS.
     credentials: config.credentials,
-    // s3rver stores aws-chunked streamed uploads with their framing unless checksums are opt-in.
+    // Not every S3-compatible store accepts the SDK's default CRC32 checksum trailers (older MinIO,
+    // some gateways), and a presigned URL must not require a checksum the browser cannot compute.
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
   });
