@@ -209,6 +209,33 @@ describe('config', () => {
     expect(problemsOf({ ...VALID, BACKUP_ENCRYPTION_KEY_FILE: join(secrets, 'missing') })).toEqual([]);
   });
 
+  it('reads the attachment settings: a list of media types, lower-cased, and the limits', () => {
+    const config = loadConfig({
+      ...VALID,
+      ATTACHMENTS_ALLOWED_TYPES: ' image/PNG , text/plain,',
+      ATTACHMENTS_MAX_BYTES: '1048576',
+    });
+    expect(config.attachments).toEqual({
+      allowedTypes: ['image/png', 'text/plain'],
+      maxBytes: 1_048_576,
+      uploadTtlSeconds: 300,
+      downloadTtlSeconds: 300,
+      pendingTtlSeconds: 86_400,
+      rejectedTtlSeconds: 604_800,
+      sweepEveryMs: 900_000,
+    });
+  });
+
+  it('refuses a media type that is not one, and a pending TTL the upload window outlives', () => {
+    expect(problemsOf({ ...VALID, ATTACHMENTS_ALLOWED_TYPES: 'image/png,pictures' })).toEqual([
+      'ATTACHMENTS_ALLOWED_TYPES: "pictures" is not a media type like image/png',
+    ]);
+    expect(
+      problemsOf({ ...VALID, ATTACHMENTS_UPLOAD_TTL_SECONDS: '600', ATTACHMENTS_PENDING_TTL_SECONDS: '300' }),
+    ).toEqual(['ATTACHMENTS_PENDING_TTL_SECONDS: must be longer than ATTACHMENTS_UPLOAD_TTL_SECONDS']);
+    expect(problemsOf({ ...VALID, ATTACHMENTS_MAX_BYTES: '6000000000' })).toHaveLength(1);
+  });
+
   it('gives the migration Job a MySQL-only config, with its own user', () => {
     const config = loadMigrationConfig({
       MYSQL_HOST: 'db',

@@ -290,6 +290,66 @@ const JobSettings = z
     },
   }));
 
+const mimeType = z
+  .string()
+  .trim()
+  .toLowerCase()
+  .regex(/^[a-z0-9][a-z0-9!#$&^_.+-]*\/[a-z0-9][a-z0-9!#$&^_.+-]*$/, 'must be a media type like image/png');
+const mimeTypeList = z.string().transform((value, ctx) =>
+  value
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter((entry) => entry !== '')
+    .map((entry) => {
+      const parsed = mimeType.safeParse(entry);
+      if (!parsed.success)
+        ctx.addIssue({ code: 'custom', message: `"${entry}" is not a media type like image/png` });
+      return parsed.data ?? entry;
+    }),
+);
+
+const AttachmentsSettings = z
+  .object({
+    // Media types an upload may declare, exactly (no parameters), comma-separated.
+    ATTACHMENTS_ALLOWED_TYPES: mimeTypeList.default([
+      'image/png',
+      'image/jpeg',
+      'image/gif',
+      'image/webp',
+      'application/pdf',
+      'text/plain',
+    ]),
+    // S3 takes at most 5 GiB in one POST.
+    ATTACHMENTS_MAX_BYTES: z.coerce.number().int().min(1).max(5_368_709_120).default(26_214_400),
+    // How long the presigned upload may be started. Short: until it expires the uploader can
+    // upload again under the same key (only the same bytes, where the store checks the signed
+    // checksum, as S3 and MinIO do).
+    ATTACHMENTS_UPLOAD_TTL_SECONDS: count(10, 3_600).default(300),
+    ATTACHMENTS_DOWNLOAD_TTL_SECONDS: count(10, 86_400).default(300),
+    // The sweep removes uploads still pending this long after they were declared (never uploaded,
+    // or never completed), and rejected ones this long after they were declared.
+    ATTACHMENTS_PENDING_TTL_SECONDS: count(60, 2_592_000).default(86_400),
+    ATTACHMENTS_REJECTED_TTL_SECONDS: count(60, 31_536_000).default(604_800),
+    ATTACHMENTS_SWEEP_EVERY_MS: z.coerce.number().int().min(1_000).max(86_400_000).default(900_000),
+  })
+  .refine((env) => env.ATTACHMENTS_PENDING_TTL_SECONDS > env.ATTACHMENTS_UPLOAD_TTL_SECONDS, {
+    // A pending upload swept while its presigned POST is still valid could be uploaded again
+    // afterwards, with no row left to verify or ever remove it.
+    message: 'must be longer than ATTACHMENTS_UPLOAD_TTL_SECONDS',
+    path: ['ATTACHMENTS_PENDING_TTL_SECONDS'],
+  })
+  .transform((env) => ({
+    attachments: {
+      allowedTypes: env.ATTACHMENTS_ALLOWED_TYPES,
+      maxBytes: env.ATTACHMENTS_MAX_BYTES,
+      uploadTtlSeconds: env.ATTACHMENTS_UPLOAD_TTL_SECONDS,
+      downloadTtlSeconds: env.ATTACHMENTS_DOWNLOAD_TTL_SECONDS,
+      pendingTtlSeconds: env.ATTACHMENTS_PENDING_TTL_SECONDS,
+      rejectedTtlSeconds: env.ATTACHMENTS_REJECTED_TTL_SECONDS,
+      sweepEveryMs: env.ATTACHMENTS_SWEEP_EVERY_MS,
+    },
+  }));
+
 const bucketName = z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'not a valid S3 bucket name');
 
 const S3Settings = z
@@ -325,7 +385,8 @@ const EnvSchema = ProcessSettings.and(ServingSettings)
   .and(RealtimeSettings)
   .and(LeaderboardSettings)
   .and(JobSettings)
-  .and(S3Settings);
+  .and(S3Settings)
+  .and(AttachmentsSettings);
 
 /** The migration Job needs MySQL only: it must not fail for want of S3 or Redis settings. */
 const MigrationEnvSchema = ProcessSettings.and(MysqlSettings);
@@ -338,6 +399,7 @@ export type RateLimitTier = z.output<typeof rateLimit>;
 export type RealtimeConfig = Config['realtime'];
 export type JobsConfig = Config['jobs'];
 export type LeaderboardsConfig = Config['leaderboards'];
+export type AttachmentsConfig = Config['attachments'];
 
 /** The signing key must parse now: a bad one found after start-up is a crash, not a listed problem. */
 function signingKeyProblem(pem: string): string | undefined {

@@ -38,6 +38,19 @@ export class Conflict extends DomainError {
   }
 }
 
+/**
+ * The request is well-formed but names something it cannot use: an attachment type the service
+ * does not accept, a size over the cap, an attachment that is not the caller's to attach.
+ */
+export class Unprocessable extends DomainError {
+  constructor(
+    detail: string,
+    readonly code: string = 'unprocessable',
+  ) {
+    super(detail);
+  }
+}
+
 /** An Idempotency-Key came back with another request than the one it was first used with. */
 export class IdempotencyKeyReused extends DomainError {
   readonly code = 'idempotency-key-reused';

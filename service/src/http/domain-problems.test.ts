@@ -32,6 +32,12 @@ describe('domain errors over HTTP', () => {
     [new domainErrors.Conflict('taken', 'username-taken'), 409, 'urn:parley:problem:username-taken', {}],
     [new domainErrors.IdempotencyKeyReused(), 422, 'urn:parley:problem:idempotency-key-reused', {}],
     [
+      new domainErrors.Unprocessable('type not allowed', 'attachment-type-not-allowed'),
+      422,
+      'urn:parley:problem:attachment-type-not-allowed',
+      {},
+    ],
+    [
       new domainErrors.NotPropagated('saved; retry', 'membership-not-propagated', 2),
       503,
       'urn:parley:problem:membership-not-propagated',

@@ -9,6 +9,7 @@ import {
   NotFound,
   NotPropagated,
   Unauthenticated,
+  Unprocessable,
 } from '../domain/errors.js';
 import { DependencyUnavailable } from '../platform/breakers.js';
 import { ProblemError, problemResponse } from './problem.js';
@@ -31,6 +32,7 @@ const DOMAIN_PROBLEMS: [new (...args: never[]) => DomainError, ProblemShape][] =
   ],
   [Conflict, { status: 409, title: 'Conflict' }],
   [IdempotencyKeyReused, { status: 422, title: 'Idempotency-Key reused' }],
+  [Unprocessable, { status: 422, title: 'Unprocessable Content' }],
   [
     NotPropagated,
     {
