@@ -1,8 +1,13 @@
+import type { S3Client } from '@aws-sdk/client-s3';
 import type { OpenAPIHono } from '@hono/zod-openapi';
 import type { Redis } from 'ioredis';
 import { compress } from 'hono/compress';
 import { methodNotAllowed } from 'hono/method-not-allowed';
 import type { Config } from './config.js';
+import { attachmentsRepository } from './features/attachments/repository.js';
+import { attachmentRoutes } from './features/attachments/routes.js';
+import { attachmentsService } from './features/attachments/service.js';
+import { attachmentStorage } from './features/attachments/storage.js';
 import { loadSigningKey } from './features/auth/keys.js';
 import { authRepository } from './features/auth/repository.js';
 import { authRoutes, requireAuth } from './features/auth/routes.js';
@@ -46,6 +51,7 @@ import type { Duplex } from 'node:stream';
 import { RedisWrite } from './platform/redis-write.js';
 import { queuesFrom, type JobQueues } from './platform/jobs.js';
 import { createQueue } from './platform/queues.js';
+import { createS3Client } from './platform/s3.js';
 
 export type App = OpenAPIHono<AppEnv>;
 
@@ -60,6 +66,8 @@ export interface AppDeps extends Dependencies {
   rateLimits: RateLimits;
   /** Slow work handed to the worker. */
   jobs: JobQueues;
+  /** Signs uploads and downloads; the API itself moves no file. */
+  s3: S3Client;
 }
 
 /**
@@ -108,6 +116,8 @@ export async function openApiDeps(
   await cache.start();
   const jobs = queuesFrom((name) => createQueue(config, name));
   lifecycle.register('job queues', () => jobs.close());
+  const s3 = createS3Client(config.s3);
+  lifecycle.register('s3 client', async () => s3.destroy());
   return {
     ...dependencies,
     config,
@@ -118,6 +128,7 @@ export async function openApiDeps(
     tokens,
     cache,
     jobs,
+    s3,
     rateLimits: new RateLimits(redis, breakers.redis, config.rateLimits, metrics.registry, logger),
   };
 }
@@ -170,9 +181,9 @@ export function createApi(deps: AppDeps): Api {
   const auth = authService(authRepository(deps.db), tokens, config.auth.refreshTokenTtlSeconds);
   app.route('/', authRoutes({ auth, tokens, rateLimits, trustedProxyHops: config.trustedProxyHops }));
 
-  // Everything under /v1/rooms and /v1/leaderboards needs a signed-in user, limited per user across
-  // all processes.
-  for (const path of ['/v1/rooms', '/v1/rooms/*', '/v1/leaderboards/*']) {
+  // Everything under /v1/rooms, /v1/leaderboards and /v1/attachments needs a signed-in user, limited
+  // per user across all processes.
+  for (const path of ['/v1/rooms', '/v1/rooms/*', '/v1/leaderboards/*', '/v1/attachments/*']) {
     app.use(
       path,
       requireAuth(tokens),
@@ -198,9 +209,24 @@ export function createApi(deps: AppDeps): Api {
     cache: deps.cache,
     leaderboards: awards,
   });
+  const attachments = attachmentsService({
+    repository: attachmentsRepository(deps.db),
+    storage: attachmentStorage(deps.s3, config.s3.attachmentsBucket),
+    rooms,
+    jobs: deps.jobs,
+    config: config.attachments,
+  });
   const messagesStore = messagesRepository(deps.db);
   const messages = messagesService({ ...common, repository: messagesStore, rooms, leaderboards: awards });
   app.route('/', roomRoutes(rooms));
+  app.route(
+    '/',
+    attachmentRoutes({
+      attachments,
+      // Declaring an upload also takes a point of the upload tier (on top of the api tier).
+      uploadLimit: rateLimits.middleware('upload', (c) => `user:${c.get('principal').userId}`),
+    }),
+  );
   app.route(
     '/',
     messageRoutes({

@@ -119,6 +119,7 @@ describe('the API process', () => {
       'mysql',
       'redis',
       'redis subscriber',
+      's3 client',
     ]);
     expect(closed[0]).toBe('api server');
   });

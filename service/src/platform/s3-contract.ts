@@ -37,13 +37,13 @@ export const S3_CONTRACT = {
     operations: [
       {
         operation: 'PutObject',
-        how: 'presigned by the api; the browser uploads in one request',
+        how: 'a presigned POST by the api (size, type and SHA-256 in its policy); the browser uploads in one request',
         actions: ['s3:PutObject'],
         scope: 'object',
       },
       {
         operation: 'GetObject',
-        how: 'presigned by the api; the browser downloads',
+        how: 'presigned by the api, the browser downloads; the worker reads an upload back to hash it',
         actions: ['s3:GetObject'],
         scope: 'object',
       },
@@ -55,7 +55,7 @@ export const S3_CONTRACT = {
       },
       {
         operation: 'DeleteObject',
-        how: 'worker: removes a rejected upload or a deleted attachment',
+        how: 'worker: removes a rejected upload, and the sweep one never completed',
         actions: ['s3:DeleteObject'],
         scope: 'object',
       },
