@@ -217,7 +217,13 @@ export function createApi(deps: AppDeps): Api {
     config: config.attachments,
   });
   const messagesStore = messagesRepository(deps.db);
-  const messages = messagesService({ ...common, repository: messagesStore, rooms, leaderboards: awards });
+  const messages = messagesService({
+    ...common,
+    repository: messagesStore,
+    rooms,
+    leaderboards: awards,
+    attachments,
+  });
   app.route('/', roomRoutes(rooms));
   app.route(
     '/',

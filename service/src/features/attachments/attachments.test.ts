@@ -1,5 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { HeadObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
+import { Redis } from 'ioredis';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startJobWorkers, type JobWorkers } from '../../platform/job-workers.js';
@@ -9,6 +10,7 @@ import { adminQuery as adminQueryOn } from '../../test-support/admin-sql.js';
 import { buildTestApp, type TestApp } from '../../test-support/app.js';
 import { startTestStack, type TestStack } from '../../test-support/stack.js';
 import { eventually } from '../../test-support/until.js';
+import { roomChannel } from '../rooms/events.js';
 import type { Attachment } from './attachment.js';
 import { attachmentsJobs, verifyAttachment } from './jobs.js';
 import { sweepAttachmentsJob, verifyAttachmentJob } from './kinds.js';
@@ -409,6 +411,127 @@ describe('refusals', () => {
     const declared = await declare(bob, Buffer.from('counted'));
     expect(declared.status).toBe(201);
     expect(declared.headers.get('ratelimit-policy')).toMatch(/^"upload";q=60;w=60$/);
+  });
+});
+
+describe('messages with attachments', () => {
+  type Message = { id: string; body: string; attachmentIds?: string[] };
+  const post = (user: User, body: Record<string, unknown>, key = randomUUID(), room = publicRoom) =>
+    call<Message & { type?: string; detail?: string }>('POST', `/v1/rooms/${room}/messages`, {
+      user,
+      body,
+      headers: { 'Idempotency-Key': key },
+    });
+
+  it('posts a message with ready attachments: linked in its transaction, listed wherever it is read and delivered live', async () => {
+    const first = await readyAttachment(alice);
+    const second = await readyAttachment(alice);
+    const subscriber = new Redis(testStack.env.REDIS_URL!);
+    try {
+      await subscriber.subscribe(roomChannel(publicRoom));
+      const live = new Promise<{ message: Message }>((resolve) =>
+        subscriber.on('message', (_channel, payload: string) => resolve(JSON.parse(payload))),
+      );
+      const posted = await post(alice, { body: 'see attached', attachmentIds: [second, first] });
+      expect(posted.status).toBe(201);
+      expect(posted.body.attachmentIds).toEqual([first, second]);
+      expect((await live).message.attachmentIds).toEqual([first, second]);
+
+      const rows = await adminQuery<{ id: string; message_id: number }>(
+        'SELECT id, message_id FROM attachments WHERE id IN (?) ORDER BY id',
+        [[first, second]],
+      );
+      expect(rows).toEqual([
+        { id: first, message_id: Number(posted.body.id) },
+        { id: second, message_id: Number(posted.body.id) },
+      ]);
+      const page = await call<{ items: Message[] }>('GET', `/v1/rooms/${publicRoom}/messages?limit=5`, {
+        user: bob,
+      });
+      expect(page.body.items.find((message) => message.id === posted.body.id)).toEqual(posted.body);
+      expect((await get(bob, first)).body.attachment.messageId).toBe(posted.body.id);
+    } finally {
+      subscriber.disconnect();
+    }
+  });
+
+  it('leaves a message without attachments as it always was: no attachmentIds', async () => {
+    const posted = await post(alice, { body: 'plain' });
+    expect(posted.status).toBe(201);
+    expect(Object.keys(posted.body).sort()).toEqual(['authorId', 'body', 'createdAt', 'id', 'roomId']);
+    const page = await call<{ items: Message[] }>('GET', `/v1/rooms/${publicRoom}/messages?limit=1`, {
+      user: bob,
+    });
+    expect(page.body.items).toEqual([posted.body]);
+  });
+
+  it('refuses attachments that are pending, another user’s, in another room, rejected, unknown or taken, and writes nothing', async () => {
+    const pending = (await declare(alice, Buffer.from('pending'))).body.attachment.id;
+    const bobs = await readyAttachment(bob);
+    const elsewhere = await readyAttachment(alice, Buffer.from('private'), privateRoom);
+    const rejected = (await declare(alice, Buffer.from('rejected'))).body.attachment.id;
+    await complete(alice, rejected);
+    await settled(alice, rejected);
+    const taken = await readyAttachment(alice);
+    expect((await post(alice, { body: 'first', attachmentIds: [taken] })).status).toBe(201);
+    const fresh = await readyAttachment(alice);
+
+    const cases: [string, number, string][] = [
+      [pending, 409, 'attachment-not-ready'],
+      [bobs, 422, 'attachment-not-usable'],
+      [elsewhere, 422, 'attachment-not-usable'],
+      [rejected, 422, 'attachment-rejected'],
+      [randomUUID(), 422, 'attachment-not-usable'],
+      [taken, 409, 'attachment-already-attached'],
+    ];
+    for (const [id, status, type] of cases) {
+      const key = randomUUID();
+      const refused = await post(alice, { body: 'refused', attachmentIds: [fresh, id] }, key);
+      expect([id, refused.status, refused.body.type]).toEqual([id, status, `urn:parley:problem:${type}`]);
+      expect(refused.headers.get('content-type')).toBe('application/problem+json');
+      expect(await adminQuery('SELECT id FROM messages WHERE idempotency_key = ?', [key])).toEqual([]);
+    }
+    // The good one of each pair was not linked either.
+    expect((await get(alice, fresh)).body.attachment.messageId).toBeNull();
+    expect(
+      (await post(alice, { body: 'eleven', attachmentIds: Array.from({ length: 11 }, randomUUID) })).status,
+    ).toBe(400);
+    expect((await post(alice, { body: 'twice', attachmentIds: [fresh, fresh] })).status).toBe(400);
+  });
+
+  it('gives a ready attachment to one of two posts that race for it; the other is refused and not written', async () => {
+    const contested = await readyAttachment(alice);
+    const keys = [randomUUID(), randomUUID()];
+    const replies = await Promise.all(
+      keys.map((key, i) => post(alice, { body: `racer ${i}`, attachmentIds: [contested] }, key)),
+    );
+    expect(replies.map((reply) => reply.status).sort()).toEqual([201, 409]);
+    const winner = replies.find((reply) => reply.status === 201)!;
+    expect(replies.find((reply) => reply.status === 409)!.body.type).toBe(
+      'urn:parley:problem:attachment-already-attached',
+    );
+    const written = await adminQuery<{ id: number }>('SELECT id FROM messages WHERE idempotency_key IN (?)', [
+      keys,
+    ]);
+    expect(written.map((row) => String(row.id))).toEqual([winner.body.id]);
+    expect((await get(alice, contested)).body.attachment.messageId).toBe(winner.body.id);
+  });
+
+  it('replays a retried post with attachments instead of refusing them as taken by its first attempt', async () => {
+    const id = await readyAttachment(alice);
+    const key = randomUUID();
+    const first = await post(alice, { body: 'retried', attachmentIds: [id] }, key);
+    // The Redis record would answer a retry first; without it the database's unique key does.
+    const redis = new Redis(testStack.env.REDIS_URL!);
+    try {
+      await redis.del(...(await redis.keys(`parley:idem:${alice.id}:*`)));
+    } finally {
+      redis.disconnect();
+    }
+    const retry = await post(alice, { body: 'retried', attachmentIds: [id] }, key);
+    expect(retry.status).toBe(201);
+    expect(retry.body).toEqual(first.body);
+    expect(retry.headers.get('idempotent-replayed')).toBe('true');
   });
 });
 

@@ -7,6 +7,11 @@ export const MessageSchema = z.object({
   authorId: z.uuid(),
   body: z.string(),
   createdAt: z.iso.datetime(),
+  // Only present when there are some, so a message without files reads as it always has.
+  attachmentIds: z
+    .array(z.uuid())
+    .optional()
+    .meta({ description: 'its attachments (verified, ready to download), oldest first; absent when none' }),
 });
 
 export type Message = z.infer<typeof MessageSchema>;

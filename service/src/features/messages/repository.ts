@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, gt, gte, lt } from 'drizzle-orm';
+import { and, asc, desc, eq, getTableColumns, gt, gte, lt, sql } from 'drizzle-orm';
 import { messages, rooms } from '../../db/schema.js';
 import { NotFound } from '../../domain/errors.js';
 import { isConnectionError, isMissingReference, type Database, type Db } from '../../platform/mysql.js';
@@ -12,14 +12,36 @@ export interface Sequenced {
   seq: number;
 }
 
-const toMessage = (row: typeof messages.$inferSelect): Message => ({
-  id: String(row.id),
-  roomId: row.roomId,
-  authorId: row.authorId,
-  body: row.body,
-  createdAt: row.createdAt.toISOString(),
-});
-const toSequenced = (row: typeof messages.$inferSelect): Sequenced => ({
+/**
+ * A message's row with its attachment ids, in one statement: a correlated subquery on the
+ * attachments' message index costs a lookup per row, where a second query would cost a round trip.
+ */
+const messageColumns = {
+  ...getTableColumns(messages),
+  // Written out: drizzle leaves columns unqualified in a one-table select, and inside the subquery
+  // a bare `id` would be the attachment's.
+  attachmentIds: sql<
+    string | null
+  >`(SELECT GROUP_CONCAT(a.id ORDER BY a.id SEPARATOR ',') FROM attachments AS a WHERE a.message_id = messages.id)`,
+};
+type MessageRow = typeof messages.$inferSelect & { attachmentIds: string | null };
+
+/** Sorted: UUIDv7 ids sort by creation, and every reader then sees one order. */
+const withAttachments = (message: Message, ids: readonly string[] | undefined): Message =>
+  ids && ids.length > 0 ? { ...message, attachmentIds: [...ids].sort() } : message;
+
+const toMessage = (row: MessageRow): Message =>
+  withAttachments(
+    {
+      id: String(row.id),
+      roomId: row.roomId,
+      authorId: row.authorId,
+      body: row.body,
+      createdAt: row.createdAt.toISOString(),
+    },
+    row.attachmentIds?.split(','),
+  );
+const toSequenced = (row: MessageRow): Sequenced => ({
   message: toMessage(row),
   seq: row.seq,
 });
@@ -35,6 +57,53 @@ export interface NewMessage {
   authorId: string;
   body: string;
   idempotencyKey: string;
+  /** Ready attachments of the author's in the room, not attached yet: linked in the same transaction. */
+  attachmentIds?: string[];
+}
+
+/**
+ * The insert's transaction could not link every attachment named (another message took one
+ * meanwhile, or one is not the author's ready upload in this room): nothing was written.
+ */
+export class AttachmentsNotLinked extends Error {
+  constructor() {
+    super('an attachment could not be linked to the message');
+    this.name = 'AttachmentsNotLinked';
+  }
+}
+
+// ER_SUBQUERY_NO_1_ROW: what the link check below raises on purpose.
+const SUBQUERY_RETURNS_MORE_THAN_ONE_ROW = 1242;
+
+/**
+ * Links each row's attachments to it, after the INSERT, in the same transaction: the rows' ids
+ * follow the first one (see below), and each UPDATE takes only the author's ready, unattached
+ * uploads in the room. Neither server has a conditional abort outside stored programs (SIGNAL),
+ * so a check that fails the statement stands in for one: unless the UPDATE linked every id named,
+ * the scalar subquery finds two rows, which is an error, and the script rolls back. A SELECT, not a
+ * DO: MariaDB turns that error into a warning in a DO.
+ */
+function linkStatements(rows: Row[]): { sql: string; values?: unknown[] }[] {
+  if (!rows.some((row) => row.attachmentIds?.length)) return [];
+  const statements: { sql: string; values?: unknown[] }[] = [
+    { sql: 'SET @parley_first_id = LAST_INSERT_ID()' },
+  ];
+  rows.forEach((row, k) => {
+    const ids = row.attachmentIds ?? [];
+    if (ids.length === 0) return;
+    statements.push(
+      {
+        sql: `UPDATE attachments SET message_id = @parley_first_id + ${k} WHERE id IN (?) AND room_id = ? AND uploader_id = ? AND status = 'ready' AND message_id IS NULL`,
+        values: [ids, row.roomId, row.authorId],
+      },
+      { sql: 'SET @parley_linked = ROW_COUNT()' },
+      {
+        sql: 'SELECT (SELECT 1 FROM (SELECT 1 AS n UNION ALL SELECT 2) AS two_rows WHERE @parley_linked <> ?) AS link_check',
+        values: [ids.length],
+      },
+    );
+  });
+  return statements;
 }
 
 type Row = NewMessage & { createdAt: Date };
@@ -70,9 +139,12 @@ async function insertSequenced(db: Database, roomId: string, rows: Row[]): Promi
           row.createdAt,
         ]),
       },
+      ...linkStatements(rows),
       { sql: 'COMMIT' },
     ])
     .catch((error: unknown) => {
+      if ((error as { errno?: number }).errno === SUBQUERY_RETURNS_MORE_THAN_ONE_ROW)
+        throw new AttachmentsNotLinked();
       // No room row to raise: the rows' foreign key on room_id refuses them, and the script rolls back.
       if (isMissingReference(error) && /`room_id`/.test((error as Error).message))
         throw new NotFound(`no room ${roomId}`);
@@ -158,13 +230,16 @@ export function messagesRepository(db: Database) {
       const createdAt = new Date();
       const { id, seq } = await insertInOrder({ ...message, createdAt });
       return {
-        message: {
-          id: String(id),
-          roomId: message.roomId,
-          authorId: message.authorId,
-          body: message.body,
-          createdAt: createdAt.toISOString(),
-        },
+        message: withAttachments(
+          {
+            id: String(id),
+            roomId: message.roomId,
+            authorId: message.authorId,
+            body: message.body,
+            createdAt: createdAt.toISOString(),
+          },
+          message.attachmentIds,
+        ),
         seq,
       };
     },
@@ -172,7 +247,7 @@ export function messagesRepository(db: Database) {
     async findByIdempotencyKey(roomId: string, authorId: string, idempotencyKey: string) {
       const [row] = await db.write((database) =>
         database
-          .select()
+          .select(messageColumns)
           .from(messages)
           .where(
             and(
@@ -194,7 +269,7 @@ export function messagesRepository(db: Database) {
       const query = (database: Db) => {
         if (page.after !== undefined) {
           return database
-            .select()
+            .select(messageColumns)
             .from(messages)
             .where(and(eq(messages.roomId, roomId), gt(messages.id, page.after)))
             .orderBy(asc(messages.id))
@@ -202,7 +277,7 @@ export function messagesRepository(db: Database) {
             .then((rows) => rows.reverse());
         }
         return database
-          .select()
+          .select(messageColumns)
           .from(messages)
           .where(
             page.before !== undefined
@@ -256,7 +331,7 @@ export function messagesRepository(db: Database) {
     async fromSeq(roomId: string, from: number, limit: number): Promise<Sequenced[]> {
       const rows = await db.write((database) =>
         database
-          .select()
+          .select(messageColumns)
           .from(messages)
           .where(and(eq(messages.roomId, roomId), gte(messages.seq, from)))
           .orderBy(asc(messages.seq))

@@ -5,6 +5,7 @@ import { problemResponse as problem } from '../../http/openapi.js';
 import { createRouter } from '../../http/router.js';
 import type { AppEnv } from '../../http/types.js';
 import type { RedisWrite } from '../../platform/redis-write.js';
+import { MAX_ATTACHMENTS_PER_MESSAGE } from '../attachments/attachment.js';
 import { RoomId } from '../rooms/routes.js';
 import { MessageCursor, MessageSchema as Message } from './message.js';
 import type { MessagesService } from './service.js';
@@ -24,7 +25,19 @@ const postMessage = createRoute({
     body: {
       required: true,
       content: {
-        'application/json': { schema: z.strictObject({ body: z.string().trim().min(1).max(4000) }) },
+        'application/json': {
+          schema: z.strictObject({
+            body: z.string().trim().min(1).max(4000),
+            attachmentIds: z
+              .array(z.uuid({ error: 'must be an attachment id (UUID)' }))
+              .max(MAX_ATTACHMENTS_PER_MESSAGE)
+              .refine((ids) => new Set(ids).size === ids.length, 'must not name an attachment twice')
+              .optional()
+              .openapi({
+                description: `up to ${MAX_ATTACHMENTS_PER_MESSAGE} of the author's ready attachments in this room, not attached yet`,
+              }),
+          }),
+        },
       },
     },
   },
@@ -35,8 +48,12 @@ const postMessage = createRoute({
     },
     403: problem('not a member of the room'),
     404: problem('no such room'),
-    409: problem('the same Idempotency-Key is still in flight'),
-    422: problem('the Idempotency-Key was used with another body'),
+    409: problem(
+      'the same Idempotency-Key is still in flight, or an attachment is not ready yet or already attached',
+    ),
+    422: problem(
+      'the Idempotency-Key was used with another body, or an attachment is not the author’s upload in this room, or was rejected',
+    ),
   },
 });
 
@@ -98,6 +115,7 @@ export function messageRoutes(deps: {
         authorId: c.get('principal').userId,
         roomId: c.req.valid('param').roomId,
         body: c.req.valid('json').body,
+        attachmentIds: c.req.valid('json').attachmentIds,
         idempotencyKey: idempotent.key,
       },
       afterCommit,

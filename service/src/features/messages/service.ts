@@ -1,21 +1,37 @@
 import type { Redis } from 'ioredis';
-import { IdempotencyKeyReused } from '../../domain/errors.js';
+import { Conflict, IdempotencyKeyReused, type DomainError } from '../../domain/errors.js';
 import type { Breaker } from '../../platform/breakers.js';
 import { isDuplicateKey } from '../../platform/mysql.js';
 import type { RedisWrite } from '../../platform/redis-write.js';
 import type { LeaderboardAwards } from '../leaderboards/service.js';
 import { roomChannel, roomEventPayload } from '../rooms/events.js';
 import type { RoomsService } from '../rooms/service.js';
-import type { Message, MessagesRepository, NewMessage, Page, Sequenced } from './repository.js';
+import {
+  AttachmentsNotLinked,
+  type Message,
+  type MessagesRepository,
+  type NewMessage,
+  type Page,
+  type Sequenced,
+} from './repository.js';
 
 // Replica lag here is milliseconds; 5 s of reading one's own room from the primary covers a
 // lagging replica without sending everybody's reads there.
 const READ_YOUR_WRITES_MS = 5_000;
 const recentWriteKey = (userId: string, roomId: string) => `parley:ryw:${userId}:${roomId}`;
 
+/** Says why attachments may not go on a new message (the attachments feature). */
+export interface AttachmentLinks {
+  linkRefusal(userId: string, roomId: string, ids: string[]): Promise<DomainError | undefined>;
+}
+
+const sameIds = (a: readonly string[] | undefined, b: readonly string[] | undefined) =>
+  JSON.stringify([...(a ?? [])].sort()) === JSON.stringify([...(b ?? [])].sort());
+
 export function messagesService(deps: {
   repository: MessagesRepository;
   rooms: RoomsService;
+  attachments: AttachmentLinks;
   redis: Redis;
   redisBreaker: Breaker;
   instanceId: string;
@@ -33,16 +49,36 @@ export function messagesService(deps: {
      */
     async post(post: NewMessage, afterCommit: RedisWrite): Promise<{ message: Message; replayed: boolean }> {
       const { authorId, roomId } = post;
+      const attachmentIds = post.attachmentIds ?? [];
       await deps.rooms.memberRoom(authorId, roomId);
+      // A retry of a post that committed finds its attachments taken by its own first attempt.
+      const replayOr = async (refusal: Error) => {
+        const existing = await repository.findByIdempotencyKey(roomId, authorId, post.idempotencyKey);
+        if (!existing) throw refusal;
+        if (existing.body !== post.body || !sameIds(existing.attachmentIds, attachmentIds))
+          throw new IdempotencyKeyReused();
+        return { message: existing, replayed: true };
+      };
+      if (attachmentIds.length > 0) {
+        const refusal = await deps.attachments.linkRefusal(authorId, roomId, attachmentIds);
+        if (refusal) return replayOr(refusal);
+      }
       let stored: Sequenced;
       try {
         stored = await repository.insert(post);
       } catch (error) {
+        if (error instanceof AttachmentsNotLinked) {
+          // Something changed since the check above (a concurrent post took one): say what.
+          const refusal =
+            (await deps.attachments.linkRefusal(authorId, roomId, attachmentIds)) ??
+            new Conflict(
+              'an attachment changed while the message was posted; retry',
+              'attachment-not-usable',
+            );
+          return replayOr(refusal);
+        }
         if (!isDuplicateKey(error)) throw error;
-        const existing = await repository.findByIdempotencyKey(roomId, authorId, post.idempotencyKey);
-        if (!existing) throw error;
-        if (existing.body !== post.body) throw new IdempotencyKeyReused();
-        return { message: existing, replayed: true };
+        return replayOr(error as Error);
       }
       const { message, seq } = stored;
       const event = roomEventPayload(deps.instanceId, { type: 'message.created', roomId, message, seq });

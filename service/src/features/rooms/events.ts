@@ -8,7 +8,14 @@ export type RoomEvent =
   | {
       type: 'message.created';
       roomId: string;
-      message: { id: string; roomId: string; authorId: string; body: string; createdAt: string };
+      message: {
+        id: string;
+        roomId: string;
+        authorId: string;
+        body: string;
+        createdAt: string;
+        attachmentIds?: string[];
+      };
       /** The message's place in its room (no gaps, commit order): live delivery orders by it. */
       seq: number;
     };
