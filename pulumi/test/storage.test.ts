@@ -154,6 +154,6 @@ describe.each([
     expect(others).toEqual([]);
     expect(rule.allowedOrigins).toEqual(exampleStack(stack)['parley:corsOrigins']);
     expect(rule.allowedOrigins).not.toContain('*');
-    expect([...rule.allowedMethods].sort()).toEqual(['GET', 'HEAD', 'PUT']);
+    expect([...rule.allowedMethods].sort()).toEqual(['GET', 'HEAD', 'POST']);
   });
 });

@@ -177,8 +177,10 @@ export class ParleyStorage extends pulumi.ComponentResource {
           {
             id: 'presigned-uploads',
             allowedOrigins: args.corsOrigins,
-            allowedMethods: ['PUT', 'GET', 'HEAD'],
-            // The presigned request fixes what may be sent; the browser only needs to be let through.
+            // POST: uploads are presigned POSTs (their policy fixes size, type and checksum); GET and
+            // HEAD: presigned downloads. The presigned request fixes what may be sent; the browser
+            // only needs to be let through.
+            allowedMethods: ['POST', 'GET', 'HEAD'],
             allowedHeaders: ['*'],
             exposeHeaders: ['ETag'],
             maxAgeSeconds: 3600,
