@@ -1,5 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { HeadObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
+import { Ajv2020 } from 'ajv/dist/2020.js';
 import { Redis } from 'ioredis';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -532,6 +533,60 @@ describe('messages with attachments', () => {
     expect(retry.status).toBe(201);
     expect(retry.body).toEqual(first.body);
     expect(retry.headers.get('idempotent-replayed')).toBe('true');
+  });
+});
+
+describe('the OpenAPI document', () => {
+  type Operation = { responses: Record<string, { content?: Record<string, { schema: object }> }> };
+  type Document = { paths: Record<string, Record<string, Operation>>; components: { schemas: object } };
+
+  it('describes the attachment routes, and their answers are what it says', async () => {
+    const document = (await call<Document>('GET', '/openapi.json')).body;
+    const statuses = (path: string, method: string) =>
+      Object.keys(document.paths[path]![method]!.responses).sort();
+    expect(statuses('/v1/rooms/{roomId}/attachments', 'post')).toEqual([
+      '201',
+      '400',
+      '403',
+      '404',
+      '422',
+      '429',
+    ]);
+    expect(statuses('/v1/attachments/{id}/complete', 'post')).toEqual(['200', '202', '403', '404']);
+    expect(statuses('/v1/attachments/{id}', 'get')).toEqual(['200', '403', '404']);
+
+    // Each answer checked against the schema the document gives for its status.
+    const ajv = new Ajv2020({ strict: false, validateFormats: false });
+    ajv.addSchema({ $id: 'openapi', components: document.components });
+    const conforms = (path: string, method: string, reply: Reply<unknown>) => {
+      const schema =
+        document.paths[path]![method]!.responses[String(reply.status)]!.content!['application/json']!.schema;
+      const validate = ajv.compile(
+        JSON.parse(JSON.stringify(schema).replaceAll('"#/components/', '"openapi#/components/')) as object,
+      );
+      return validate(reply.body) ? 'conforms' : JSON.stringify(validate.errors);
+    };
+    const wrong = { status: 201, body: { attachment: {} }, headers: new Headers() };
+    expect(conforms('/v1/rooms/{roomId}/attachments', 'post', wrong)).not.toBe('conforms');
+    expect(document.components).toMatchObject({
+      schemas: { Message: { properties: { attachmentIds: { type: 'array', items: { format: 'uuid' } } } } },
+    });
+    const content = Buffer.from('documented');
+    const declared = await declare(alice, content);
+    expect(conforms('/v1/rooms/{roomId}/attachments', 'post', declared)).toBe('conforms');
+    await upload(declared.body, content);
+    const completed = await complete(alice, declared.body.attachment.id);
+    expect(conforms('/v1/attachments/{id}/complete', 'post', completed)).toBe('conforms');
+    await settled(alice, declared.body.attachment.id);
+    expect(conforms('/v1/attachments/{id}', 'get', await get(bob, declared.body.attachment.id))).toBe(
+      'conforms',
+    );
+    const posted = await call('POST', `/v1/rooms/${publicRoom}/messages`, {
+      user: alice,
+      body: { body: 'documented', attachmentIds: [declared.body.attachment.id] },
+      headers: { 'Idempotency-Key': randomUUID() },
+    });
+    expect(conforms('/v1/rooms/{roomId}/messages', 'post', posted)).toBe('conforms');
   });
 });
 
