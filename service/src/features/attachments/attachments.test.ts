@@ -161,6 +161,7 @@ beforeAll(async () => {
       ATTACHMENTS_PENDING_TTL_SECONDS: '3600',
       ATTACHMENTS_REJECTED_TTL_SECONDS: '7200',
       JOBS_BACKOFF_MS: '100',
+      JOBS_ATTEMPTS: '12',
     },
   );
   subject = await buildTestApp(testStack.config, { logLevel: 'silent' });
@@ -352,6 +353,27 @@ describe('what the worker refuses: rejected, and the object deleted', () => {
     expect(await keysUnder(key)).toEqual([]);
     // Nobody else ever sees it.
     expect((await get(bob, attachment.id)).status).toBe(404);
+  });
+
+  it('retries a verification while S3 is down, and settles it once S3 is back', async () => {
+    const content = Buffer.from('verified after an outage');
+    const declared = (await declare(alice, content)).body;
+    expect((await upload(declared, content)).status).toBe(204);
+    const minio = testStack.stack.s3.server;
+    await minio.stop();
+    try {
+      expect((await complete(alice, declared.attachment.id)).status).toBe(202);
+      const queue = subject.jobs.queue(verifyAttachmentJob.queue);
+      const failedOnce = await eventually(
+        async () => (await queue.getJob(`verify-${declared.attachment.id}`))?.attemptsMade ?? 0,
+        (attempts) => attempts >= 1,
+      );
+      expect(failedOnce).toBeGreaterThanOrEqual(1);
+      expect((await get(alice, declared.attachment.id)).body.attachment.status).toBe('pending');
+    } finally {
+      await minio.start();
+    }
+    expect((await settled(alice, declared.attachment.id)).attachment.status).toBe('ready');
   });
 
   it('rejects a completed upload whose file never arrived: "no object was uploaded"', async () => {
