@@ -1,5 +1,6 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { Config } from './config.js';
+import { attachmentsJobs } from './features/attachments/jobs.js';
 import { leaderboardsJobs } from './features/leaderboards/jobs.js';
 import { heartbeatJobs } from './features/maintenance/heartbeat.js';
 import { openDependencies, type Dependencies } from './platform/dependencies.js';
@@ -39,6 +40,7 @@ export function workerJobs(deps: WorkerDeps): { handlers: JobHandler[]; schedule
   const features: { handlers: readonly JobHandler[]; schedules: readonly JobSchedule[] }[] = [
     heartbeatJobs(deps.db, deps.config.jobs.heartbeatMs),
     leaderboardsJobs(deps),
+    attachmentsJobs(deps),
   ];
   return {
     handlers: features.flatMap((feature) => feature.handlers),
