@@ -32,6 +32,7 @@ import {
   reachableFromNamespace,
 } from '../lib/network-policy.js';
 import { chartDir, renderChart, renderChartText, type K8sObject } from '../lib/render.js';
+import { repoRoot } from '../scripts/kube-tools.js';
 import { serviceSource } from '../lib/service-source.js';
 import { loadConfig } from '../../service/src/config.js';
 
@@ -320,9 +321,38 @@ describe('availability: HPA, PDB, topology spread, graceful drain', () => {
     ).rejects.toThrow('api.terminationGracePeriodSeconds (55) must exceed');
   });
 
-  // After worker.close() (the longest job) the worker closes the queue, Redis, MySQL, the management
-  // server and, with a replica, the replication heartbeat: five closes of at most 10 s each.
-  const WORKER_CLOSE_MARGIN_SECONDS = 50;
+  // The job workers wait the longest job and take up to 5 s more to hand back what still runs; the
+  // replication heartbeat (with a replica), S3 client, job queues, Redis, MySQL and management server
+  // closes take at most 10 s each; the process exits within 1 s of the last: 5 + 6 × 10 + 1.
+  const WORKER_CLOSE_MARGIN_SECONDS = 66;
+
+  it("the margin counts every close the worker registers, each at the lifecycle's bound", () => {
+    const read = (file: string): string => readFileSync(join(repoRoot, 'service', 'src', file), 'utf8');
+    const workerPath = ['main-worker.ts', 'worker.ts', 'platform/dependencies.ts'].map(read).join('\n');
+    const closes = new Map(
+      [...workerPath.matchAll(/lifecycle\.register(?:Last)?\(\s*'([^']+)',([\s\S]*?)\);/g)].map(
+        ([, name, rest]) => [name!, rest!],
+      ),
+    );
+    expect([...closes.keys()].sort()).toEqual(
+      [
+        'job queues',
+        'job workers',
+        'management server',
+        'mysql',
+        'redis',
+        'replication heartbeat',
+        's3 client',
+      ].sort(),
+    );
+    // Only the job workers pass a bound of their own: the grace, plus the hand-back.
+    for (const [name, rest] of closes) expect(rest.includes('timeoutMs'), name).toBe(name === 'job workers');
+    expect(closes.get('job workers')).toMatch(/timeoutMs: config\.worker\.shutdownGraceMs \+ 5_000,/);
+    const lifecycle = read('platform/lifecycle.ts');
+    expect(lifecycle).toContain('const DEFAULT_CLOSE_TIMEOUT_MS = 10_000;');
+    expect(lifecycle).toContain('setTimeout(() => process.exit(code), 1_000)');
+    expect(5 + (closes.size - 1) * 10 + 1).toBe(WORKER_CLOSE_MARGIN_SECONDS);
+  });
 
   it('the worker grace period covers the longest job plus the closes after it', () => {
     const { spec: pod } = workload(render('default'), 'Deployment', 'parley-worker');
@@ -336,7 +366,7 @@ describe('availability: HPA, PDB, topology spread, graceful drain', () => {
     });
     const { waitMs, graceSeconds } = workerWait(objects);
     expect(waitMs).toBe(100_000);
-    expect(graceSeconds).toBe(150);
+    expect(graceSeconds).toBe(100 + WORKER_CLOSE_MARGIN_SECONDS);
   });
 
   // worker.close() waits WORKER_SHUTDOWN_GRACE_MS for running jobs; SIGKILL must not cut it short.
@@ -364,7 +394,7 @@ describe('availability: HPA, PDB, topology spread, graceful drain', () => {
   it('WORKER_SHUTDOWN_GRACE_MS follows worker.longestJobSeconds, and only the worker gets it', async () => {
     const objects = await renderChart([scenarioFile('default')], {
       'worker.longestJobSeconds': '900',
-      'worker.terminationGracePeriodSeconds': '960',
+      'worker.terminationGracePeriodSeconds': '970',
     });
     const { waitMs, graceSeconds } = workerWait(objects);
     expect(waitMs).toBe(900_000);

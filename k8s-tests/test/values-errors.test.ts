@@ -99,12 +99,13 @@ describe('helm template rejects wrong values with a clear message', () => {
     ],
     [
       { 'worker.terminationGracePeriodSeconds': '60' },
-      'worker.terminationGracePeriodSeconds (60) must be at least worker.longestJobSeconds + 50 s (350)',
+      'worker.terminationGracePeriodSeconds (60) must be at least worker.longestJobSeconds + 66 s (366)',
     ],
-    // Above the longest job is not enough: the queue, Redis, MySQL and management server close after it.
+    // Above the longest job is not enough: the hand-back, the queues, S3, Redis, MySQL and the
+    // management server close after it.
     [
-      { 'worker.terminationGracePeriodSeconds': '349' },
-      'worker.terminationGracePeriodSeconds (349) must be at least worker.longestJobSeconds + 50 s (350)',
+      { 'worker.terminationGracePeriodSeconds': '365' },
+      'worker.terminationGracePeriodSeconds (365) must be at least worker.longestJobSeconds + 66 s (366)',
     ],
     // An idle socket carries only the heartbeat: the edge must outlast two of them.
     [

@@ -193,16 +193,18 @@ event loop, and no stricter than the API itself, which cuts a peer only once it 
 {{- end -}}
 {{- end -}}
 {{- /*
-Worker shutdown (service/src/main-worker.ts, platform/lifecycle.ts) runs its closes in turn, each
-bounded by the lifecycle: worker.close() by WORKER_SHUTDOWN_GRACE_MS (longestJobSeconds), every other
-by DEFAULT_CLOSE_TIMEOUT_MS (10 s). Besides the worker there are five: the replication heartbeat
-(with a replica; it closes before the worker), the maintenance queue, Redis, MySQL, and last the
-management server. So the margin is 5 × 10 s = 50 s past the longest job.
+Worker shutdown (service/src/main-worker.ts, worker.ts, platform/lifecycle.ts) runs its closes in
+turn, each bounded by the lifecycle. 'job workers' is bounded by WORKER_SHUTDOWN_GRACE_MS
+(longestJobSeconds) + 5 s: at the grace it hands the running jobs back to their queues, which takes
+a moment more. Six others are bounded by DEFAULT_CLOSE_TIMEOUT_MS (10 s) each: the replication
+heartbeat (with a replica), the S3 client, the job queues, Redis, MySQL and last the management
+server. After the last close the process exits within 1 s (exitWhenIdle). So the margin past the
+longest job is 5 + 6 × 10 + 1 = 66 s.
 */ -}}
-{{- $workerCloseMargin := 50 -}}
+{{- $workerCloseMargin := 66 -}}
 {{- $workerShutdown := add $v.worker.longestJobSeconds $workerCloseMargin -}}
 {{- if lt (int $v.worker.terminationGracePeriodSeconds) (int $workerShutdown) -}}
-{{- fail (printf "worker.terminationGracePeriodSeconds (%d) must be at least worker.longestJobSeconds + %d s (%d): worker.close() waits up to longestJobSeconds (WORKER_SHUTDOWN_GRACE_MS) for the running job, then the queue, Redis, MySQL and management server closes may take up to 10 s each (plus 10 s for the replication heartbeat)" (int $v.worker.terminationGracePeriodSeconds) (int $workerCloseMargin) (int $workerShutdown)) -}}
+{{- fail (printf "worker.terminationGracePeriodSeconds (%d) must be at least worker.longestJobSeconds + %d s (%d): the job workers wait up to longestJobSeconds (WORKER_SHUTDOWN_GRACE_MS) for running jobs and take up to 5 s more to hand them back, then the replication heartbeat, S3 client, job queues, Redis, MySQL and management server closes may take up to 10 s each, and the process exits within 1 s" (int $v.worker.terminationGracePeriodSeconds) (int $workerCloseMargin) (int $workerShutdown)) -}}
 {{- end -}}
 {{- if and $v.redis.enabled (gt (int $v.redis.sentinel.quorum) (int $v.redis.replicas)) -}}
 {{- fail (printf "redis.sentinel.quorum (%d) cannot exceed redis.replicas (%d): Sentinel could never agree on a failover" (int $v.redis.sentinel.quorum) (int $v.redis.replicas)) -}}
