@@ -36,6 +36,14 @@ describe('helm template rejects wrong values with a clear message', () => {
       { 'worker.longestJobSeconds': '3601', 'worker.terminationGracePeriodSeconds': '3700' },
       "at '/worker/longestJobSeconds': maximum",
     ],
+    [{ 'worker.jobs.board': 'on' }, "value must be one of 'off', 'read-only', 'read-write'"],
+    [{ 'worker.jobs.concurency.backups': '2' }, "additional properties 'concurency' not allowed"],
+    [{ 'worker.jobs.concurrency.backup': '2' }, "additional properties 'backup' not allowed"],
+    [{ 'worker.jobs.concurrency.attachments': '0' }, "at '/worker/jobs/concurrency/attachments': minimum"],
+    // Whole seconds: × 1000 is the milliseconds the service reads.
+    [{ 'worker.jobs.backoffSeconds': '0.5' }, '/worker/jobs/backoffSeconds'],
+    [{ 'worker.jobs.backoffMs': '2000' }, "additional properties 'backoffMs' not allowed"],
+    [{ 'worker.heartbeatSeconds': '0' }, "at '/worker/heartbeatSeconds': minimum"],
     [{ 'gateway.parentRefs[0].sectionname': 'https' }, "additional properties 'sectionname' not allowed"],
     [
       { 'metrics.prometheusRule.replicaLagUnknownFor': '5min' },

@@ -312,6 +312,37 @@ only, since a browser page on plain http would have no business with a chat sess
   value: {{ $rt.ticketTtlSeconds | int64 | toString | quote }}
 {{- end }}
 
+{{/*
+A job's attempts and backoff are fixed by whoever adds it, and the API adds jobs as the worker does:
+both processes get them, or jobs the API adds would keep the service's defaults.
+*/}}
+{{- define "parley.env.jobOptions" -}}
+{{- $jobs := .Values.worker.jobs -}}
+- name: JOBS_ATTEMPTS
+  value: {{ $jobs.attempts | int64 | toString | quote }}
+- name: JOBS_BACKOFF_MS
+  value: {{ mul $jobs.backoffSeconds 1000 | int64 | toString | quote }}
+{{- end }}
+
+{{/* How the worker runs jobs: concurrency per queue, locks, its heartbeat and Bull Board. Worker only. */}}
+{{- define "parley.env.jobWorkers" -}}
+{{- $jobs := .Values.worker.jobs -}}
+- name: JOBS_CONCURRENCY_MAINTENANCE
+  value: {{ $jobs.concurrency.maintenance | int64 | toString | quote }}
+- name: JOBS_CONCURRENCY_LEADERBOARDS
+  value: {{ $jobs.concurrency.leaderboards | int64 | toString | quote }}
+- name: JOBS_CONCURRENCY_ATTACHMENTS
+  value: {{ $jobs.concurrency.attachments | int64 | toString | quote }}
+- name: JOBS_CONCURRENCY_BACKUPS
+  value: {{ $jobs.concurrency.backups | int64 | toString | quote }}
+- name: JOBS_LOCK_MS
+  value: {{ mul $jobs.lockSeconds 1000 | int64 | toString | quote }}
+- name: WORKER_HEARTBEAT_MS
+  value: {{ mul .Values.worker.heartbeatSeconds 1000 | int64 | toString | quote }}
+- name: JOBS_BOARD
+  value: {{ $jobs.board | quote }}
+{{- end }}
+
 {{/* Environment of the api and worker. Secrets come as *_FILE paths. ---------------------- */}}
 {{- define "parley.env" -}}
 {{- $dir := include "parley.secretsDir" . -}}
@@ -344,6 +375,7 @@ only, since a browser page on plain http would have no business with a chat sess
   value: {{ .Values.config.rateLimits.upload | quote }}
 - name: TRUSTED_PROXY_HOPS
   value: {{ include "parley.trustedProxyHops" . | quote }}
+{{ include "parley.env.jobOptions" . }}
 {{- if .Values.redis.enabled }}
 - name: REDIS_SENTINELS
   value: {{ include "parley.redis.sentinels" . | quote }}

@@ -1,0 +1,228 @@
+/**
+ * The worker's jobs on the chart: the job settings reach the processes that read them, as the
+ * service's own config parser reads them; the schema's bounds are the service's; and Bull Board,
+ * served on the worker's health port, is reachable from nowhere the metrics are not.
+ */
+import { generateKeyPairSync } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { loadConfig } from '../../service/src/config.js';
+import {
+  allContainers,
+  component,
+  container,
+  envOf,
+  scenarioFile,
+  scenarios,
+  workload,
+  workloads,
+  type EnvVar,
+} from '../lib/objects.js';
+import { chartDir, renderChart, renderChartText, type K8sObject } from '../lib/render.js';
+
+const renders = new Map<string, K8sObject[]>();
+beforeAll(async () => {
+  await Promise.all(scenarios.map(async (s) => renders.set(s, await renderChart([scenarioFile(s)]))));
+});
+const render = (scenario: string): K8sObject[] => renders.get(scenario)!;
+
+type Role = 'api' | 'worker';
+const envIn = (objects: K8sObject[], role: Role): Map<string, EnvVar> =>
+  envOf(container(workload(objects, 'Deployment', `parley-${role}`).spec, role));
+
+// What a process would parse: the rendered plain values, and a signing key in place of the Secret's
+// files, which exist only in the pod.
+const signingKey = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' });
+function parsedBy(role: Role, objects: K8sObject[], overrides: Record<string, string> = {}) {
+  const plain = Object.fromEntries(
+    [...envIn(objects, role).values()]
+      .filter((e) => e.value !== undefined && !e.name.endsWith('_FILE'))
+      .map((e) => [e.name, e.value]),
+  );
+  return loadConfig({ ...plain, JWT_PRIVATE_KEY: signingKey.toString(), ...overrides }, role);
+}
+
+/** The problems the service lists for `env`, or none. */
+function refusals(role: Role, objects: K8sObject[], env: Record<string, string>): string[] {
+  try {
+    parsedBy(role, objects, env);
+    return [];
+  } catch (error) {
+    return (error as { problems: string[] }).problems;
+  }
+}
+
+type Bounds = { minimum: number; maximum: number };
+const schema = JSON.parse(readFileSync(join(chartDir, 'values.schema.json'), 'utf8')) as {
+  properties: Record<string, { properties: Record<string, { properties: Record<string, unknown> }> }>;
+};
+const values = parse(readFileSync(join(chartDir, 'values.yaml'), 'utf8')) as {
+  worker: { heartbeatSeconds: number; jobs: Record<string, unknown> };
+};
+
+/** A numeric value of the chart and the variable it becomes: the service's unit is × `scale`. */
+interface Setting {
+  path: string;
+  variable: string;
+  scale: number;
+  /** Who reads it. */
+  roles: Role[];
+  /** Where the service's parsed config holds it. */
+  read: (config: ReturnType<typeof loadConfig>) => number;
+}
+
+const workerSchema = schema.properties['worker']!.properties;
+const jobsSchema = workerSchema['jobs']!.properties as Record<
+  string,
+  { properties?: Record<string, Bounds> }
+>;
+const boundsOf = (path: string): Bounds => {
+  const [, ...keys] = path.split('.');
+  let node: unknown = { properties: workerSchema };
+  for (const key of keys) node = (node as { properties: Record<string, unknown> }).properties[key];
+  return node as Bounds;
+};
+const valueOf = (path: string): number =>
+  path.split('.').reduce<unknown>((node, key) => (node as Record<string, unknown>)[key], values) as number;
+
+const JOB_SETTINGS: Setting[] = [
+  ...(['maintenance', 'leaderboards', 'attachments', 'backups'] as const).map((queue): Setting => ({
+    path: `worker.jobs.concurrency.${queue}`,
+    variable: `JOBS_CONCURRENCY_${queue.toUpperCase()}`,
+    scale: 1,
+    roles: ['worker'],
+    read: (config) => config.jobs.concurrency[queue],
+  })),
+  {
+    path: 'worker.jobs.attempts',
+    variable: 'JOBS_ATTEMPTS',
+    scale: 1,
+    roles: ['api', 'worker'],
+    read: (config) => config.jobs.attempts,
+  },
+  {
+    path: 'worker.jobs.backoffSeconds',
+    variable: 'JOBS_BACKOFF_MS',
+    scale: 1000,
+    roles: ['api', 'worker'],
+    read: (config) => config.jobs.backoffMs,
+  },
+  {
+    path: 'worker.jobs.lockSeconds',
+    variable: 'JOBS_LOCK_MS',
+    scale: 1000,
+    roles: ['worker'],
+    read: (config) => config.jobs.lockMs,
+  },
+  {
+    path: 'worker.heartbeatSeconds',
+    variable: 'WORKER_HEARTBEAT_MS',
+    scale: 1000,
+    roles: ['worker'],
+    read: (config) => config.jobs.heartbeatMs,
+  },
+];
+const WORKER_ONLY = [
+  ...JOB_SETTINGS.filter((s) => !s.roles.includes('api')).map((s) => s.variable),
+  'JOBS_BOARD',
+];
+const SHARED = JOB_SETTINGS.filter((s) => s.roles.includes('api')).map((s) => s.variable);
+
+describe("the worker's job settings (JOBS_*, WORKER_HEARTBEAT_MS)", () => {
+  it('every numeric job value is in the table above, and the schema knows no other', () => {
+    const schemaPaths = [
+      'worker.heartbeatSeconds',
+      ...Object.entries(jobsSchema).flatMap(([key, node]) =>
+        node.properties
+          ? Object.keys(node.properties).map((inner) => `worker.jobs.${key}.${inner}`)
+          : [`worker.jobs.${key}`],
+      ),
+    ].filter((path) => path !== 'worker.jobs.board');
+    expect(schemaPaths.sort()).toEqual(JOB_SETTINGS.map((s) => s.path).sort());
+  });
+
+  it.each(scenarios)(
+    '%s: the worker gets every job setting; the API the attempts and backoff of the jobs it adds; nothing else any',
+    (scenario) => {
+      const objects = render(scenario);
+      const worker = envIn(objects, 'worker');
+      for (const variable of [...WORKER_ONLY, ...SHARED]) expect(worker.has(variable), variable).toBe(true);
+      const api = envIn(objects, 'api');
+      for (const variable of SHARED) expect(api.has(variable), `api ${variable}`).toBe(true);
+      for (const variable of WORKER_ONLY) expect(api.has(variable), `api ${variable}`).toBe(false);
+      for (const w of workloads(objects).filter((w) => !['api', 'worker'].includes(component(w))))
+        for (const c of allContainers(w.spec))
+          for (const name of envOf(c).keys())
+            expect(name, `${w.object.metadata.name}/${c.name}`).not.toMatch(/^(JOBS_|WORKER_HEARTBEAT)/);
+    },
+  );
+
+  it("the service's own config parser reads the rendered defaults as values.yaml states them", () => {
+    for (const role of ['api', 'worker'] as const) {
+      const config = parsedBy(role, render('default'));
+      for (const setting of JOB_SETTINGS.filter((s) => s.roles.includes(role)))
+        expect(setting.read(config), `${role} ${setting.path}`).toBe(valueOf(setting.path) * setting.scale);
+    }
+    expect(parsedBy('worker', render('default')).jobs.board).toBe('read-only');
+    expect(values.worker.jobs['board']).toBe('read-only');
+  });
+
+  it("the schema's bounds are the service's: both ends render and parse, one step beyond fails both", async () => {
+    for (const end of ['minimum', 'maximum'] as const) {
+      const at = JOB_SETTINGS.map((s) => ({ ...s, value: boundsOf(s.path)[end] }));
+      const objects = await renderChart(
+        [scenarioFile('default')],
+        Object.fromEntries(at.map((s) => [s.path, String(s.value)])),
+      );
+      for (const role of ['api', 'worker'] as const) {
+        const config = parsedBy(role, objects);
+        for (const s of at.filter((s) => s.roles.includes(role)))
+          expect(s.read(config), `${role} ${s.path} ${end}`).toBe(s.value * s.scale);
+      }
+
+      const step = end === 'minimum' ? -1 : 1;
+      const beyond = at.map((s) => ({ ...s, value: s.value + step }));
+      const problems = refusals(
+        'worker',
+        objects,
+        Object.fromEntries(beyond.map((s) => [s.variable, String(s.value * s.scale)])),
+      );
+      for (const s of beyond)
+        expect(
+          problems.some((p) => p.startsWith(`${s.variable}:`)),
+          `service refuses ${s.variable}=${s.value * s.scale}`,
+        ).toBe(true);
+      const refusal = await renderChartText(
+        [scenarioFile('default')],
+        Object.fromEntries(beyond.map((s) => [s.path, String(s.value)])),
+      ).then(
+        () => '',
+        (error: Error) => error.message,
+      );
+      for (const s of beyond)
+        expect(refusal, `helm refuses ${s.path}=${s.value}`).toContain(`'/${s.path.replaceAll('.', '/')}'`);
+    }
+  });
+
+  it.each(['off', 'read-only', 'read-write'])('board %s reaches the worker as JOBS_BOARD', async (board) => {
+    const objects = await renderChart([scenarioFile('default')], { 'worker.jobs.board': board });
+    expect(envIn(objects, 'worker').get('JOBS_BOARD')!.value).toBe(board);
+    expect(parsedBy('worker', objects).jobs.board).toBe(board);
+  });
+
+  it('the heartbeat sets /livez, the worker liveness probe runs as its value documents', () => {
+    const worker = container(workload(render('default'), 'Deployment', 'parley-worker').spec, 'worker');
+    expect(worker.livenessProbe!.httpGet).toEqual({ path: '/livez', port: 'health' });
+    const probe = worker.livenessProbe as { periodSeconds: number; failureThreshold: number };
+    const doc = readFileSync(join(chartDir, 'values.yaml'), 'utf8');
+    expect(doc).toContain(
+      `restarts it after ${probe.failureThreshold} failed probes ${probe.periodSeconds} s apart`,
+    );
+    // /livez holds the heartbeat's tolerance itself (three heartbeats + 5 s, service/src/main-worker.ts).
+    const source = readFileSync(join(chartDir, '..', '..', 'service', 'src', 'main-worker.ts'), 'utf8');
+    expect(source).toContain('new ProgressWatch(config.jobs.heartbeatMs * 3 + 5_000)');
+    expect(doc).toContain('no job for 3 × this + 5 s');
+  });
+});
