@@ -55,12 +55,16 @@ function refusals(role: Role, objects: K8sObject[], env: Record<string, string>)
 }
 
 type Bounds = { minimum: number; maximum: number };
-const schema = JSON.parse(readFileSync(join(chartDir, 'values.schema.json'), 'utf8')) as {
-  properties: Record<string, { properties: Record<string, { properties: Record<string, unknown> }> }>;
-};
-const values = parse(readFileSync(join(chartDir, 'values.yaml'), 'utf8')) as {
-  worker: { heartbeatSeconds: number; jobs: Record<string, unknown> };
-};
+type SchemaNode = { properties?: Record<string, SchemaNode> } & Partial<Bounds>;
+const schema = JSON.parse(readFileSync(join(chartDir, 'values.schema.json'), 'utf8')) as SchemaNode;
+const values = parse(readFileSync(join(chartDir, 'values.yaml'), 'utf8')) as Record<string, unknown>;
+
+/** The schema node of a value, e.g. `worker.jobs.attempts`. */
+const schemaOf = (path: string): SchemaNode =>
+  path.split('.').reduce((node, key) => node.properties![key]!, schema);
+const boundsOf = (path: string): Bounds => schemaOf(path) as Bounds;
+const valueOf = (path: string): unknown =>
+  path.split('.').reduce<unknown>((node, key) => (node as Record<string, unknown>)[key], values);
 
 /** A numeric value of the chart and the variable it becomes: the service's unit is × `scale`. */
 interface Setting {
@@ -73,19 +77,63 @@ interface Setting {
   read: (config: ReturnType<typeof loadConfig>) => number;
 }
 
-const workerSchema = schema.properties['worker']!.properties;
-const jobsSchema = workerSchema['jobs']!.properties as Record<
-  string,
-  { properties?: Record<string, Bounds> }
->;
-const boundsOf = (path: string): Bounds => {
-  const [, ...keys] = path.split('.');
-  let node: unknown = { properties: workerSchema };
-  for (const key of keys) node = (node as { properties: Record<string, unknown> }).properties[key];
-  return node as Bounds;
-};
-const valueOf = (path: string): number =>
-  path.split('.').reduce<unknown>((node, key) => (node as Record<string, unknown>)[key], values) as number;
+/** The numeric leaves of the schema under `path`. */
+const numericPaths = (path: string): string[] =>
+  Object.entries(schemaOf(path).properties!).flatMap(([key, node]) =>
+    node.properties ? numericPaths(`${path}.${key}`) : node.maximum === undefined ? [] : [`${path}.${key}`],
+  );
+
+/**
+ * Both ends of each setting's schema bounds render, and the service parses them as set; one step
+ * beyond either end is refused by the service and by helm alike.
+ */
+async function checkBounds(settings: Setting[]): Promise<void> {
+  for (const end of ['minimum', 'maximum'] as const) {
+    const at = settings.map((s) => ({ ...s, value: boundsOf(s.path)[end] }));
+    const objects = await renderChart(
+      [scenarioFile('default')],
+      Object.fromEntries(at.map((s) => [s.path, String(s.value)])),
+    );
+    for (const role of ['api', 'worker'] as const) {
+      const config = parsedBy(role, objects);
+      for (const s of at.filter((s) => s.roles.includes(role)))
+        expect(s.read(config), `${role} ${s.path} ${end}`).toBe(s.value * s.scale);
+    }
+
+    const step = end === 'minimum' ? -1 : 1;
+    const beyond = at.map((s) => ({ ...s, value: s.value + step }));
+    const problems = refusals(
+      'worker',
+      objects,
+      Object.fromEntries(beyond.map((s) => [s.variable, String(s.value * s.scale)])),
+    );
+    for (const s of beyond)
+      expect(
+        problems.some((p) => p.startsWith(`${s.variable}:`)),
+        `service refuses ${s.variable}=${s.value * s.scale}`,
+      ).toBe(true);
+    const refusal = await renderChartText(
+      [scenarioFile('default')],
+      Object.fromEntries(beyond.map((s) => [s.path, String(s.value)])),
+    ).then(
+      () => '',
+      (error: Error) => error.message,
+    );
+    for (const s of beyond)
+      expect(refusal, `helm refuses ${s.path}=${s.value}`).toContain(`'/${s.path.replaceAll('.', '/')}'`);
+  }
+}
+
+/** The defaults, as the service parses what the chart renders: what values.yaml states. */
+function checkDefaults(settings: Setting[]): void {
+  for (const role of ['api', 'worker'] as const) {
+    const config = parsedBy(role, render('default'));
+    for (const setting of settings.filter((s) => s.roles.includes(role)))
+      expect(setting.read(config), `${role} ${setting.path}`).toBe(
+        (valueOf(setting.path) as number) * setting.scale,
+      );
+  }
+}
 
 const JOB_SETTINGS: Setting[] = [
   ...(['maintenance', 'leaderboards', 'attachments', 'backups'] as const).map((queue): Setting => ({
@@ -131,16 +179,10 @@ const WORKER_ONLY = [
 const SHARED = JOB_SETTINGS.filter((s) => s.roles.includes('api')).map((s) => s.variable);
 
 describe("the worker's job settings (JOBS_*, WORKER_HEARTBEAT_MS)", () => {
-  it('every numeric job value is in the table above, and the schema knows no other', () => {
-    const schemaPaths = [
-      'worker.heartbeatSeconds',
-      ...Object.entries(jobsSchema).flatMap(([key, node]) =>
-        node.properties
-          ? Object.keys(node.properties).map((inner) => `worker.jobs.${key}.${inner}`)
-          : [`worker.jobs.${key}`],
-      ),
-    ].filter((path) => path !== 'worker.jobs.board');
-    expect(schemaPaths.sort()).toEqual(JOB_SETTINGS.map((s) => s.path).sort());
+  it('every numeric job value is in the table above', () => {
+    expect([...numericPaths('worker.jobs'), 'worker.heartbeatSeconds'].sort()).toEqual(
+      JOB_SETTINGS.map((s) => s.path).sort(),
+    );
   });
 
   it.each(scenarios)(
@@ -160,51 +202,13 @@ describe("the worker's job settings (JOBS_*, WORKER_HEARTBEAT_MS)", () => {
   );
 
   it("the service's own config parser reads the rendered defaults as values.yaml states them", () => {
-    for (const role of ['api', 'worker'] as const) {
-      const config = parsedBy(role, render('default'));
-      for (const setting of JOB_SETTINGS.filter((s) => s.roles.includes(role)))
-        expect(setting.read(config), `${role} ${setting.path}`).toBe(valueOf(setting.path) * setting.scale);
-    }
+    checkDefaults(JOB_SETTINGS);
+    expect(valueOf('worker.jobs.board')).toBe('read-only');
     expect(parsedBy('worker', render('default')).jobs.board).toBe('read-only');
-    expect(values.worker.jobs['board']).toBe('read-only');
   });
 
-  it("the schema's bounds are the service's: both ends render and parse, one step beyond fails both", async () => {
-    for (const end of ['minimum', 'maximum'] as const) {
-      const at = JOB_SETTINGS.map((s) => ({ ...s, value: boundsOf(s.path)[end] }));
-      const objects = await renderChart(
-        [scenarioFile('default')],
-        Object.fromEntries(at.map((s) => [s.path, String(s.value)])),
-      );
-      for (const role of ['api', 'worker'] as const) {
-        const config = parsedBy(role, objects);
-        for (const s of at.filter((s) => s.roles.includes(role)))
-          expect(s.read(config), `${role} ${s.path} ${end}`).toBe(s.value * s.scale);
-      }
-
-      const step = end === 'minimum' ? -1 : 1;
-      const beyond = at.map((s) => ({ ...s, value: s.value + step }));
-      const problems = refusals(
-        'worker',
-        objects,
-        Object.fromEntries(beyond.map((s) => [s.variable, String(s.value * s.scale)])),
-      );
-      for (const s of beyond)
-        expect(
-          problems.some((p) => p.startsWith(`${s.variable}:`)),
-          `service refuses ${s.variable}=${s.value * s.scale}`,
-        ).toBe(true);
-      const refusal = await renderChartText(
-        [scenarioFile('default')],
-        Object.fromEntries(beyond.map((s) => [s.path, String(s.value)])),
-      ).then(
-        () => '',
-        (error: Error) => error.message,
-      );
-      for (const s of beyond)
-        expect(refusal, `helm refuses ${s.path}=${s.value}`).toContain(`'/${s.path.replaceAll('.', '/')}'`);
-    }
-  });
+  it("the schema's bounds are the service's: both ends render and parse, one step beyond fails both", () =>
+    checkBounds(JOB_SETTINGS));
 
   it.each(['off', 'read-only', 'read-write'])('board %s reaches the worker as JOBS_BOARD', async (board) => {
     const objects = await renderChart([scenarioFile('default')], { 'worker.jobs.board': board });
@@ -225,4 +229,63 @@ describe("the worker's job settings (JOBS_*, WORKER_HEARTBEAT_MS)", () => {
     expect(source).toContain('new ProgressWatch(config.jobs.heartbeatMs * 3 + 5_000)');
     expect(doc).toContain('no job for 3 × this + 5 s');
   });
+});
+
+const LEADERBOARD_SETTINGS: Setting[] = [
+  {
+    path: 'config.leaderboards.pointsMessage',
+    variable: 'LEADERBOARD_POINTS_MESSAGE',
+    scale: 1,
+    roles: ['api', 'worker'],
+    read: (config) => config.leaderboards.points.message,
+  },
+  {
+    path: 'config.leaderboards.pointsRoomCreated',
+    variable: 'LEADERBOARD_POINTS_ROOM_CREATED',
+    scale: 1,
+    roles: ['api', 'worker'],
+    read: (config) => config.leaderboards.points.roomCreated,
+  },
+  {
+    path: 'config.leaderboards.flushIntervalMs',
+    variable: 'LEADERBOARD_FLUSH_INTERVAL_MS',
+    scale: 1,
+    roles: ['api', 'worker'],
+    read: (config) => config.leaderboards.flushIntervalMs,
+  },
+  {
+    path: 'config.leaderboards.periodGraceSeconds',
+    variable: 'LEADERBOARD_PERIOD_GRACE_SECONDS',
+    scale: 1,
+    roles: ['api', 'worker'],
+    read: (config) => config.leaderboards.periodGraceSeconds,
+  },
+];
+
+describe('the leaderboard settings (LEADERBOARD_*)', () => {
+  it('every leaderboard value is in the table above', () => {
+    expect(numericPaths('config.leaderboards').sort()).toEqual(
+      LEADERBOARD_SETTINGS.map((s) => s.path).sort(),
+    );
+  });
+
+  it.each(scenarios)(
+    '%s: the API (which awards) and the worker (which flushes and rebuilds) get them; migrations do not',
+    (scenario) => {
+      const objects = render(scenario);
+      for (const role of ['api', 'worker'] as const)
+        for (const { variable } of LEADERBOARD_SETTINGS)
+          expect(envIn(objects, role).has(variable), `${role} ${variable}`).toBe(true);
+      for (const w of workloads(objects).filter((w) => !['api', 'worker'].includes(component(w))))
+        for (const c of allContainers(w.spec))
+          for (const name of envOf(c).keys())
+            expect(name, `${w.object.metadata.name}/${c.name}`).not.toMatch(/^LEADERBOARD_/);
+    },
+  );
+
+  it("the service's own config parser reads the rendered defaults as values.yaml states them", () =>
+    checkDefaults(LEADERBOARD_SETTINGS));
+
+  it("the schema's bounds are the service's: both ends render and parse, one step beyond fails both", () =>
+    checkBounds(LEADERBOARD_SETTINGS));
 });

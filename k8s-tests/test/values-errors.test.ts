@@ -69,6 +69,8 @@ describe('helm template rejects wrong values with a clear message', () => {
     [{ 'config.realtime.heartbeatMs': '0' }, "at '/config/realtime/heartbeatMs': minimum"],
     [{ 'config.realtime.drainWindowMs': '600001' }, "at '/config/realtime/drainWindowMs': maximum"],
     [{ 'config.realtime.heartbeatMS': '1000' }, "additional properties 'heartbeatMS' not allowed"],
+    [{ 'config.leaderboards.pointsPerMessage': '2' }, "additional properties 'pointsPerMessage' not allowed"],
+    [{ 'config.leaderboards.flushIntervalMs': '99' }, "at '/config/leaderboards/flushIntervalMs': minimum"],
     // A Gateway API duration has at most five digits per unit.
     [{ 'gateway.websocketTimeoutSeconds': '100000' }, "at '/gateway/websocketTimeoutSeconds': maximum"],
   ])('schema: %o', async (values, message) => {

@@ -312,6 +312,19 @@ only, since a browser page on plain http would have no business with a chat sess
   value: {{ $rt.ticketTtlSeconds | int64 | toString | quote }}
 {{- end }}
 
+{{/* Leaderboards: the API awards points (and expires period boards), the worker flushes them and rebuilds. */}}
+{{- define "parley.env.leaderboards" -}}
+{{- $lb := .Values.config.leaderboards -}}
+- name: LEADERBOARD_POINTS_MESSAGE
+  value: {{ $lb.pointsMessage | int64 | toString | quote }}
+- name: LEADERBOARD_POINTS_ROOM_CREATED
+  value: {{ $lb.pointsRoomCreated | int64 | toString | quote }}
+- name: LEADERBOARD_FLUSH_INTERVAL_MS
+  value: {{ $lb.flushIntervalMs | int64 | toString | quote }}
+- name: LEADERBOARD_PERIOD_GRACE_SECONDS
+  value: {{ $lb.periodGraceSeconds | int64 | toString | quote }}
+{{- end }}
+
 {{/*
 A job's attempts and backoff are fixed by whoever adds it, and the API adds jobs as the worker does:
 both processes get them, or jobs the API adds would keep the service's defaults.
@@ -376,6 +389,7 @@ both processes get them, or jobs the API adds would keep the service's defaults.
 - name: TRUSTED_PROXY_HOPS
   value: {{ include "parley.trustedProxyHops" . | quote }}
 {{ include "parley.env.jobOptions" . }}
+{{ include "parley.env.leaderboards" . }}
 {{- if .Values.redis.enabled }}
 - name: REDIS_SENTINELS
   value: {{ include "parley.redis.sentinels" . | quote }}
