@@ -85,6 +85,19 @@ export function allowed(
   return direction(policies, from, to, port, 'Egress') && direction(policies, to, from, port, 'Ingress');
 }
 
+/**
+ * Does `to` admit a connection on `port` from a pod of its own namespace with labels `from`? Only the
+ * ingress side: for a pod outside the release, whose egress the chart does not restrict.
+ */
+export function admits(
+  objects: K8sObject[],
+  from: Record<string, string>,
+  to: Record<string, string>,
+  port: number,
+): boolean {
+  return direction(policiesOf(objects), to, from, port, 'Ingress');
+}
+
 /** Is `labels` isolated for both directions by some policy (default deny)? */
 export function isolated(objects: K8sObject[], labels: Record<string, string>): boolean {
   const policies = policiesOf(objects).filter((p) => selects(p, labels));

@@ -9,13 +9,16 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { loadConfig } from '../../service/src/config.js';
+import { admits, reachableFromNamespace } from '../lib/network-policy.js';
 import {
   allContainers,
+  byKind,
   component,
   container,
   envOf,
   scenarioFile,
   scenarios,
+  spec,
   workload,
   workloads,
   type EnvVar,
@@ -288,4 +291,75 @@ describe('the leaderboard settings (LEADERBOARD_*)', () => {
 
   it("the schema's bounds are the service's: both ends render and parse, one step beyond fails both", () =>
     checkBounds(LEADERBOARD_SETTINGS));
+});
+
+describe("Bull Board stays behind the worker's health port", () => {
+  const labelsOf = (name: string): Record<string, string> => ({
+    'app.kubernetes.io/name': 'parley',
+    'app.kubernetes.io/instance': 'parley',
+    'app.kubernetes.io/component': name,
+  });
+  /** The namespace a scenario lets scrape metrics (networkPolicy.metricsNamespaceSelector). */
+  const metricsNamespace = (scenario: string): string => {
+    type Values = {
+      networkPolicy?: { metricsNamespaceSelector?: { matchLabels?: Record<string, string> } };
+    };
+    const read = (file: string): Values => parse(readFileSync(join(chartDir, file), 'utf8')) as Values;
+    const selector =
+      read(scenarioFile(scenario)).networkPolicy?.metricsNamespaceSelector ??
+      read('values.yaml').networkPolicy!.metricsNamespaceSelector!;
+    return selector.matchLabels!['kubernetes.io/metadata.name']!;
+  };
+  const healthPort = (objects: K8sObject[]): number => {
+    const worker = container(workload(objects, 'Deployment', 'parley-worker').spec, 'worker');
+    const port = worker.ports!.find((p) => p.name === 'health')!.containerPort;
+    // The board is served where the worker's management server listens.
+    expect(envOf(worker).get('WORKER_HEALTH_PORT')!.value).toBe(String(port));
+    return port;
+  };
+
+  it.each(scenarios)(
+    '%s: the metrics namespace may reach the port; no other namespace, and no pod of its own',
+    (scenario) => {
+      const objects = render(scenario);
+      const port = healthPort(objects);
+      const worker = labelsOf('worker');
+      const prometheus = metricsNamespace(scenario);
+      expect(reachableFromNamespace(objects, prometheus, worker, port)).toBe(true);
+      for (const namespace of ['parley', 'default', 'ingress', 'envoy-gateway-system', 'kube-system'])
+        if (namespace !== prometheus)
+          expect(reachableFromNamespace(objects, namespace, worker, port), namespace).toBe(false);
+      // Not even if their own egress let them: the worker's ingress names no pod.
+      for (const from of ['api', 'test', 'migrations', 'redis', 'mysql-primary', 'minio', 'worker'])
+        expect(admits(objects, labelsOf(from), worker, port), from).toBe(false);
+      expect(admits(objects, { app: 'debug-shell' }, worker, port)).toBe(false);
+    },
+  );
+
+  it.each(scenarios)('%s: no Ingress, route or public Service leads to it', (scenario) => {
+    const objects = render(scenario);
+    const port = healthPort(objects);
+    for (const service of byKind(objects, 'Service')) {
+      const { selector, ports, clusterIP } = spec<{
+        selector?: Record<string, string>;
+        ports: { port: number; targetPort?: number | string }[];
+        clusterIP?: string;
+      }>(service);
+      if (selector?.['app.kubernetes.io/component'] !== 'worker') continue;
+      // Only the headless Service a ServiceMonitor scrapes through, which the NetworkPolicy guards.
+      expect(service.metadata.name).toBe('parley-worker');
+      expect(clusterIP).toBe('None');
+      expect(ports.map((p) => p.targetPort ?? p.port)).toEqual(expect.arrayContaining(['health']));
+    }
+    const backends = JSON.stringify([...byKind(objects, 'Ingress'), ...byKind(objects, 'HTTPRoute')]);
+    expect(backends).not.toContain('parley-worker');
+    expect(backends).not.toContain(`${port}`);
+  });
+
+  it('a moved health port moves the policy with it', async () => {
+    const objects = await renderChart([scenarioFile('default')], { 'worker.healthPort': '4001' });
+    expect(healthPort(objects)).toBe(4001);
+    expect(reachableFromNamespace(objects, 'monitoring', labelsOf('worker'), 4001)).toBe(true);
+    expect(reachableFromNamespace(objects, 'monitoring', labelsOf('worker'), 3001)).toBe(false);
+  });
 });

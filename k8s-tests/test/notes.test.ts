@@ -1,6 +1,10 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { scenarioFile } from '../lib/objects.js';
 import { chartDir, helm } from '../lib/render.js';
+import { repoRoot } from '../scripts/kube-tools.js';
+import { serviceSource } from '../lib/service-source.js';
 
 /** NOTES.txt as `helm install` prints it (client-side dry run: no cluster needed). */
 async function notes(scenario: string, set: string[] = []): Promise<string> {
@@ -43,6 +47,44 @@ describe('NOTES.txt tells the installer what to do next', () => {
     expect(text).toContain('kubectl -n parley port-forward svc/parley-api 3000:80');
     expect(text).toContain('Credentials were generated into Secret "parley"');
     expect(text).toContain('Development only');
+  });
+
+  it("the worker's jobs: dead letters, redrive and rebuild through kubectl exec, the board through port-forward", async () => {
+    const text = await notes('default');
+    for (const command of ['dead [queue]', 'redrive <queue> <id|--all>', 'rebuild-leaderboards'])
+      expect(text).toContain(`kubectl -n parley exec deploy/parley-worker -- jobs ${command}`);
+    expect(text).toContain('worker.jobs.attempts (5)');
+    expect(text).toContain('Bull Board (read-only)');
+    expect(text).toContain('kubectl -n parley port-forward deploy/parley-worker 3001\n');
+    expect(text).toContain('http://localhost:3001/queues');
+    expect(text).not.toContain('npm run jobs');
+    expect(text).not.toContain('every pod in the cluster can reach');
+    // What NOTES promises is what the image and the service provide.
+    const source = serviceSource();
+    expect(source).toContain("usage: 'dead [queue] [--json]'");
+    expect(source).toContain("usage: 'redrive <queue> <id | --all>'");
+    expect(source).toContain("usage: 'rebuild-leaderboards'");
+    expect(source).toContain("export const JOB_BOARD_PATH = '/queues';");
+    expect(readFileSync(join(repoRoot, 'Dockerfile'), 'utf8')).toContain(
+      'printf \'#!/bin/sh\\nexec node /app/service/dist/main-jobs.js "$@"\\n\' > /usr/local/bin/jobs',
+    );
+  });
+
+  it('the board: its port follows worker.healthPort; off says so; without NetworkPolicies, a warning', async () => {
+    const moved = await notes('default', ['worker.healthPort=4001', 'worker.jobs.board=read-write']);
+    expect(moved).toContain('Bull Board (read-write)');
+    expect(moved).toContain('port-forward deploy/parley-worker 4001\n');
+    expect(moved).toContain('http://localhost:4001/queues');
+    const off = await notes('default', ['worker.jobs.board=off']);
+    expect(off).toContain('Bull Board is off (worker.jobs.board)');
+    expect(off).not.toContain('/queues');
+    const open = await notes('default', ['networkPolicy.enabled=false']);
+    expect(open).toContain('every pod in the cluster can reach that port and the board');
+  });
+
+  it('a custom worker command (skaffold dev) is told about npm run jobs', async () => {
+    const text = await notes('dev', ['worker.command={npx,tsx,watch,src/main-worker.ts}']);
+    expect(text).toContain('`npm run jobs -- <command>`');
   });
 
   it('reminds the installer to pin the in-cluster Redis and MySQL by digest until they are', async () => {
