@@ -154,3 +154,96 @@ describe('ParleyMysqlReplicaLagUnknown', () => {
     expect(run.passed, run.output).toBe(true);
   });
 });
+
+describe('the job alerts', () => {
+  it("tell the operator the worker's own commands and log line", () => {
+    const rules = ruleFileOf(gateway);
+    const source = serviceSource();
+    const dead = alert(rules, 'ParleyJobsDeadLettered').annotations!['description']!;
+    expect(dead).toContain('kubectl -n parley exec deploy/parley-worker -- jobs dead {{ $labels.queue }}');
+    expect(dead).toContain('-- jobs redrive {{ $labels.queue }} <id|--all>');
+    expect(source).toContain("usage: 'dead [queue] [--json]'");
+    expect(source).toContain("usage: 'redrive <queue> <id | --all>'");
+    // Dead letters are the failed jobs BullMQ keeps: 14 days, as the description says.
+    expect(dead).toContain('kept 14 days');
+    expect(source).toContain('removeOnFail: { age: 14 * 24 * 3_600 }');
+    const failing = alert(rules, 'ParleyJobsFailing').annotations!['description']!;
+    expect(failing).toContain('"job attempt failed; it will be retried"');
+    expect(source).toContain("'job attempt failed; it will be retried'");
+  });
+
+  it('ParleyJobsFailing fires above metrics.prometheusRule.jobFailureRatio', async () => {
+    const rules = ruleFileOf(
+      await renderChart(
+        [scenarioFile('gateway')],
+        {},
+        // --set would pass 0.1 as a string, which the schema refuses.
+        { extraArgs: ['--set-json', 'metrics.prometheusRule.jobFailureRatio=0.1'] },
+      ),
+    );
+    const failing = alert(rules, 'ParleyJobsFailing');
+    expect(failing.expr.trim()).toMatch(/> 0\.1$/);
+    expect(failing.annotations!['summary']).toContain('More than 10% of the attempts');
+    const pods = (failedPerMinute: number, completedPerMinute: number) => [
+      {
+        series: series('parley_jobs_failed_total', {
+          namespace: 'parley',
+          pod: 'parley-worker-0',
+          queue: 'attachments',
+          name: 'verify',
+        }),
+        values: `0+${failedPerMinute}x40`,
+      },
+      {
+        series: series('parley_jobs_completed_total', {
+          namespace: 'parley',
+          pod: 'parley-worker-0',
+          queue: 'attachments',
+          name: 'verify',
+        }),
+        values: `0+${completedPerMinute}x40`,
+      },
+    ];
+    const check = (firing: boolean) => ({
+      eval_time: '30m',
+      alertname: 'ParleyJobsFailing',
+      exp_alerts: firing
+        ? [
+            {
+              exp_labels: { ...failing.labels, queue: 'attachments', name: 'verify' },
+              exp_annotations: {
+                summary: 'More than 10% of the attempts at attachments/verify jobs fail.',
+                description: failing.annotations!['description']!.replaceAll(
+                  '{{ $labels.queue }}',
+                  'attachments',
+                ),
+              },
+            },
+          ]
+        : [],
+    });
+    const run = await testRules({
+      'prometheusrule.yaml': rules,
+      'ratio.test.yaml': {
+        rule_files: ['prometheusrule.yaml'],
+        evaluation_interval: '1m',
+        tests: [
+          // 2 failed attempts in 10 is above 0.1; 1 in 13 is under it.
+          {
+            name: '2 failed per 8 completed',
+            interval: '1m',
+            input_series: pods(2, 8),
+            alert_rule_test: [check(true)],
+          },
+          {
+            name: '1 failed per 12 completed',
+            interval: '1m',
+            input_series: pods(1, 12),
+            alert_rule_test: [check(false)],
+          },
+        ],
+      },
+    });
+    expect(run.passed, run.output).toBe(true);
+  });
+});

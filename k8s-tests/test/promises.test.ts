@@ -1165,7 +1165,7 @@ describe('observability', () => {
     expect(spec<{ clusterIP: string }>(find(objects, 'Service', 'parley-worker')).clusterIP).toBe('None');
   });
 
-  it('a PrometheusRule alerts on error rate, p99, queue age, open breakers and replica lag', () => {
+  it('a PrometheusRule alerts on error rate, p99, queue age, dead letters, failing jobs, open breakers and replica lag', () => {
     const rule = spec<{ groups: { rules: { alert: string; expr: string }[] }[] }>(
       find(render('gateway'), 'PrometheusRule', 'parley'),
     );
@@ -1174,6 +1174,8 @@ describe('observability', () => {
       'ParleyHighErrorRate',
       'ParleyHighLatencyP99',
       'ParleyQueueBacklogAge',
+      'ParleyJobsDeadLettered',
+      'ParleyJobsFailing',
       'ParleyCircuitBreakerOpen',
       'ParleyMysqlReplicaLag',
       'ParleyMysqlReplicaLagUnknown',
@@ -1181,6 +1183,8 @@ describe('observability', () => {
     expect(alerts['ParleyHighErrorRate']).toContain('status_code=~"5.."');
     expect(alerts['ParleyHighLatencyP99']).toContain('histogram_quantile(0.99');
     expect(alerts['ParleyQueueBacklogAge']).toContain('parley_queue_oldest_waiting_seconds');
+    expect(alerts['ParleyJobsDeadLettered']).toContain('parley_jobs_dead_total');
+    expect(alerts['ParleyJobsFailing']).toContain('parley_jobs_failed_total');
     expect(alerts['ParleyCircuitBreakerOpen']).toContain('circuit_breaker_state');
     // The worker's heartbeat gauge (works on RDS too); nothing in the release runs mysqld_exporter.
     expect(alerts['ParleyMysqlReplicaLag']).toMatch(

@@ -45,6 +45,11 @@ describe('helm template rejects wrong values with a clear message', () => {
     [{ 'worker.jobs.backoffMs': '2000' }, "additional properties 'backoffMs' not allowed"],
     [{ 'worker.heartbeatSeconds': '0' }, "at '/worker/heartbeatSeconds': minimum"],
     [{ 'gateway.parentRefs[0].sectionname': 'https' }, "additional properties 'sectionname' not allowed"],
+    [{ 'metrics.prometheusRule.jobFailureRatio': '0' }, "at '/metrics/prometheusRule/jobFailureRatio'"],
+    [
+      { 'metrics.prometheusRule.jobFailureRatio': '2' },
+      "at '/metrics/prometheusRule/jobFailureRatio': maximum",
+    ],
     [
       { 'metrics.prometheusRule.replicaLagUnknownFor': '5min' },
       '/metrics/prometheusRule/replicaLagUnknownFor',
