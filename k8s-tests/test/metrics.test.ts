@@ -168,6 +168,61 @@ describe('queries over state every worker pod exports alike (promtool test rules
   });
 });
 
+describe('the job panels (promtool test rules)', () => {
+  const panel = (title: string): Query => {
+    const found = dashboardQueries().find((q) => q.where === `panel "${title}"`);
+    if (!found) throw new Error(`no panel ${title}`);
+    return found;
+  };
+
+  it('show completions, failed attempts, dead letters and p95 duration per queue', () => {
+    expect(panel('Jobs completed per second').expr).toContain(
+      'sum by (queue) (rate(parley_jobs_completed_total',
+    );
+    expect(panel('Failed job attempts per second').expr).toContain(
+      'sum by (queue) (rate(parley_jobs_failed_total',
+    );
+    expect(panel('Job duration p95 (completed)').expr).toMatch(
+      /^histogram_quantile\(0\.95, sum by \(le, queue\) \(rate\(parley_job_duration_seconds_bucket\{.*outcome="completed"\}/,
+    );
+  });
+
+  // A pod's series for a job kind appears at its first dead letter, already at 1: increase() alone
+  // would show nothing for it.
+  it("dead letters in the last hour: every pod's, a new series' whole count and an old one's increase", async () => {
+    const query = panel('Jobs dead-lettered in the last hour');
+    const dead = (pod: number, queue: string, values: string) => ({
+      series: series('parley_jobs_dead_total', {
+        namespace: 'parley',
+        pod: `parley-worker-${pod}`,
+        queue,
+        name: 'x',
+      }),
+      values,
+    });
+    const run = await testRules({
+      'dead-panel.test.yaml': {
+        tests: [
+          {
+            name: query.where,
+            interval: '1m',
+            input_series: [
+              dead(0, 'attachments', '2x30 4x60'),
+              dead(1, 'attachments', '_x70 1 3x20'),
+              dead(0, 'backups', '1x90'),
+            ],
+            promql_expr_test: expectAnswer(query.expr, '90m', [
+              { labels: { queue: 'attachments' }, value: 2 + 3 },
+              { labels: { queue: 'backups' }, value: 0 },
+            ]),
+          },
+        ],
+      },
+    });
+    expect(run.passed, run.output).toBe(true);
+  });
+});
+
 describe('the queries are PromQL (promtool check rules)', () => {
   it('the KEDA trigger and every dashboard query parse', async () => {
     const queries = [kedaQuery(), ...dashboardQueries()];
@@ -193,6 +248,7 @@ describe('metric names', () => {
         'parley_jobs_completed_total',
         'parley_jobs_dead_total',
         'parley_jobs_failed_total',
+        'parley_job_duration_seconds_bucket',
         'parley_mysql_replica_lag_seconds',
         'parley_queue_jobs',
         'parley_queue_oldest_waiting_seconds',
