@@ -1,7 +1,7 @@
 import { loadConfigOrExit } from './config.js';
 import { dependencyChecks } from './features/health/checks.js';
 import { healthRoutes } from './features/health/routes.js';
-import { ProgressWatch } from './features/maintenance/heartbeat.js';
+import { overdueMs, ProgressWatch } from './features/maintenance/heartbeat.js';
 import { registerReplicaLagMetric, startReplicationHeartbeat } from './features/maintenance/replica-lag.js';
 import { listen } from './platform/http-server.js';
 import { JOB_BOARD_PATH, jobBoard } from './platform/job-board.js';
@@ -23,7 +23,9 @@ const queues = Object.values(QUEUES).map((name) => jobs.queue(name));
 registerQueueMetrics(metrics.registry, queues);
 
 // Three missed heartbeats before Kubernetes restarts the worker.
-const progress = new ProgressWatch(config.jobs.heartbeatMs * 3 + 5_000);
+const progress = new ProgressWatch(config.jobs.heartbeatMs * 3 + 5_000, () =>
+  overdueMs(jobs.queue(QUEUES.maintenance)),
+);
 const { handlers, schedules } = workerJobs(deps);
 const workers = startJobWorkers({
   config,

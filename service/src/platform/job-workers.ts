@@ -91,6 +91,8 @@ export function startJobWorkers({
     const named = byQueue.get(queue) ?? new Map<string, JobHandler>();
     if (named.has(name)) throw new Error(`two handlers for job ${queue}/${name}`);
     byQueue.set(queue, named.set(name, handler));
+    // Every series from the start, at 0: a rate or an alert then sees the first failure too.
+    for (const counter of [metrics.completed, metrics.failed, metrics.dead]) counter.inc({ queue, name }, 0);
   }
 
   const workers: Worker[] = [...byQueue].map(([queue, named]) => {

@@ -8,7 +8,9 @@ export interface HealthOptions {
   isDraining: () => boolean;
   registry: Registry;
   /** Liveness beyond "the event loop answers", e.g. the worker's job progress. */
-  liveness?: () => { alive: boolean; detail?: Record<string, unknown> };
+  liveness?: () =>
+    | { alive: boolean; detail?: Record<string, unknown> }
+    | Promise<{ alive: boolean; detail?: Record<string, unknown> }>;
   /** Extra facts for /readyz, such as connection pool stats. */
   details?: () => Record<string, unknown>;
 }
@@ -20,8 +22,8 @@ export function healthRoutes(options: HealthOptions): Hono {
   // mounted on '/*' of the app that routes this one, and so touch every API response.
   const noStore = { 'Cache-Control': 'no-store' };
 
-  app.get('/livez', (c) => {
-    const liveness = options.liveness?.() ?? { alive: true };
+  app.get('/livez', async (c) => {
+    const liveness = (await options.liveness?.()) ?? { alive: true };
     return c.json(
       { status: liveness.alive ? 'alive' : 'stalled', ...liveness.detail },
       liveness.alive ? 200 : 503,
