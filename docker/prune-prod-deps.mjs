@@ -43,10 +43,17 @@ while (queue.length > 0) {
       .filter(([, meta]) => meta.optional)
       .map(([name]) => name),
   ]);
+  // An optional peer is the host's choice, not a dependency: valibot (under Bull Board) names
+  // typescript as one, and following it would ship the compiler.
+  const optionalPeers = new Set(
+    Object.entries(entry.peerDependenciesMeta ?? {})
+      .filter(([, meta]) => meta.optional)
+      .map(([name]) => name),
+  );
   const names = new Set([
     ...Object.keys(entry.dependencies ?? {}),
     ...Object.keys(entry.optionalDependencies ?? {}),
-    ...Object.keys(entry.peerDependencies ?? {}),
+    ...Object.keys(entry.peerDependencies ?? {}).filter((name) => !optionalPeers.has(name)),
   ]);
   for (const name of names) {
     const found = resolve(location, name);
