@@ -1,7 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { drizzle, type MySql2Database } from 'drizzle-orm/mysql2';
 import { sql } from 'drizzle-orm';
-import mysql, { type Pool, type PoolOptions, type ResultSetHeader } from 'mysql2/promise';
+import type { Readable } from 'node:stream';
+import type { Connection as CoreConnection } from 'mysql2';
+import mysql, { type Connection, type Pool, type PoolOptions, type ResultSetHeader } from 'mysql2/promise';
 import type { Config, MysqlEndpoint } from '../config.js';
 import * as schema from '../db/schema.js';
 import { DependencyUnavailable, type Breaker } from './breakers.js';
@@ -116,6 +118,18 @@ function poolStats(pool: Pool): PoolStats {
   };
 }
 
+/** One connection of its own; see Database.openSession. */
+export interface Session {
+  connection: Connection;
+  server: 'primary' | 'replica';
+  /**
+   * Runs a query whose rows arrive as a stream (objects in mode, each row an array of column
+   * values), read from the socket only as fast as the consumer takes them: memory stays bounded
+   * whatever the result's size.
+   */
+  streamRows(sql: string, highWaterMark?: number): Readable;
+}
+
 export interface Database {
   /** Writes, and reads that must see the latest write. Goes through the primary's breaker. */
   write<T>(query: (db: Db) => Promise<T>): Promise<T>;
@@ -133,6 +147,14 @@ export interface Database {
    * are fixed SQL with `?` placeholders, filled in by the driver.
    */
   writeScript(statements: { sql: string; values?: unknown[] }[]): Promise<ResultSetHeader[]>;
+  /**
+   * A connection of its own, outside the pools and their breakers, for one long session (a backup
+   * streaming every table, a restore): `read` opens it on the replica, or on the primary when there
+   * is none or it does not answer; `write` on the primary. Values come back as the server's text
+   * (DATETIME, BIGINT and DECIMAL as strings), so that what is read can be written back unchanged.
+   * The caller ends it.
+   */
+  openSession(target: 'read' | 'write'): Promise<Session>;
   ping(target: 'primary' | 'replica', timeoutMs: number): Promise<void>;
   stats(): { primary: PoolStats; replica: PoolStats | undefined };
   hasReplica: boolean;
@@ -189,6 +211,43 @@ export function createDatabase(
     readReplica: async (query) => {
       if (!replica) throw new Error('no replica configured');
       return breakers.replica.run(() => query(replica));
+    },
+    openSession: async (target) => {
+      const open = (endpoint: MysqlEndpoint) =>
+        mysql.createConnection({
+          host: endpoint.host,
+          port: endpoint.port,
+          user: config.user,
+          password: config.password,
+          database: config.database,
+          connectTimeout: 5_000,
+          enableKeepAlive: true,
+          timezone: 'Z',
+          charset: 'utf8mb4_unicode_ci',
+          dateStrings: true,
+          supportBigNumbers: true,
+          bigNumberStrings: true,
+          ssl: tlsOptions(config),
+          trace: false,
+        });
+      const session = (connection: Connection, server: Session['server']): Session => ({
+        connection,
+        server,
+        // The promise wrapper has no streaming query; the callback connection inside it does.
+        streamRows: (sql, highWaterMark = 256) =>
+          (connection as unknown as { connection: CoreConnection }).connection
+            .query({ sql, rowsAsArray: true })
+            .stream({ highWaterMark }),
+      });
+      if (target === 'read' && config.replica) {
+        try {
+          return session(await open(config.replica), 'replica');
+        } catch (error) {
+          if (!isConnectionError(error)) throw error;
+          onReplicaFallback(error);
+        }
+      }
+      return session(await open(config.primary), 'primary');
     },
     ping: async (target, timeoutMs) => {
       const pool = target === 'primary' ? primaryPool : replicaPool;
