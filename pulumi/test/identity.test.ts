@@ -12,7 +12,7 @@ const KEY = 'arn:aws:kms:eu-west-1:123456789012:key/key-parley-key';
 const BUCKET_ARNS: Record<S3Bucket, string> = { attachments: ATTACHMENTS, backups: BACKUPS };
 const SAMPLE_KEYS: Record<S3Bucket, string> = {
   attachments: 'attachments/room-1/2025-01-01/01JATTACHMENT',
-  backups: 'backups/2025-01-01T00-00-00Z.parley.gz.enc',
+  backups: 'backups/2025/01/01/20250101T000000000Z-0194a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b.ndjson.gz.enc',
 };
 
 /**
@@ -72,15 +72,16 @@ const FORBIDDEN_CALLS: [action: string, resource: string, context?: Record<strin
   ['s3:PutObject', `${BACKUPS}/not-a-backup`],
   ['s3:GetObject', 'arn:aws:s3:::someone-elses-bucket/backups/x'],
   ['s3:ListBucket', ATTACHMENTS],
-  // Backups are expired by the lifecycle rule, never deleted by the service.
-  ['s3:DeleteObject', `${BACKUPS}/backups/2025-01-01T00-00-00Z.parley.gz.enc`],
+  // The worker deletes backups beyond BACKUP_KEEP, but the bucket is versioned: a delete leaves a
+  // noncurrent version that only the lifecycle rule removes, never the service.
+  ['s3:DeleteObject', `${ATTACHMENTS}/${SAMPLE_KEYS.backups}`],
   // Presigned uploads are single requests: nothing to abort or list under attachments/.
   ['s3:AbortMultipartUpload', `${ATTACHMENTS}/attachments/room-1/2025-01-01/01JATTACHMENT`],
-  ['s3:ListMultipartUploadParts', `${BACKUPS}/backups/2025-01-01T00-00-00Z.parley.gz.enc`],
+  ['s3:ListMultipartUploadParts', `${BACKUPS}/${SAMPLE_KEYS.backups}`],
   ['s3:DeleteBucket', BACKUPS],
   ['s3:PutBucketPolicy', ATTACHMENTS],
   ['s3:PutLifecycleConfiguration', BACKUPS],
-  ['s3:DeleteObjectVersion', `${BACKUPS}/backups/2025-01-01T00-00-00Z.parley.gz.enc`],
+  ['s3:DeleteObjectVersion', `${BACKUPS}/${SAMPLE_KEYS.backups}`],
   ['s3:PutObjectAcl', `${ATTACHMENTS}/attachments/room-1/2025-01-01/01JATTACHMENT`],
   ['kms:Decrypt', 'arn:aws:kms:eu-west-1:123456789012:key/another-key', VIA_S3],
   // The managed databases' key is not the pods' to use, not even through S3.

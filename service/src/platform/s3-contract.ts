@@ -62,9 +62,15 @@ export const S3_CONTRACT = {
     ],
   },
   backups: {
-    // backups/<timestamp>.parley.gz.enc
+    // backups/<yyyy>/<mm>/<dd>/<timestamp>-<id>.ndjson.gz.enc
     prefix: 'backups/',
     operations: [
+      {
+        operation: 'PutObject',
+        how: 'worker: a backup smaller than one part goes up in one request',
+        actions: ['s3:PutObject'],
+        scope: 'object',
+      },
       {
         operation: 'CreateMultipartUpload',
         how: 'worker: streams an encrypted backup',
@@ -81,8 +87,14 @@ export const S3_CONTRACT = {
       },
       { operation: 'GetObject', how: 'worker: restore', actions: ['s3:GetObject'], scope: 'object' },
       {
+        operation: 'DeleteObject',
+        how: 'worker: deletes the backups beyond the last BACKUP_KEEP',
+        actions: ['s3:DeleteObject'],
+        scope: 'object',
+      },
+      {
         operation: 'ListObjectsV2',
-        how: 'worker: finds the newest backup to restore, under the prefix only',
+        how: 'worker: lists the backups (to keep the last BACKUP_KEEP, and for the operator), under the prefix only',
         actions: ['s3:ListBucket'],
         scope: 'bucket',
       },
