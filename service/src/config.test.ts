@@ -205,8 +205,56 @@ describe('config', () => {
     ]);
   });
 
-  it('ignores BACKUP_ENCRYPTION_KEY_FILE: nothing reads that key until backups exist', () => {
-    expect(problemsOf({ ...VALID, BACKUP_ENCRYPTION_KEY_FILE: join(secrets, 'missing') })).toEqual([]);
+  it('requires BACKUP_ENCRYPTION_KEY of the worker when backups are enabled, and only then', () => {
+    expect(loadConfig(VALID).backups).toMatchObject({ enabled: false, schedule: '0 3 * * *', keep: 7 });
+    expect(problemsOf({ ...VALID, BACKUP_ENABLED: 'true' })).toEqual([
+      'BACKUP_ENCRYPTION_KEY: is required by the worker when BACKUP_ENABLED=true (a passphrase, or BACKUP_ENCRYPTION_KEY_FILE)',
+    ]);
+    expect(problemsOf({ ...VALID, BACKUP_ENABLED: 'true', JWT_PRIVATE_KEY: ED25519_PEM }, 'api')).toEqual([]);
+    expect(problemsOf({ ...VALID, BACKUP_ENABLED: 'false' })).toEqual([]);
+  });
+
+  it('reads the backup keys from *_FILE, and the previous keys as a comma-separated list', () => {
+    const current = join(secrets, 'backup-key');
+    const previous = join(secrets, 'backup-previous-keys');
+    writeFileSync(current, 'a passphrase of some length\n');
+    writeFileSync(previous, 'the first older passphrase, the second older passphrase\n');
+    const config = loadConfig({
+      ...VALID,
+      BACKUP_ENABLED: 'true',
+      BACKUP_ENCRYPTION_KEY_FILE: current,
+      BACKUP_PREVIOUS_KEYS_FILE: previous,
+      BACKUP_SCHEDULE: '30 2 * * 0',
+      BACKUP_KEEP: '30',
+    });
+    expect(config.backups).toMatchObject({
+      enabled: true,
+      encryptionKey: 'a passphrase of some length',
+      previousKeys: ['the first older passphrase', 'the second older passphrase'],
+      schedule: '30 2 * * 0',
+      keep: 30,
+      partSizeBytes: 8 * 1024 * 1024,
+    });
+    expect(problemsOf({ ...VALID, BACKUP_ENCRYPTION_KEY_FILE: join(secrets, 'missing') })).toEqual([
+      `BACKUP_ENCRYPTION_KEY_FILE: cannot read ${join(secrets, 'missing')} (ENOENT)`,
+    ]);
+  });
+
+  it('refuses a short backup passphrase and a malformed schedule, never echoing a key', () => {
+    const problems = problemsOf({
+      ...VALID,
+      BACKUP_ENCRYPTION_KEY: 'short-secret',
+      BACKUP_PREVIOUS_KEYS: 'a long enough older passphrase,tiny-secret',
+      BACKUP_SCHEDULE: 'daily',
+      BACKUP_KEEP: '0',
+    });
+    expect(problems).toEqual([
+      'BACKUP_SCHEDULE: must be a cron pattern of 5 or 6 fields, e.g. "0 3 * * *"',
+      expect.stringMatching(/^BACKUP_KEEP: /),
+      'BACKUP_ENCRYPTION_KEY: must be a passphrase of at least 16 characters',
+      'BACKUP_PREVIOUS_KEYS: each key must be a passphrase of at least 16 characters',
+    ]);
+    expect(problems.join('\n')).not.toMatch(/short-secret|tiny-secret/);
   });
 
   it('reads the attachment settings: a list of media types, lower-cased, and the limits', () => {

@@ -19,6 +19,8 @@ const SECRET_VARIABLES = [
   'REDIS_SENTINEL_PASSWORD',
   'S3_SECRET_ACCESS_KEY',
   'JWT_PRIVATE_KEY',
+  'BACKUP_ENCRYPTION_KEY',
+  'BACKUP_PREVIOUS_KEYS',
 ] as const;
 
 const port = z.coerce.number().int().min(1).max(65_535);
@@ -376,6 +378,53 @@ const S3Settings = z
     },
   }));
 
+const BACKUP_KEY_MIN_LENGTH = 16;
+const backupPassphrase = optionalText.refine(
+  (value) => value === undefined || value.length >= BACKUP_KEY_MIN_LENGTH,
+  `must be a passphrase of at least ${BACKUP_KEY_MIN_LENGTH} characters`,
+);
+// Five or six cron fields (BullMQ's job schedulers read them with cron-parser).
+const cronPattern = z
+  .string()
+  .trim()
+  .regex(/^(\S+\s+){4,5}\S+$/, 'must be a cron pattern of 5 or 6 fields, e.g. "0 3 * * *"');
+
+const BackupSettings = z
+  .object({
+    // The worker schedules backups only when enabled, and then requires BACKUP_ENCRYPTION_KEY.
+    BACKUP_ENABLED: z.stringbool().default(false),
+    BACKUP_SCHEDULE: cronPattern.default('0 3 * * *'),
+    // Backups kept under backups/ in S3_BACKUPS_BUCKET; older ones are deleted after each backup.
+    BACKUP_KEEP: count(1, 10_000).default(7),
+    // The passphrase new backups are encrypted with (scrypt derives the AES-256 key from it).
+    BACKUP_ENCRYPTION_KEY: backupPassphrase,
+    // Keys that older backups may have been written with, comma-separated: tried on restore.
+    BACKUP_PREVIOUS_KEYS: optionalText
+      .transform((value) =>
+        (value ?? '')
+          .split(',')
+          .map((key) => key.trim())
+          .filter((key) => key !== ''),
+      )
+      .refine(
+        (keys) => keys.every((key) => key.length >= BACKUP_KEY_MIN_LENGTH),
+        `each key must be a passphrase of at least ${BACKUP_KEY_MIN_LENGTH} characters`,
+      ),
+    // The multipart upload's part size: memory holds about three parts; an object has at most
+    // 10,000 parts, so this also bounds a backup's size (8 MiB: about 80 GB compressed).
+    BACKUP_PART_SIZE_MB: count(5, 512).default(8),
+  })
+  .transform((env) => ({
+    backups: {
+      enabled: env.BACKUP_ENABLED,
+      schedule: env.BACKUP_SCHEDULE,
+      keep: env.BACKUP_KEEP,
+      encryptionKey: env.BACKUP_ENCRYPTION_KEY,
+      previousKeys: env.BACKUP_PREVIOUS_KEYS,
+      partSizeBytes: env.BACKUP_PART_SIZE_MB * 1024 * 1024,
+    },
+  }));
+
 // Sections are intersected rather than merged with .extend so that each keeps its transform; zod
 // parses both sides of an intersection, so the operator still sees every section's problems.
 const EnvSchema = ProcessSettings.and(ServingSettings)
@@ -386,7 +435,8 @@ const EnvSchema = ProcessSettings.and(ServingSettings)
   .and(LeaderboardSettings)
   .and(JobSettings)
   .and(S3Settings)
-  .and(AttachmentsSettings);
+  .and(AttachmentsSettings)
+  .and(BackupSettings);
 
 /** The migration Job needs MySQL only: it must not fail for want of S3 or Redis settings. */
 const MigrationEnvSchema = ProcessSettings.and(MysqlSettings);
@@ -400,6 +450,7 @@ export type RealtimeConfig = Config['realtime'];
 export type JobsConfig = Config['jobs'];
 export type LeaderboardsConfig = Config['leaderboards'];
 export type AttachmentsConfig = Config['attachments'];
+export type BackupsConfig = Config['backups'];
 
 /** The signing key must parse now: a bad one found after start-up is a crash, not a listed problem. */
 function signingKeyProblem(pem: string): string | undefined {
@@ -435,6 +486,12 @@ function crossVariableProblems(env: Environment, role: Role): string[] {
       ? signingKeyProblem(env.JWT_PRIVATE_KEY!)
       : 'JWT_PRIVATE_KEY: is required by the API (a PKCS8 PEM Ed25519 key, or JWT_PRIVATE_KEY_FILE)';
     if (keyProblem) problems.push(keyProblem);
+  }
+  const backupsEnabled = z.stringbool().safeParse(env.BACKUP_ENABLED ?? 'false').data === true;
+  if (role === 'worker' && backupsEnabled && !set('BACKUP_ENCRYPTION_KEY')) {
+    problems.push(
+      'BACKUP_ENCRYPTION_KEY: is required by the worker when BACKUP_ENABLED=true (a passphrase, or BACKUP_ENCRYPTION_KEY_FILE)',
+    );
   }
   if (set('REDIS_URL') && set('REDIS_SENTINELS'))
     problems.push('REDIS_URL: set REDIS_URL or REDIS_SENTINELS, not both');
