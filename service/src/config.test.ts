@@ -234,6 +234,7 @@ describe('config', () => {
       schedule: '30 2 * * 0',
       keep: 30,
       partSizeBytes: 8 * 1024 * 1024,
+      compressionLevel: 6,
     });
     expect(problemsOf({ ...VALID, BACKUP_ENCRYPTION_KEY_FILE: join(secrets, 'missing') })).toEqual([
       `BACKUP_ENCRYPTION_KEY_FILE: cannot read ${join(secrets, 'missing')} (ENOENT)`,

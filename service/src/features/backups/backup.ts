@@ -2,6 +2,7 @@ import { DeleteObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-s
 import { Upload } from '@aws-sdk/lib-storage';
 import { PassThrough, Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { createGzip } from 'node:zlib';
 import { v7 as uuidv7 } from 'uuid';
 import type { BackupsConfig, Config } from '../../config.js';
@@ -89,6 +90,10 @@ async function* snapshotLines(
       if (pending.length >= CHUNK_BYTES) {
         yield Buffer.from(pending);
         pending = '';
+        // Rows already buffered resolve the loop's promises at once, and gzip's and the socket's
+        // callbacks keep more coming: without a turn of the event loop here, a run of chunks would
+        // go by as one long task, and timers (BullMQ's lock renewal, probes) would wait behind it.
+        await yieldToLoop();
       }
     }
     rowsPerTable[table.name] = count;
@@ -129,7 +134,7 @@ export async function runBackup(deps: BackupDeps): Promise<BackupResult> {
     const produced = pipeline(
       Readable.from(snapshotLines(session, tables, header, rowsPerTable), { objectMode: false }),
       plaintext,
-      createGzip(),
+      createGzip({ level: config.backups.compressionLevel }),
       new EncryptStream(passphrase),
       ciphertext,
       body,
