@@ -11,8 +11,11 @@ import { createLogger } from '../../platform/logger.js';
 import { createDatabase, type Database } from '../../platform/mysql.js';
 import { createS3Client } from '../../platform/s3.js';
 import { startTestStack, type TestStack } from '../../test-support/stack.js';
-import { listBackups, runBackup, type BackupDeps } from './backup.js';
+import { InvalidJobData, queuesFrom } from '../../platform/jobs.js';
+import { createQueue, QUEUES } from '../../platform/queues.js';
+import { listBackups, runBackup, type BackupDeps, type BackupResult } from './backup.js';
 import { BackupRejected } from './format.js';
+import { BACKUP_JOB, backupsJobs } from './jobs.js';
 import { restoreBackup } from './restore.js';
 import { EXCLUDED_TABLES } from './schema.js';
 
@@ -461,5 +464,35 @@ describe('a backup that fails half-way', () => {
     expect(sent).not.toContain('CompleteMultipartUploadCommand');
     expect((await listBackups(deps)).map((stored) => stored.key)).toEqual(before);
     recording.destroy();
+  });
+});
+
+describe('the backup job', () => {
+  it('collapses a second add while one waits, and backs up when the worker runs it', async () => {
+    const jobs = queuesFrom((name) => createQueue(test.config, name));
+    try {
+      const first = await jobs.add(BACKUP_JOB, { reason: 'manual' as const });
+      const second = await jobs.add(BACKUP_JOB, { reason: 'scheduled' as const });
+      expect(second.id).toBe(first.id);
+      expect(await jobs.queue(QUEUES.backups).getWaitingCount()).toBe(1);
+      await expect(jobs.add(BACKUP_JOB, { reason: 'weekly' } as never)).rejects.toBeInstanceOf(
+        InvalidJobData,
+      );
+
+      const { handlers } = backupsJobs(depsFor('source'));
+      expect(handlers.map((handler) => handler.kind)).toEqual([BACKUP_JOB]);
+      const result = (await handlers[0]!.run({ reason: 'manual' }, first)) as BackupResult;
+      expect((await listBackups(depsFor('source'))).map((stored) => stored.key)).toContain(result.key);
+    } finally {
+      await jobs.queue(QUEUES.backups).obliterate({ force: true });
+      await jobs.close();
+    }
+  });
+
+  it('is scheduled by BACKUP_SCHEDULE when backups are enabled, and not otherwise', () => {
+    expect(backupsJobs(depsFor('source', { enabled: true, schedule: '15 4 * * *' })).schedules).toEqual([
+      { kind: BACKUP_JOB, pattern: '15 4 * * *', data: { reason: 'scheduled' } },
+    ]);
+    expect(backupsJobs(depsFor('source', { enabled: false })).schedules).toEqual([]);
   });
 });
