@@ -59,7 +59,7 @@ export async function startApi(
   logLevel: string,
   nodeArgs: string[] = [],
   dir = serviceDir,
-): Promise<{ url: string; child: ChildProcess }> {
+): Promise<{ url: string; managementUrl: string; child: ChildProcess }> {
   const [port, managementPort] = (await freePorts(2)) as [number, number];
   const child = spawn(process.execPath, [...nodeArgs, 'dist/main-api.js'], {
     cwd: dir,
@@ -78,7 +78,8 @@ export async function startApi(
       (r) => r.ok,
       () => false,
     );
-    if (ready) return { url: `http://127.0.0.1:${port}`, child };
+    if (ready)
+      return { url: `http://127.0.0.1:${port}`, managementUrl: `http://127.0.0.1:${managementPort}`, child };
     if (child.exitCode !== null) break;
     await new Promise((resolve) => setTimeout(resolve, 100));
   }

@@ -10,6 +10,7 @@ import { client, signUp } from '../src/test-support/cluster.js';
 import { startTestStack } from '../src/test-support/stack.js';
 import { jwtMicrobenchmark } from './jwt-micro.js';
 import { onImageRuntime } from './image-runtime.js';
+import { backupsBench } from './backups.js';
 import { leaderboardsBench } from './leaderboards.js';
 import { realtimeBench } from './realtime.js';
 import {
@@ -27,7 +28,7 @@ import {
 } from './load.js';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
-/** `http`, `realtime` or `leaderboards` runs that part alone; all of them by default. */
+/** `http`, `realtime`, `leaderboards` or `backups` runs that part alone; all of them by default. */
 const ONLY = process.env.BENCH_ONLY;
 /** A commit to compare with: its build posts beside this checkout's, in alternating rounds. */
 const BASELINE = process.env.BENCH_BASELINE;
@@ -273,10 +274,16 @@ async function httpBench(): Promise<string[]> {
 }
 
 try {
-  const report = ONLY === 'realtime' || ONLY === 'leaderboards' ? [] : await httpBench();
-  if (ONLY !== 'http' && ONLY !== 'leaderboards') report.push(...(await realtimeBench(stack, ROUNDS, say)));
+  const report = ONLY === undefined || ONLY === 'http' ? await httpBench() : [];
+  if (ONLY === undefined || ONLY === 'realtime') report.push(...(await realtimeBench(stack, ROUNDS, say)));
   if (ONLY === undefined || ONLY === 'leaderboards')
     report.push(...(await leaderboardsBench(stack, ROUNDS, say)));
+  // Last: it adds its messages to the database the other parts read.
+  if (ONLY === undefined || ONLY === 'backups') {
+    const backups = await backupsBench(stack, ROUNDS, say);
+    report.push(...backups.lines);
+    say(`backups figures: ${JSON.stringify(backups.figures)}`);
+  }
   process.stdout.write(`${report.join('\n')}\n`);
 } finally {
   for (const child of children) child.kill('SIGTERM');
