@@ -38,6 +38,14 @@ describe('NOTES.txt tells the installer what to do next', () => {
     expect(await notes('default')).not.toContain('timeout-tunnel');
   });
 
+  it('backups: where the passphrase is, and that it must be kept outside the cluster', async () => {
+    const text = await notes('default');
+    expect(text).toContain('Backups: the worker writes an encrypted backup at "0 3 * * *" (UTC)');
+    expect(text).toContain('"backup-encryption-key" of Secret "parley-credentials"');
+    expect(text).toContain('keep a copy outside');
+    expect(await notes('default', ['backups.enabled=false'])).not.toContain('Backups:');
+  });
+
   it('gateway: the route hostnames', async () => {
     expect(await notes('gateway')).toContain('https://chat.example.com/');
   });

@@ -788,10 +788,26 @@ describe('configuration and credentials', () => {
     },
   );
 
-  // Nothing reads BACKUP_ENCRYPTION_KEY until backups exist (service/src/config.ts): no pod gets it.
-  it.each(scenarios)('%s: no process is handed a backup encryption key', (scenario) => {
-    const rendered = JSON.stringify(render(scenario));
-    expect(rendered).not.toMatch(/BACKUP_ENCRYPTION_KEY|backup-encryption-key/);
+  it.each(scenarios)('%s: only the worker is handed the backup key, as a file', (scenario) => {
+    for (const w of workloads(render(scenario))) {
+      for (const c of allContainers(w.spec)) {
+        const env = envOf(c);
+        if (w.object.metadata.name === 'parley-worker') {
+          expect(env.get('BACKUP_ENCRYPTION_KEY_FILE')?.value).toBe(
+            '/var/run/secrets/parley-backup/encryption-key',
+          );
+          expect(c.volumeMounts).toContainEqual({
+            name: 'backup-key',
+            mountPath: '/var/run/secrets/parley-backup',
+            readOnly: true,
+          });
+        } else {
+          for (const name of env.keys())
+            expect(name, `${w.object.metadata.name}/${c.name}`).not.toMatch(/^BACKUP_/);
+          expect((w.spec.volumes ?? []).map((v) => v['name'])).not.toContain('backup-key');
+        }
+      }
+    }
   });
 
   it('with secrets.existingSecret the chart renders no Secret of its own', () => {
@@ -808,6 +824,7 @@ describe('configuration and credentials', () => {
     const secret = find(render('dev'), 'Secret', 'parley');
     expect(annotations(secret)['helm.sh/resource-policy']).toBe('keep');
     expect(Object.keys(secret['data'] as object).sort()).toEqual([
+      'backup-encryption-key',
       'jwt-private-key',
       'mysql-migration-password',
       'mysql-password',
@@ -820,6 +837,23 @@ describe('configuration and credentials', () => {
       'base64',
     ).toString();
     expect(pem).toMatch(/^-----BEGIN PRIVATE KEY-----\n/);
+  });
+
+  it('a generated backup passphrase is long and random, and the worker reads it from that Secret', () => {
+    const objects = render('dev');
+    const secret = find(objects, 'Secret', 'parley');
+    const passphrase = Buffer.from(
+      (secret['data'] as Record<string, string>)['backup-encryption-key']!,
+      'base64',
+    ).toString();
+    expect(passphrase).toMatch(/^[A-Za-z0-9]{48}$/);
+    const volume = workload(objects, 'Deployment', 'parley-worker').spec.volumes!.find(
+      (v) => v['name'] === 'backup-key',
+    );
+    expect(volume!['secret']).toMatchObject({
+      secretName: 'parley',
+      items: [{ key: 'backup-encryption-key', path: 'encryption-key' }],
+    });
   });
 
   it('the migrations Job is a hook with its own credentials, before upgrades and after the in-cluster DB exists', () => {
@@ -1146,6 +1180,71 @@ describe('NetworkPolicies', () => {
     const objects = render('external-data');
     expect(egressToCidr(objects, labelsOf('api'), 3306)).toEqual(['10.20.0.0/16']);
     expect(egressToCidr(objects, labelsOf('api'), 6379)).toEqual(['10.20.0.0/16']);
+  });
+});
+
+describe('encrypted backups (BACKUP_*)', () => {
+  const workerOf = (objects: K8sObject[]) => workload(objects, 'Deployment', 'parley-worker').spec;
+  const keyVolume = (objects: K8sObject[]) =>
+    workerOf(objects).volumes!.find((v) => v['name'] === 'backup-key')?.['secret'];
+
+  it('with secrets.existingSecret the passphrase is a key of that Secret', () => {
+    expect(keyVolume(render('default'))).toMatchObject({
+      secretName: 'parley-credentials',
+      items: [{ key: 'backup-encryption-key', path: 'encryption-key' }],
+    });
+  });
+
+  it('a Secret of its own, with previous keys for a rotation; the generated Secret then has no passphrase', async () => {
+    const objects = await renderChart([scenarioFile('dev')], {
+      'backups.encryption.existingSecret': 'parley-backup-keys',
+      'backups.encryption.key': 'current',
+      'backups.encryption.previousKeysKey': 'previous',
+    });
+    expect(keyVolume(objects)).toMatchObject({
+      secretName: 'parley-backup-keys',
+      items: [
+        { key: 'current', path: 'encryption-key' },
+        { key: 'previous', path: 'previous-keys' },
+      ],
+    });
+    const env = envOf(container(workerOf(objects), 'worker'));
+    expect(env.get('BACKUP_PREVIOUS_KEYS_FILE')!.value).toBe('/var/run/secrets/parley-backup/previous-keys');
+    expect(Object.keys(find(objects, 'Secret', 'parley')['data'] as object)).not.toContain(
+      'backup-encryption-key',
+    );
+  });
+
+  it('disabled: the worker is told so and is handed no key', async () => {
+    const objects = await renderChart([scenarioFile('default')], { 'backups.enabled': 'false' });
+    const env = envOf(container(workerOf(objects), 'worker'));
+    expect(env.get('BACKUP_ENABLED')!.value).toBe('false');
+    expect([...env.keys()].filter((name) => name.startsWith('BACKUP_'))).toEqual(['BACKUP_ENABLED']);
+    expect(keyVolume(objects)).toBeUndefined();
+  });
+
+  it("the service's own config parser reads the worker's rendered values as values.yaml states them", () => {
+    const defaults = (
+      parse(readFileSync(join(chartDir, 'values.yaml'), 'utf8')) as {
+        backups: { schedule: string; keep: number; compressionLevel: number };
+      }
+    ).backups;
+    const env = envOf(container(workerOf(render('default')), 'worker'));
+    const plain = Object.fromEntries(
+      [...env.values()]
+        .filter((e) => e.value !== undefined && !e.name.endsWith('_FILE'))
+        .map((e) => [e.name, e.value!]),
+    );
+    // The Secret's file exists only in the pod: a passphrase stands in for it.
+    const { backups } = loadConfig({ ...plain, BACKUP_ENCRYPTION_KEY: 'a passphrase standing in' }, 'worker');
+    expect(backups).toMatchObject({
+      enabled: true,
+      schedule: defaults.schedule,
+      keep: defaults.keep,
+      compressionLevel: defaults.compressionLevel,
+    });
+    // Without the key file the worker would refuse to start: the chart always mounts it when enabled.
+    expect(() => loadConfig(plain, 'worker')).toThrow(/BACKUP_ENCRYPTION_KEY: is required by the worker/);
   });
 });
 

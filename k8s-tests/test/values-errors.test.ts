@@ -50,6 +50,11 @@ describe('helm template rejects wrong values with a clear message', () => {
       { 'metrics.prometheusRule.jobFailureRatio': '2' },
       "at '/metrics/prometheusRule/jobFailureRatio': maximum",
     ],
+    // BACKUP_SCHEDULE is a cron pattern, BACKUP_KEEP and BACKUP_COMPRESSION_LEVEL bounded as the service bounds them.
+    [{ 'backups.schedule': 'daily' }, '/backups/schedule'],
+    [{ 'backups.keep': '0' }, '/backups/keep'],
+    [{ 'backups.compressionLevel': '10' }, '/backups/compressionLevel'],
+    [{ 'backups.encryption.secretName': 'x' }, "additional properties 'secretName' not allowed"],
     [
       { 'metrics.prometheusRule.replicaLagUnknownFor': '5min' },
       '/metrics/prometheusRule/replicaLagUnknownFor',

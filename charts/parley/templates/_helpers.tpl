@@ -555,3 +555,54 @@ metrics:
   readOnly: true
 {{- end }}
 {{- end }}
+
+{{/* Backups: the worker only (the API never reads the key). ---------------------------------- */}}
+{{- define "parley.backups.secretName" -}}
+{{- default (include "parley.secretName" .) .Values.backups.encryption.existingSecret -}}
+{{- end }}
+
+{{- define "parley.backups.keyDir" -}}/var/run/secrets/parley-backup{{- end }}
+
+{{- define "parley.env.backups" -}}
+{{- $b := .Values.backups -}}
+- name: BACKUP_ENABLED
+  value: {{ $b.enabled | quote }}
+{{- if $b.enabled }}
+- name: BACKUP_SCHEDULE
+  value: {{ $b.schedule | quote }}
+- name: BACKUP_KEEP
+  value: {{ $b.keep | int64 | toString | quote }}
+- name: BACKUP_COMPRESSION_LEVEL
+  value: {{ $b.compressionLevel | int64 | toString | quote }}
+- name: BACKUP_ENCRYPTION_KEY_FILE
+  value: {{ include "parley.backups.keyDir" . }}/encryption-key
+{{- if $b.encryption.previousKeysKey }}
+- name: BACKUP_PREVIOUS_KEYS_FILE
+  value: {{ include "parley.backups.keyDir" . }}/previous-keys
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "parley.backups.volume" -}}
+{{- if .Values.backups.enabled -}}
+- name: backup-key
+  secret:
+    secretName: {{ include "parley.backups.secretName" . }}
+    defaultMode: 0400
+    items:
+      - key: {{ .Values.backups.encryption.key }}
+        path: encryption-key
+      {{- with .Values.backups.encryption.previousKeysKey }}
+      - key: {{ . }}
+        path: previous-keys
+      {{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "parley.backups.volumeMount" -}}
+{{- if .Values.backups.enabled -}}
+- name: backup-key
+  mountPath: {{ include "parley.backups.keyDir" . }}
+  readOnly: true
+{{- end }}
+{{- end }}
