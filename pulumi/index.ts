@@ -13,6 +13,7 @@ export const {
   serviceRoleArn,
   storageKeyArn,
   secretName,
+  backupKeySecret,
   releaseStatus,
   mysqlWriterHost,
   mysqlReaderHost,

@@ -384,6 +384,22 @@ export const SECRET_KEYS = [
 ] as const;
 export type SecretKey = (typeof SECRET_KEYS)[number];
 
+/**
+ * The backup passphrase and, during a rotation, the previous ones (comma-separated), as the service
+ * reads them (BACKUP_ENCRYPTION_KEY, BACKUP_PREVIOUS_KEYS). Optional: the passphrase is generated.
+ */
+export const BACKUP_SECRET_KEYS = ['backupEncryptionKey', 'backupPreviousKeys'] as const;
+export type BackupSecretKey = (typeof BACKUP_SECRET_KEYS)[number];
+
+/** What is wrong with an operator-supplied backup key, described without repeating it. */
+export function backupKeyProblem(key: BackupSecretKey, value: string): string | undefined {
+  const keys = key === 'backupPreviousKeys' ? value.split(',').map((k) => k.trim()) : [value];
+  // The service's own rule (service/src/config.ts): a passphrase of at least 16 characters.
+  if (keys.some((k) => k.length < 16)) return 'each passphrase must be at least 16 characters long';
+  if (key === 'backupEncryptionKey' && value.includes(',')) return 'must not contain a comma';
+  return undefined;
+}
+
 function isEd25519Pkcs8Pem(pem: string): boolean {
   if (!pem.includes('-----BEGIN PRIVATE KEY-----')) return false;
   try {
@@ -431,7 +447,7 @@ export function loadStackConfig(): StackConfig {
       problems.push(`${PROJECT}:${key}: must be a YAML object or list`);
     }
   }
-  const known = new Set<string>([...SCALAR_KEYS, ...STRUCTURED_KEYS, ...SECRET_KEYS]);
+  const known = new Set<string>([...SCALAR_KEYS, ...STRUCTURED_KEYS, ...SECRET_KEYS, ...BACKUP_SECRET_KEYS]);
   for (const key of Object.keys(pulumi.runtime.allConfig())) {
     const [namespace, name] = key.split(':');
     if (namespace === PROJECT && name && !known.has(name)) problems.push(`${key}: unknown key (typo?)`);
@@ -441,6 +457,11 @@ export function loadStackConfig(): StackConfig {
     // The raw value, read only to validate it: it is never logged and leaves here as a secret.
     const value = pulumi.runtime.getConfig(`${PROJECT}:${key}`);
     const problem = value === undefined ? undefined : secretOverrideProblem(key, value);
+    if (problem) problems.push(`${PROJECT}:${key}: ${problem}`);
+  }
+  for (const key of BACKUP_SECRET_KEYS) {
+    const value = pulumi.runtime.getConfig(`${PROJECT}:${key}`);
+    const problem = value === undefined ? undefined : backupKeyProblem(key, value);
     if (problem) problems.push(`${PROJECT}:${key}: ${problem}`);
   }
 
@@ -470,10 +491,10 @@ export function loadStackConfig(): StackConfig {
 }
 
 /** Secrets the operator set with `pulumi config set --secret`; the rest are generated. */
-export function readSecretOverrides(): Partial<Record<SecretKey, pulumi.Output<string>>> {
+export function readSecretOverrides(): Partial<Record<SecretKey | BackupSecretKey, pulumi.Output<string>>> {
   const config = new pulumi.Config(PROJECT);
-  const overrides: Partial<Record<SecretKey, pulumi.Output<string>>> = {};
-  for (const key of SECRET_KEYS) {
+  const overrides: Partial<Record<SecretKey | BackupSecretKey, pulumi.Output<string>>> = {};
+  for (const key of [...SECRET_KEYS, ...BACKUP_SECRET_KEYS]) {
     const value = config.getSecret(key);
     if (value !== undefined) overrides[key] = value;
   }

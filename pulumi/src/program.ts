@@ -1,10 +1,11 @@
 import type * as pulumi from '@pulumi/pulumi';
 
-import type { SecretKey, StackConfig } from './config.js';
+import type { BackupSecretKey, SecretKey, StackConfig } from './config.js';
 import { ManagedDatabaseAccess, MYSQL_CA_KEY } from './components/database-access.js';
 import { DATABASE_NAME, MYSQL_ADMIN_USER, MYSQL_PORT, ManagedDataPlane } from './components/data-plane.js';
 import { ServiceIdentity } from './components/identity.js';
 import { ParleyNamespace, ParleyRelease } from './components/release.js';
+import { BackupKey } from './components/backup-key.js';
 import { ParleySecrets } from './components/secrets.js';
 import { ParleyStorage } from './components/storage.js';
 import { chartValues } from './values.js';
@@ -17,6 +18,7 @@ export interface ParleyStack {
   storage: ParleyStorage;
   identity: ServiceIdentity;
   secrets: ParleySecrets;
+  backupKey: BackupKey;
   dataPlane?: ManagedDataPlane;
   databaseAccess?: ManagedDatabaseAccess;
   release: ParleyRelease;
@@ -29,6 +31,8 @@ export interface ParleyStack {
     serviceRoleArn: pulumi.Output<string>;
     storageKeyArn: pulumi.Output<string>;
     secretName: string;
+    /** The Secrets Manager secret holding the backup passphrase: where an operator finds it. */
+    backupKeySecret: pulumi.Output<string>;
     releaseStatus: pulumi.Output<string>;
     mysqlWriterHost?: pulumi.Output<string>;
     mysqlReaderHost?: pulumi.Output<string>;
@@ -45,7 +49,7 @@ function required<T>(value: T | undefined, key: string): T {
 /** Wires the components together: storage → identity → secrets (→ managed data) → release. */
 export function deployParley(
   config: StackConfig,
-  secretOverrides: Partial<Record<SecretKey, pulumi.Output<string>>>,
+  secretOverrides: Partial<Record<SecretKey | BackupSecretKey, pulumi.Output<string>>>,
 ): ParleyStack {
   const tags = {
     project: 'parley',
@@ -81,12 +85,20 @@ export function deployParley(
 
   const namespace = new ParleyNamespace('parley', { namespace: config.namespace });
 
+  const backupKey = new BackupKey('parley-backup-key', {
+    stack: config.stack,
+    environment: config.environment,
+    overrides: { current: secretOverrides.backupEncryptionKey, previous: secretOverrides.backupPreviousKeys },
+    tags,
+  });
+
   const secrets = new ParleySecrets('parley', {
     stack: config.stack,
     environment: config.environment,
     namespace: namespace.name,
     secretName: `${config.releaseName}-credentials`,
     overrides: secretOverrides,
+    backupKey,
     backend: config.secretsBackend,
     clusterSecretStore: config.externalSecrets?.clusterSecretStore,
     tags,
@@ -139,6 +151,7 @@ export function deployParley(
     roleArn: identity.roleArn,
     attachmentsBucket: storage.attachments.name,
     backupsBucket: storage.backups.name,
+    backupPreviousKeys: backupKey.hasPreviousKeys,
     managed: dataPlane &&
       databaseAccess && {
         writerHost: dataPlane.writerHost,
@@ -171,6 +184,7 @@ export function deployParley(
     storage,
     identity,
     secrets,
+    backupKey,
     dataPlane,
     databaseAccess,
     release,
@@ -183,6 +197,7 @@ export function deployParley(
       serviceRoleArn: identity.roleArn,
       storageKeyArn: storage.key.arn,
       secretName: secrets.secretName,
+      backupKeySecret: backupKey.secret.name,
       releaseStatus: release.status,
       ...(dataPlane
         ? {

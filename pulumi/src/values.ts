@@ -1,11 +1,12 @@
 import type * as pulumi from '@pulumi/pulumi';
 
+import { BACKUP_KEY_DATA_KEYS } from './components/backup-key.js';
 import type { StackConfig } from './config.js';
 
 /**
  * The chart values a stack hands to `charts/parley`, built only from the agreed top-level contract
- * (image, api, worker, config, secrets, serviceAccount, s3, ingress, gateway, redis, mysql, minio,
- * networkPolicy); everything below those keys keeps the chart's defaults.
+ * (image, api, worker, config, secrets, backups, serviceAccount, s3, ingress, gateway, redis, mysql,
+ * minio, networkPolicy); everything below those keys keeps the chart's defaults.
  */
 export interface ReleaseWiring {
   awsRegion: string;
@@ -13,6 +14,8 @@ export interface ReleaseWiring {
   roleArn: pulumi.Input<string>;
   attachmentsBucket: pulumi.Input<string>;
   backupsBucket: pulumi.Input<string>;
+  /** The Secret holds `backup-previous-keys` (a key rotation is under way): the worker reads them. */
+  backupPreviousKeys: boolean;
   /** Set with `dataPlane: aws-managed`; otherwise the chart runs MySQL and Redis in the cluster. */
   managed?: {
     writerHost: pulumi.Input<string>;
@@ -43,6 +46,10 @@ export function chartValues(config: StackConfig, wiring: ReleaseWiring): ChartVa
   const values: ChartValues = {
     config: { logLevel: config.logLevel },
     secrets: { existingSecret: wiring.secretName },
+    // The passphrase is key backup-encryption-key of that Secret, the chart's default.
+    ...(wiring.backupPreviousKeys
+      ? { backups: { encryption: { previousKeysKey: BACKUP_KEY_DATA_KEYS.previous } } }
+      : {}),
     serviceAccount: {
       create: true,
       name: config.serviceAccountName,

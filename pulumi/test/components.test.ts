@@ -45,6 +45,14 @@ const RELEASE = {
   'parley:release:ParleyRelease': ['kubernetes:helm.sh/v3:Release'],
 };
 const GENERATED = ['random:index/randomPassword:RandomPassword', 'tls:index/privateKey:PrivateKey'];
+// The backup passphrase lives in Secrets Manager whatever the secrets backend.
+const BACKUP_KEY = {
+  'parley:backups:BackupKey': [
+    'aws:secretsmanager/secret:Secret',
+    'aws:secretsmanager/secretVersion:SecretVersion',
+    'random:index/randomPassword:RandomPassword',
+  ],
+};
 
 describe('component ownership', () => {
   let dev: Recorded[];
@@ -58,6 +66,7 @@ describe('component ownership', () => {
   it('dev: every resource belongs to the component of its concern, only components at the top', () => {
     expect(ownership(dev)).toEqual({
       [TOP_LEVEL]: [
+        'parley:backups:BackupKey',
         'parley:identity:ServiceIdentity',
         'parley:release:ParleyNamespace',
         'parley:release:ParleyRelease',
@@ -67,6 +76,7 @@ describe('component ownership', () => {
       ...STORAGE,
       ...IDENTITY,
       'parley:secrets:ParleySecrets': ['kubernetes:core/v1:Secret', ...GENERATED].sort(),
+      ...BACKUP_KEY,
       ...RELEASE,
     });
   });
@@ -74,6 +84,7 @@ describe('component ownership', () => {
   it('prod: the managed databases and their key belong to the data plane, Secrets Manager to secrets', () => {
     expect(ownership(prod)).toEqual({
       [TOP_LEVEL]: [
+        'parley:backups:BackupKey',
         'parley:data:ManagedDataPlane',
         'parley:data:ManagedDatabaseAccess',
         'parley:identity:ServiceIdentity',
@@ -90,6 +101,7 @@ describe('component ownership', () => {
         'kubernetes:external-secrets.io/v1:ExternalSecret',
         ...GENERATED,
       ].sort(),
+      ...BACKUP_KEY,
       'parley:data:ManagedDataPlane': [
         'aws:ec2/securityGroup:SecurityGroup',
         'aws:elasticache/parameterGroup:ParameterGroup',

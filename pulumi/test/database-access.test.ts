@@ -42,7 +42,8 @@ describe('the database users Job (prod example)', () => {
     pod = job.spec.template.spec;
     [container] = pod.containers;
     passwords = JSON.parse(
-      only(resources, 'aws:secretsmanager/secretVersion:SecretVersion').inputs.secretString as string,
+      only(resources, 'aws:secretsmanager/secretVersion:SecretVersion', 'parley').inputs
+        .secretString as string,
     ) as Record<string, string>;
   });
 

@@ -15,6 +15,7 @@ import {
   type Recorded,
 } from './harness.js';
 
+// In Secrets Manager's app secret; the Kubernetes Secret also holds backup-encryption-key.
 const SECRET_DATA_KEYS = [
   'jwt-private-key',
   'mysql-migration-password',
@@ -41,7 +42,7 @@ describe('credentials with the default backend (a Kubernetes Secret)', () => {
     const secret = only(resources, 'kubernetes:core/v1:Secret');
     expect(secret.inputs.metadata).toMatchObject({ name: 'parley-credentials', namespace: 'parley' });
     expect(secret.inputs.type).toBe('Opaque');
-    expect(Object.keys(data).sort()).toEqual(SECRET_DATA_KEYS);
+    expect(Object.keys(data).sort()).toEqual(['backup-encryption-key', ...SECRET_DATA_KEYS]);
     expect(parley.secrets.secretName).toBe('parley-credentials');
   });
 
@@ -59,12 +60,14 @@ describe('credentials with the default backend (a Kubernetes Secret)', () => {
 
   it('generates long, distinct passwords from letters and digits only', () => {
     const generated = ofType(resources, 'random:index/randomPassword:RandomPassword');
-    expect(generated).toHaveLength(5);
+    expect(generated).toHaveLength(6); // five credentials and the backup passphrase
     for (const password of generated) {
       expect(password.inputs.special).toBe(false);
       expect(password.inputs.length).toBeGreaterThanOrEqual(32);
     }
-    const passwords = SECRET_DATA_KEYS.filter((key) => key !== 'jwt-private-key').map((key) => data[key]!);
+    const passwords = [...SECRET_DATA_KEYS, 'backup-encryption-key']
+      .filter((key) => key !== 'jwt-private-key')
+      .map((key) => data[key]!);
     for (const password of passwords) expect(password).toMatch(/^[A-Za-z0-9]{32,}$/);
     expect(new Set(passwords).size).toBe(passwords.length);
   });
@@ -129,7 +132,7 @@ describe('the aws-secrets-manager backend in a dev stack', () => {
       'parley:secretsBackend': 'aws-secrets-manager',
       'parley:externalSecrets': { clusterSecretStore: 'aws-secrets-manager' },
     });
-    const secret = only(resources, 'aws:secretsmanager/secret:Secret').inputs;
+    const secret = only(resources, 'aws:secretsmanager/secret:Secret', 'parley').inputs;
     expect(secret.namePrefix).toBe('parley/dev/app-');
     expect(secret.recoveryWindowInDays).toBe(0);
   });
@@ -144,12 +147,12 @@ describe('credentials with the aws-secrets-manager backend (prod)', () => {
 
   it('stores them in Secrets Manager as a secret, and writes no Kubernetes Secret itself', () => {
     expect(ofType(resources, 'kubernetes:core/v1:Secret')).toEqual([]);
-    const secret = only(resources, 'aws:secretsmanager/secret:Secret').inputs;
+    const secret = only(resources, 'aws:secretsmanager/secret:Secret', 'parley').inputs;
     // A unique suffix: destroy + up within the recovery window must not collide with the old name.
     expect(secret.name).toBeUndefined();
     expect(secret.namePrefix).toBe('parley/prod/app-');
     expect(secret.recoveryWindowInDays).toBe(7);
-    const version = only(resources, 'aws:secretsmanager/secretVersion:SecretVersion');
+    const version = only(resources, 'aws:secretsmanager/secretVersion:SecretVersion', 'parley');
     expect(isWireSecret(version.raw.secretString)).toBe(true);
     expect(Object.keys(JSON.parse(version.inputs.secretString as string)).sort()).toEqual(SECRET_DATA_KEYS);
   });
@@ -161,7 +164,10 @@ describe('credentials with the aws-secrets-manager backend (prod)', () => {
       refreshInterval: '1h',
       secretStoreRef: { kind: 'ClusterSecretStore', name: 'aws-secrets-manager' },
       target: { name: 'parley-credentials', creationPolicy: 'Owner' },
-      dataFrom: [{ extract: { key: 'parley/prod/app-20250101000000000000000001' } }],
+      dataFrom: [
+        { extract: { key: 'parley/prod/app-20250101000000000000000001' } },
+        { extract: { key: 'parley/prod/backup-key-20250101000000000000000001' } },
+      ],
     });
   });
 

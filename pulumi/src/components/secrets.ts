@@ -5,6 +5,7 @@ import * as random from '@pulumi/random';
 import * as tls from '@pulumi/tls';
 
 import type { SecretKey } from '../config.js';
+import type { BackupKey } from './backup-key.js';
 
 /** The Secret's keys, as the chart's `secrets.existingSecret` contract names them. */
 export const SECRET_DATA_KEYS: Record<SecretKey, string> = {
@@ -23,6 +24,8 @@ export interface ParleySecretsArgs {
   secretName: string;
   /** Values the operator set as config secrets (validated by loadStackConfig); the rest are generated. */
   overrides: Partial<Record<SecretKey, pulumi.Output<string>>>;
+  /** The backup passphrase (kept in Secrets Manager on its own): its keys join the Secret. */
+  backupKey: BackupKey;
   backend: 'kubernetes' | 'aws-secrets-manager';
   clusterSecretStore?: string;
   tags: Record<string, string>;
@@ -66,12 +69,13 @@ export class ParleySecrets extends pulumi.ComponentResource {
     this.secretName = args.secretName;
 
     const keys = Object.keys(SECRET_DATA_KEYS) as SecretKey[];
+    const credentials = pulumi
+      .all(keys.map((key) => this.values[key]))
+      .apply((resolved) =>
+        Object.fromEntries(keys.map((key, index) => [SECRET_DATA_KEYS[key], resolved[index]!])),
+      );
     const stringData = pulumi.secret(
-      pulumi
-        .all(keys.map((key) => this.values[key]))
-        .apply((resolved) =>
-          Object.fromEntries(keys.map((key, index) => [SECRET_DATA_KEYS[key], resolved[index]!])),
-        ),
+      pulumi.all([credentials, args.backupKey.data]).apply(([app, backup]) => ({ ...app, ...backup })),
     );
     const metadata = {
       name: args.secretName,
@@ -99,7 +103,8 @@ export class ParleySecrets extends pulumi.ComponentResource {
         name,
         {
           secretId: this.secretsManagerSecret.id,
-          secretString: pulumi.secret(stringData.apply((data) => JSON.stringify(data))),
+          // The backup key is not copied here: it has a Secrets Manager secret of its own.
+          secretString: pulumi.secret(credentials.apply((data) => JSON.stringify(data))),
         },
         child,
       );
@@ -113,7 +118,10 @@ export class ParleySecrets extends pulumi.ComponentResource {
             refreshInterval: '1h',
             secretStoreRef: { kind: 'ClusterSecretStore', name: args.clusterSecretStore },
             target: { name: args.secretName, creationPolicy: 'Owner' },
-            dataFrom: [{ extract: { key: this.secretsManagerSecret.name } }],
+            dataFrom: [
+              { extract: { key: this.secretsManagerSecret.name } },
+              { extract: { key: args.backupKey.secret.name } },
+            ],
           },
         },
         child,
