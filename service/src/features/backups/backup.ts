@@ -72,7 +72,9 @@ async function* snapshotLines(
   let pending = header;
   for (const table of tables) {
     const binary = table.columns.map(isBinary);
-    const hasBinary = binary.includes(true);
+    // MySQL's JSON columns arrive parsed: back to their text, which is what goes back in.
+    const json = table.columns.map((column) => column.type === 'json');
+    const reencode = binary.includes(true) || json.includes(true);
     const prefix = `{"t":${JSON.stringify(table.name)},"r":`;
     const columns = table.columns.map((column) => quoteName(column.name)).join(', ');
     const order =
@@ -80,9 +82,11 @@ async function* snapshotLines(
     let count = 0;
     for await (const row of session.streamRows(`SELECT ${columns} FROM ${quoteName(table.name)}${order}`)) {
       const values = row as unknown[];
-      if (hasBinary) {
+      if (reencode) {
         for (let i = 0; i < values.length; i++) {
+          if (values[i] === null) continue;
           if (binary[i] && Buffer.isBuffer(values[i])) values[i] = (values[i] as Buffer).toString('base64');
+          else if (json[i] && typeof values[i] !== 'string') values[i] = JSON.stringify(values[i]);
         }
       }
       pending += `${prefix}${JSON.stringify(values)}}\n`;
@@ -117,6 +121,7 @@ export async function runBackup(deps: BackupDeps): Promise<BackupResult> {
   const key = backupKey(startedAt);
   const session = await deps.db.openSession('read');
   const { connection } = session;
+  let ended = false;
   try {
     // A long upload stall must not make the server drop a connection it cannot write to.
     await connection.query('SET SESSION net_write_timeout = 600, time_zone = ?', ['+00:00']);
@@ -167,9 +172,15 @@ export async function runBackup(deps: BackupDeps): Promise<BackupResult> {
       throw new Error(`backup ${key} failed; its upload was aborted`, { cause });
     }
     await connection.query('COMMIT');
+    await connection.end();
+    ended = true;
 
     const rows = Object.values(rowsPerTable).reduce((sum, n) => sum + n, 0);
-    const deleted = await pruneBackups(deps, key);
+    // The backup is written: a failure to prune must not fail it (a retry would write another).
+    const deleted = await pruneBackups(deps, key).catch((error: unknown) => {
+      logger.warn({ err: error, key }, 'backup written, but deleting older backups failed');
+      return [];
+    });
     const result: BackupResult = {
       key,
       bytes: ciphertext.bytes,
@@ -183,8 +194,8 @@ export async function runBackup(deps: BackupDeps): Promise<BackupResult> {
     logger.info({ ...result, ms: Date.now() - startedAt.getTime() }, 'backup written');
     return result;
   } finally {
-    // A failed query stream can leave the connection mid-result: it is not reused, so destroy it.
-    connection.destroy();
+    // After a failure the connection may be mid-result: destroyed, not ended politely.
+    if (!ended) connection.destroy();
   }
 }
 

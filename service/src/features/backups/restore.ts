@@ -180,19 +180,12 @@ async function assertEmpty(connection: Connection, tables: string[]): Promise<vo
   }
 }
 
-/** Values as the driver should send them: base64 back to bytes, JSON documents back to text. */
+/** Values as the driver should send them: base64 back to bytes; the rest is the server's text. */
 function decoder(header: BackupHeader, table: number): (values: unknown[]) => unknown[] {
-  const columns = header.tables[table]!.columns;
-  const binary = columns.map(isBinary);
-  const json = columns.map((column) => column.type === 'json');
-  if (!binary.includes(true) && !json.includes(true)) return (values) => values;
+  const binary = header.tables[table]!.columns.map(isBinary);
+  if (!binary.includes(true)) return (values) => values;
   return (values) =>
-    values.map((value, i) => {
-      if (value === null) return null;
-      if (binary[i]) return Buffer.from(String(value), 'base64');
-      if (json[i] && typeof value !== 'string') return JSON.stringify(value);
-      return value;
-    });
+    values.map((value, i) => (binary[i] && value !== null ? Buffer.from(String(value), 'base64') : value));
 }
 
 /** The second read: the verified bytes again, their rows inserted in batches inside transactions. */
@@ -305,9 +298,11 @@ export async function restoreBackup(deps: BackupDeps, key: string): Promise<Rest
       keyUsed,
     };
     deps.logger.info({ ...result, ms: Date.now() - startedAt }, 'backup restored');
+    await connection.end();
     return result;
-  } finally {
+  } catch (error) {
     connection.destroy();
+    throw error;
   }
 }
 
