@@ -21,6 +21,8 @@ import { median, startApi } from './load.js';
 type Say = (line: string) => void;
 
 const MESSAGES = Math.max(100_000, Number(process.env.BENCH_BACKUP_MESSAGES ?? 200_000));
+/** The database grows to this many messages for one last backup: does the memory grow with it? */
+const MEMORY_MESSAGES = Math.max(MESSAGES, Number(process.env.BENCH_BACKUP_MEMORY_MESSAGES ?? 3 * MESSAGES));
 const ROOMS = 20;
 const USERS = 200;
 const INSERT_ROWS = 2_000;
@@ -43,7 +45,14 @@ function body(): string {
   return text.slice(0, 3_990);
 }
 
-export async function seed(stack: TestStack, say: Say): Promise<void> {
+interface Seeded {
+  users: string[];
+  rooms: string[];
+  /** Messages inserted so far: the next one's index. */
+  messages: number;
+}
+
+export async function seed(stack: TestStack, say: Say): Promise<Seeded> {
   const connection = await adminConnection(stack.stack);
   try {
     const users = Array.from({ length: USERS }, () => uuidv7());
@@ -51,15 +60,37 @@ export async function seed(stack: TestStack, say: Say): Promise<void> {
     await connection.query('INSERT INTO users (id, username, password_hash) VALUES ?', [
       users.map((id, i) => [id, `backup-bench-${i}`, `$argon2id$${randomBytes(24).toString('base64')}`]),
     ]);
-    await connection.query('INSERT INTO rooms (id, name, visibility, owner_id, message_seq) VALUES ?', [
-      rooms.map((id, i) => [id, `backup bench ${i}`, 'public', users[i % USERS], MESSAGES / ROOMS]),
+    await connection.query('INSERT INTO rooms (id, name, visibility, owner_id) VALUES ?', [
+      rooms.map((id, i) => [id, `backup bench ${i}`, 'public', users[i % USERS]]),
     ]);
     await connection.query('INSERT INTO room_memberships (room_id, user_id) VALUES ?', [
       rooms.flatMap((room) => users.slice(0, 50).map((user) => [room, user])),
     ]);
+  } finally {
+    await connection.end();
+  }
+  const seeded = { users: [] as string[], rooms: [] as string[], messages: 0 };
+  return seedMessages(stack, seeded, MESSAGES, say);
+}
+
+/** `count` more messages, multi-row INSERTs as the admin, then waits for the replica to have them. */
+async function seedMessages(stack: TestStack, seeded: Seeded, count: number, say: Say): Promise<Seeded> {
+  const connection = await adminConnection(stack.stack);
+  try {
+    if (seeded.users.length === 0) {
+      const [users] = (await connection.query(
+        "SELECT id FROM users WHERE username LIKE 'backup-bench-%' ORDER BY id",
+      )) as [{ id: string }[], unknown];
+      const [rooms] = (await connection.query(
+        "SELECT id FROM rooms WHERE name LIKE 'backup bench %' ORDER BY id",
+      )) as [{ id: string }[], unknown];
+      seeded = { ...seeded, users: users.map((u) => u.id), rooms: rooms.map((r) => r.id) };
+    }
+    const { users, rooms } = seeded;
     const startedAt = Date.now();
-    for (let first = 0; first < MESSAGES; first += INSERT_ROWS) {
-      const rows = Array.from({ length: Math.min(INSERT_ROWS, MESSAGES - first) }, (_, j) => {
+    const last = seeded.messages + count;
+    for (let first = seeded.messages; first < last; first += INSERT_ROWS) {
+      const rows = Array.from({ length: Math.min(INSERT_ROWS, last - first) }, (_, j) => {
         const i = first + j;
         const at = new Date(Date.UTC(2026, 10, 1) + i * 1_000 + (i % 1000));
         return [
@@ -76,10 +107,15 @@ export async function seed(stack: TestStack, say: Say): Promise<void> {
         [rows],
       );
     }
+    await connection.query(
+      'UPDATE rooms r SET message_seq = (SELECT COALESCE(MAX(seq), 0) FROM messages m WHERE m.room_id = r.id) WHERE r.id IN (?)',
+      [rooms],
+    );
     say(
-      `seeded ${MESSAGES} messages in ${((Date.now() - startedAt) / 1000).toFixed(1)} s; waiting for the replica…`,
+      `seeded ${count} messages in ${((Date.now() - startedAt) / 1000).toFixed(1)} s; waiting for the replica…`,
     );
     await stack.stack.mysql.waitForReplication(300_000);
+    return { ...seeded, messages: last };
   } finally {
     await connection.end();
   }
@@ -93,6 +129,7 @@ interface RunnerReport {
   lagMaxMs: number;
   rssBefore: number;
   rssPeak: number;
+  rssPeakFirstHalf: number;
   heapPeak: number;
 }
 
@@ -228,6 +265,8 @@ export interface BackupBenchFigures {
   apiLagP99Ms: number;
   idleLagP99Ms: number;
   rssGrowthMB: number;
+  largeNdjsonMB: number;
+  largeRssGrowthMB: number;
 }
 
 export async function backupsBench(
@@ -236,7 +275,7 @@ export async function backupsBench(
   say: Say,
 ): Promise<{ lines: string[]; figures: BackupBenchFigures }> {
   say(`backups: seeding ${MESSAGES} messages…`);
-  await seed(stack, say);
+  const seeded = await seed(stack, say);
   const env = { ...stack.env, BACKUP_ENCRYPTION_KEY: KEY, BACKUP_KEEP: '2', LOG_LEVEL: 'warn' };
   const api = await startApi(stack.env, 'warn');
   try {
@@ -257,8 +296,13 @@ export async function backupsBench(
     })[] = [];
     await runDump(stack); // warm-up: the replica's buffer pool, the page cache
     for (let round = 1; round <= rounds; round++) {
-      say(`backups round ${round}/${rounds}: mariadb-dump --single-transaction | gzip…`);
-      dumps.push(await runDump(stack));
+      // Under the same load as the backup: the API answering requests meanwhile.
+      say(
+        `backups round ${round}/${rounds}: mariadb-dump --single-transaction | gzip, the API answering ${API_RATE} req/s…`,
+      );
+      const dump = runDump(stack);
+      await steadyRequests(roomUrl, headers, dump);
+      dumps.push(await dump);
       say(
         `backups round ${round}/${rounds}: runBackup in its own process, the API answering ${API_RATE} req/s…`,
       );
@@ -284,6 +328,11 @@ export async function backupsBench(
     const workerLag = median(backups.map((b) => b.lagP99Ms));
     const apiLagP99 = median(backups.map((b) => b.api.p99Ms));
     const rssGrowth = Math.max(...backups.map((b) => b.rssPeak - b.rssBefore));
+
+    say(`backups: growing the database to ${MEMORY_MESSAGES} messages for one more backup, for its memory…`);
+    await seedMessages(stack, seeded, MEMORY_MESSAGES - MESSAGES, say);
+    const large = await runBackupProcess(env);
+    const largeGrowth = large.rssPeak - large.rssBefore;
     const figures: BackupBenchFigures = {
       messages: MESSAGES,
       ndjsonMB: mb(ndjson),
@@ -294,6 +343,8 @@ export async function backupsBench(
       apiLagP99Ms: beyond(apiLagP99),
       idleLagP99Ms: beyond(median(backups.map((b) => b.idle.p99Ms))),
       rssGrowthMB: mb(rssGrowth),
+      largeNdjsonMB: mb(large.result.plaintextBytes),
+      largeRssGrowthMB: mb(largeGrowth),
     };
     const lines = [
       '',
@@ -314,7 +365,9 @@ export async function backupsBench(
         `${backups.map((b) => beyond(b.lagP99Ms).toFixed(1)).join(', ')} ms, the API ${backups.map((b) => beyond(b.api.p99Ms).toFixed(1)).join(', ')} ms ` +
         `(its requests' p99 ${backups.map((b) => b.requestP99Ms.toFixed(1)).join(', ')} ms, failures ${backups.reduce((n, b) => n + b.failures, 0)}).`,
       `Memory: the backup process's RSS grew at most ${mb(rssGrowth).toFixed(1)} MB (heap peak ${mb(Math.max(...backups.map((b) => b.heapPeak))).toFixed(1)} MB) ` +
-        `while ${mb(ndjson).toFixed(1)} MB of NDJSON streamed through it.`,
+        `while ${mb(ndjson).toFixed(1)} MB of NDJSON streamed through it; with the database grown to ${MEMORY_MESSAGES.toLocaleString('en')} messages ` +
+        `(${mb(large.result.plaintextBytes).toFixed(1)} MB of NDJSON, ${mb(large.result.bytes).toFixed(1)} MB encrypted, ${large.seconds.toFixed(1)} s), ` +
+        `it grew ${mb(largeGrowth).toFixed(1)} MB (first half of that run: ${mb(large.rssPeakFirstHalf - large.rssBefore).toFixed(1)} MB).`,
     ];
     return { lines, figures };
   } finally {
