@@ -413,7 +413,7 @@ const BackupSettings = z
     // The multipart upload's part size: memory holds about three parts; an object has at most
     // 10,000 parts, so this also bounds a backup's size (8 MiB: about 80 GB compressed).
     BACKUP_PART_SIZE_MB: count(5, 512).default(8),
-    // gzip's level: 6 is gzip's own default; 1 takes about half the CPU for a fifth more bytes.
+    // gzip's level: 6 is gzip's own default; a lower one trades bigger files for less CPU.
     BACKUP_COMPRESSION_LEVEL: count(1, 9).default(6),
   })
   .transform((env) => ({

@@ -48,7 +48,7 @@ export interface ScryptParams {
   p: number;
 }
 
-/** 2^15 × 8 × 128 bytes = 32 MiB and some tens of ms of the libuv pool per derivation. */
+/** 128 × 2^15 × 8 bytes = 32 MiB of memory per derivation, on the libuv pool. */
 export const DEFAULT_SCRYPT: ScryptParams = { log2N: 15, r: 8, p: 1 };
 
 // A header is read before anything in it is authenticated: these bounds keep a forged one from
