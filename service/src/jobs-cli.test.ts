@@ -5,6 +5,7 @@ import { UnrecoverableError } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { queuesFrom, type JobQueues } from './platform/jobs.js';
 import { createQueue, createWorker, QUEUES } from './platform/queues.js';
+import { adminQuery } from './test-support/admin-sql.js';
 import { startTestStack, type TestStack } from './test-support/stack.js';
 import { eventually } from './test-support/until.js';
 
@@ -38,7 +39,15 @@ async function jobsCommand(...args: string[]): Promise<{ code: number; stdout: s
     const { stdout, stderr } = await promisify(execFile)(
       process.execPath,
       ['--import', 'tsx', 'src/main-jobs.ts', ...args],
-      { cwd: SERVICE_ROOT, env: { PATH: process.env.PATH ?? '', ...testStack.env, LOG_LEVEL: 'info' } },
+      {
+        cwd: SERVICE_ROOT,
+        env: {
+          PATH: process.env.PATH ?? '',
+          ...testStack.env,
+          LOG_LEVEL: 'info',
+          BACKUP_ENCRYPTION_KEY: 'correct horse battery staple, for the CLI test',
+        },
+      },
     );
     return { code: 0, stdout, stderr };
   } catch (error) {
@@ -99,5 +108,34 @@ describe('npm run jobs', () => {
     const help = await jobsCommand('help');
     expect(help.code).toBe(0);
     expect(help.stdout).toMatch(/dead \[queue\] \[--json\]\s+lists the jobs that exhausted their attempts/);
+  });
+
+  it('backs up, lists the backup, restores it into the emptied database, and refuses a second time', async () => {
+    const user = ['01950000-0000-7000-8000-000000000001', 'backed-up', 'hash'];
+    await adminQuery(
+      testStack.stack,
+      'INSERT INTO users (id, username, password_hash) VALUES (?, ?, ?)',
+      user,
+    );
+    const taken = await jobsCommand('backup');
+    expect(taken.code, taken.stderr).toBe(0);
+    expect(taken.stdout).toMatch(/^backed up 1 rows of \d+ tables from the primary to /);
+    const key = /to (backups\/\d{4}\/\d{2}\/\d{2}\/\S+\.ndjson\.gz\.enc) \(/.exec(taken.stdout)?.[1];
+    expect((await jobsCommand('backups')).stdout.startsWith(`${key}  `)).toBe(true);
+
+    await adminQuery(testStack.stack, 'DELETE FROM users');
+    const restored = await jobsCommand('restore', key!);
+    expect(restored).toMatchObject({
+      code: 0,
+      stdout: `restored 1 rows of ${/of (\d+) tables/.exec(taken.stdout)![1]} tables from ${key} (key: BACKUP_ENCRYPTION_KEY)\n`,
+    });
+    expect(await adminQuery(testStack.stack, 'SELECT id, username, password_hash FROM users')).toEqual([
+      { id: user[0], username: user[1], password_hash: user[2] },
+    ]);
+
+    const again = await jobsCommand('restore', key!);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/jobs restore: .*users/);
+    expect((await jobsCommand('restore')).code).toBe(2);
   });
 });

@@ -4,6 +4,8 @@ import { listDeadLetters, queueNamed, redrive, type DeadLetter } from './platfor
 import { Lifecycle } from './platform/lifecycle.js';
 import { createLogger } from './platform/logger.js';
 import { createMetrics } from './platform/metrics.js';
+import { listBackups, runBackup } from './features/backups/backup.js';
+import { restoreBackup } from './features/backups/restore.js';
 import { rebuildLeaderboards } from './features/leaderboards/rebuild.js';
 import { openWorkerDeps, type WorkerDeps } from './worker.js';
 
@@ -14,6 +16,10 @@ interface Command {
   usage: string;
   summary: string;
   run(deps: WorkerDeps, args: string[], out: (line: string) => void): Promise<void>;
+}
+
+function formatBytes(bytes: number): string {
+  return bytes < 1_048_576 ? `${(bytes / 1024).toFixed(1)} KiB` : `${(bytes / 1_048_576).toFixed(1)} MiB`;
 }
 
 function table(letters: DeadLetter[]): string[] {
@@ -70,6 +76,41 @@ const COMMANDS: Record<string, Command> = {
         throw new UsageError('redrive takes a queue and either one job id or --all');
       const ids = await redrive(deps.jobs, queueNamed(queue), values.all ? 'all' : { id: id! });
       out(ids.length === 0 ? `no dead letters on ${queue}` : `redriven on ${queue}: ${ids.join(', ')}`);
+    },
+  },
+  backup: {
+    usage: 'backup',
+    summary: 'takes an encrypted backup now, from the replica, to the backups bucket (and prunes old ones)',
+    async run(deps, args, out) {
+      if (args.length > 0) throw new UsageError('backup takes no arguments');
+      const result = await runBackup(deps);
+      out(
+        `backed up ${result.rows} rows of ${result.tables} tables from the ${result.server} ` +
+          `to ${result.key} (${formatBytes(result.bytes)} encrypted, ${formatBytes(result.plaintextBytes)} of data)`,
+      );
+      if (result.deleted.length > 0) out(`deleted older backups: ${result.deleted.join(', ')}`);
+    },
+  },
+  backups: {
+    usage: 'backups',
+    summary: 'lists the backups in the bucket, newest first',
+    async run(deps, args, out) {
+      if (args.length > 0) throw new UsageError('backups takes no arguments');
+      const found = await listBackups(deps);
+      if (found.length === 0) return out('no backups');
+      for (const backup of found)
+        out(`${backup.key}  ${formatBytes(backup.bytes)}  ${backup.lastModified?.toISOString() ?? '-'}`);
+    },
+  },
+  restore: {
+    usage: 'restore <key>',
+    summary: 'verifies a whole backup, then restores it into the configured, empty database',
+    async run(deps, args, out) {
+      if (args.length !== 1) throw new UsageError('restore takes the key of one backup (see: backups)');
+      const result = await restoreBackup(deps, args[0]!);
+      out(
+        `restored ${result.rows} rows of ${result.tables} tables from ${result.key} (key: ${result.keyUsed})`,
+      );
     },
   },
   'rebuild-leaderboards': {

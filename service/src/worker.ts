@@ -1,6 +1,7 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { Config } from './config.js';
 import { attachmentsJobs } from './features/attachments/jobs.js';
+import { backupsJobs } from './features/backups/jobs.js';
 import { leaderboardsJobs } from './features/leaderboards/jobs.js';
 import { heartbeatJobs } from './features/maintenance/heartbeat.js';
 import { openDependencies, type Dependencies } from './platform/dependencies.js';
@@ -41,6 +42,7 @@ export function workerJobs(deps: WorkerDeps): { handlers: JobHandler[]; schedule
     heartbeatJobs(deps.db, deps.config.jobs.heartbeatMs),
     leaderboardsJobs(deps),
     attachmentsJobs(deps),
+    backupsJobs(deps),
   ];
   return {
     handlers: features.flatMap((feature) => feature.handlers),
