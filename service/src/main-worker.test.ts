@@ -108,6 +108,26 @@ describe('the worker process', () => {
     expect(metrics).toContain('# TYPE parley_jobs_dead_total counter');
   });
 
+  it('keeps one scheduler for each repeatable job, on its queue (backups only when enabled)', async () => {
+    const connection = createRedis(testStack.config.redis, 'bullmq');
+    try {
+      const schedulers: Record<string, string[]> = {};
+      for (const name of Object.values(QUEUES)) {
+        const queue = new Queue(name, { connection, prefix: QUEUE_PREFIX });
+        schedulers[name] = (await queue.getJobSchedulers()).map((scheduler) => scheduler.key).sort();
+        await queue.close();
+      }
+      expect(schedulers).toEqual({
+        maintenance: ['heartbeat'],
+        leaderboards: ['sweep'],
+        attachments: ['sweep'],
+        backups: [],
+      });
+    } finally {
+      connection.disconnect();
+    }
+  });
+
   it('shows the queues on Bull Board, on its management port, read-only', async () => {
     const board = `http://127.0.0.1:${worker.ports.healthPort}/queues`;
     const page = await fetch(board);
