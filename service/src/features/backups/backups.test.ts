@@ -1,4 +1,9 @@
-import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import {
+  GetObjectCommand,
+  ListMultipartUploadsCommand,
+  PutObjectCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import mysql, { type Connection, type RowDataPacket } from 'mysql2/promise';
@@ -463,6 +468,11 @@ describe('a backup that fails half-way', () => {
     expect(sent).toContain('AbortMultipartUploadCommand');
     expect(sent).not.toContain('CompleteMultipartUploadCommand');
     expect((await listBackups(deps)).map((stored) => stored.key)).toEqual(before);
+    // MinIO, like S3, keeps an upload's parts until it is completed or aborted: none is left open.
+    const open = await recording.send(
+      new ListMultipartUploadsCommand({ Bucket: deps.config.s3.backupsBucket, Prefix: 'backups/' }),
+    );
+    expect(open.Uploads ?? []).toEqual([]);
     recording.destroy();
   });
 });
