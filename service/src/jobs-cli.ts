@@ -18,6 +18,10 @@ interface Command {
   run(deps: WorkerDeps, args: string[], out: (line: string) => void): Promise<void>;
 }
 
+function takesNoArguments(command: string, args: string[]): void {
+  if (args.length > 0) throw new UsageError(`${command} takes no arguments`);
+}
+
 function formatBytes(bytes: number): string {
   return bytes < 1_048_576 ? `${(bytes / 1024).toFixed(1)} KiB` : `${(bytes / 1_048_576).toFixed(1)} MiB`;
 }
@@ -82,7 +86,7 @@ const COMMANDS: Record<string, Command> = {
     usage: 'backup',
     summary: 'takes an encrypted backup now, from the replica, to the backups bucket (and prunes old ones)',
     async run(deps, args, out) {
-      if (args.length > 0) throw new UsageError('backup takes no arguments');
+      takesNoArguments('backup', args);
       const result = await runBackup(deps);
       out(
         `backed up ${result.rows} rows of ${result.tables} tables from the ${result.server} ` +
@@ -95,7 +99,7 @@ const COMMANDS: Record<string, Command> = {
     usage: 'backups',
     summary: 'lists the backups in the bucket, newest first',
     async run(deps, args, out) {
-      if (args.length > 0) throw new UsageError('backups takes no arguments');
+      takesNoArguments('backups', args);
       const found = await listBackups(deps);
       if (found.length === 0) return out('no backups');
       for (const backup of found)
@@ -117,7 +121,7 @@ const COMMANDS: Record<string, Command> = {
     usage: 'rebuild-leaderboards',
     summary: 'restores the current leaderboards in Redis from MySQL (after Redis lost them)',
     async run(deps, args, out) {
-      if (args.length > 0) throw new UsageError('rebuild-leaderboards takes no arguments');
+      takesNoArguments('rebuild-leaderboards', args);
       const result = await rebuildLeaderboards(deps);
       out(
         `rebuilt the boards of ${result.rooms} rooms and the global ones (${result.week}, ${result.month}, all-time) ` +
