@@ -229,7 +229,7 @@ describe("the worker's job settings (JOBS_*, WORKER_HEARTBEAT_MS)", () => {
     );
     // /livez holds the heartbeat's tolerance itself (three heartbeats + 5 s, service/src/main-worker.ts).
     const source = readFileSync(join(chartDir, '..', '..', 'service', 'src', 'main-worker.ts'), 'utf8');
-    expect(source).toContain('new ProgressWatch(config.jobs.heartbeatMs * 3 + 5_000)');
+    expect(source).toContain('new ProgressWatch(config.jobs.heartbeatMs * 3 + 5_000,');
     expect(doc).toContain('no job for 3 × this + 5 s');
   });
 });
