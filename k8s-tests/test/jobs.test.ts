@@ -35,8 +35,8 @@ type Role = 'api' | 'worker';
 const envIn = (objects: K8sObject[], role: Role): Map<string, EnvVar> =>
   envOf(container(workload(objects, 'Deployment', `parley-${role}`).spec, role));
 
-// What a process would parse: the rendered plain values, and a signing key in place of the Secret's
-// files, which exist only in the pod.
+// What a process would parse: the rendered plain values, and a signing key and a backup passphrase
+// in place of the Secret's files, which exist only in the pod.
 const signingKey = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' });
 function parsedBy(role: Role, objects: K8sObject[], overrides: Record<string, string> = {}) {
   const plain = Object.fromEntries(
@@ -44,7 +44,15 @@ function parsedBy(role: Role, objects: K8sObject[], overrides: Record<string, st
       .filter((e) => e.value !== undefined && !e.name.endsWith('_FILE'))
       .map((e) => [e.name, e.value]),
   );
-  return loadConfig({ ...plain, JWT_PRIVATE_KEY: signingKey.toString(), ...overrides }, role);
+  return loadConfig(
+    {
+      ...plain,
+      JWT_PRIVATE_KEY: signingKey.toString(),
+      BACKUP_ENCRYPTION_KEY: 'a backup passphrase in place of the mounted one',
+      ...overrides,
+    },
+    role,
+  );
 }
 
 /** The problems the service lists for `env`, or none. */
@@ -291,6 +299,88 @@ describe('the leaderboard settings (LEADERBOARD_*)', () => {
 
   it("the schema's bounds are the service's: both ends render and parse, one step beyond fails both", () =>
     checkBounds(LEADERBOARD_SETTINGS));
+});
+
+const ATTACHMENT_SETTINGS: Setting[] = (
+  [
+    ['maxBytes', 'ATTACHMENTS_MAX_BYTES', (config) => config.attachments.maxBytes],
+    ['uploadTtlSeconds', 'ATTACHMENTS_UPLOAD_TTL_SECONDS', (config) => config.attachments.uploadTtlSeconds],
+    [
+      'downloadTtlSeconds',
+      'ATTACHMENTS_DOWNLOAD_TTL_SECONDS',
+      (config) => config.attachments.downloadTtlSeconds,
+    ],
+    [
+      'pendingTtlSeconds',
+      'ATTACHMENTS_PENDING_TTL_SECONDS',
+      (config) => config.attachments.pendingTtlSeconds,
+    ],
+    [
+      'rejectedTtlSeconds',
+      'ATTACHMENTS_REJECTED_TTL_SECONDS',
+      (config) => config.attachments.rejectedTtlSeconds,
+    ],
+    ['sweepEveryMs', 'ATTACHMENTS_SWEEP_EVERY_MS', (config) => config.attachments.sweepEveryMs],
+  ] as [string, string, Setting['read']][]
+).map(([key, variable, read]): Setting => ({
+  path: `config.attachments.${key}`,
+  variable,
+  scale: 1,
+  roles: ['api', 'worker'],
+  read,
+}));
+
+describe('the attachment settings (ATTACHMENTS_*)', () => {
+  it('every numeric attachment value is in the table above', () => {
+    expect(numericPaths('config.attachments').sort()).toEqual(ATTACHMENT_SETTINGS.map((s) => s.path).sort());
+  });
+
+  it.each(scenarios)(
+    '%s: the API (which presigns) and the worker (which verifies and sweeps) get them',
+    (scenario) => {
+      const objects = render(scenario);
+      for (const role of ['api', 'worker'] as const) {
+        for (const { variable } of ATTACHMENT_SETTINGS)
+          expect(envIn(objects, role).has(variable), `${role} ${variable}`).toBe(true);
+        expect(parsedBy(role, objects).attachments.allowedTypes).toEqual(
+          valueOf('config.attachments.allowedTypes'),
+        );
+      }
+    },
+  );
+
+  it("the service's own config parser reads the rendered defaults as values.yaml states them", () =>
+    checkDefaults(ATTACHMENT_SETTINGS));
+
+  it("an operator's list of types reaches the service; a type that is not one is refused by helm", async () => {
+    const objects = await renderChart([scenarioFile('default')], {
+      'config.attachments.allowedTypes': '{image/avif,video/mp4}',
+    });
+    expect(parsedBy('api', objects).attachments.allowedTypes).toEqual(['image/avif', 'video/mp4']);
+    const refusal = await renderChartText([scenarioFile('default')], {
+      'config.attachments.allowedTypes': '{images}',
+    }).then(
+      () => '',
+      (error: Error) => error.message,
+    );
+    expect(refusal).toContain("'/config/attachments/allowedTypes/0'");
+  });
+
+  it('refuses a pending TTL no longer than the upload TTL, as the service does', async () => {
+    const refusal = await renderChartText([scenarioFile('default')], {
+      'config.attachments.pendingTtlSeconds': '300',
+    }).then(
+      () => '',
+      (error: Error) => error.message,
+    );
+    expect(refusal).toContain('config.attachments.pendingTtlSeconds (300) must be longer than');
+    expect(
+      refusals('api', render('default'), {
+        ATTACHMENTS_PENDING_TTL_SECONDS: '300',
+        ATTACHMENTS_UPLOAD_TTL_SECONDS: '300',
+      }).some((problem) => problem.startsWith('ATTACHMENTS_PENDING_TTL_SECONDS:')),
+    ).toBe(true);
+  });
 });
 
 describe("Bull Board stays behind the worker's health port", () => {

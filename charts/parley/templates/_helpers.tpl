@@ -135,6 +135,9 @@ app.kubernetes.io/part-of: parley
 {{- if and $v.ingress.enabled $v.gateway.enabled -}}
 {{- fail "ingress.enabled and gateway.enabled are exclusive: choose one least-connections entry" -}}
 {{- end -}}
+{{- if le (int64 $v.config.attachments.pendingTtlSeconds) (int64 $v.config.attachments.uploadTtlSeconds) -}}
+{{- fail (printf "config.attachments.pendingTtlSeconds (%d) must be longer than config.attachments.uploadTtlSeconds (%d): an upload swept while its presigned POST is still valid could be uploaded again, with no record left to verify or remove it" (int64 $v.config.attachments.pendingTtlSeconds) (int64 $v.config.attachments.uploadTtlSeconds)) -}}
+{{- end -}}
 {{- if and $v.worker.keda.enabled $v.worker.autoscaling.enabled -}}
 {{- fail "worker.keda.enabled and worker.autoscaling.enabled are exclusive: KEDA creates its own HPA; set worker.autoscaling.enabled=false" -}}
 {{- end -}}
@@ -325,6 +328,24 @@ only, since a browser page on plain http would have no business with a chat sess
   value: {{ $lb.periodGraceSeconds | int64 | toString | quote }}
 {{- end }}
 
+{{- define "parley.env.attachments" -}}
+{{- $a := .Values.config.attachments -}}
+- name: ATTACHMENTS_ALLOWED_TYPES
+  value: {{ join "," $a.allowedTypes | quote }}
+- name: ATTACHMENTS_MAX_BYTES
+  value: {{ $a.maxBytes | int64 | toString | quote }}
+- name: ATTACHMENTS_UPLOAD_TTL_SECONDS
+  value: {{ $a.uploadTtlSeconds | int64 | toString | quote }}
+- name: ATTACHMENTS_DOWNLOAD_TTL_SECONDS
+  value: {{ $a.downloadTtlSeconds | int64 | toString | quote }}
+- name: ATTACHMENTS_PENDING_TTL_SECONDS
+  value: {{ $a.pendingTtlSeconds | int64 | toString | quote }}
+- name: ATTACHMENTS_REJECTED_TTL_SECONDS
+  value: {{ $a.rejectedTtlSeconds | int64 | toString | quote }}
+- name: ATTACHMENTS_SWEEP_EVERY_MS
+  value: {{ $a.sweepEveryMs | int64 | toString | quote }}
+{{- end }}
+
 {{/*
 A job's attempts and backoff are fixed by whoever adds it, and the API adds jobs as the worker does:
 both processes get them, or jobs the API adds would keep the service's defaults.
@@ -390,6 +411,7 @@ both processes get them, or jobs the API adds would keep the service's defaults.
   value: {{ include "parley.trustedProxyHops" . | quote }}
 {{ include "parley.env.jobOptions" . }}
 {{ include "parley.env.leaderboards" . }}
+{{ include "parley.env.attachments" . }}
 {{- if .Values.redis.enabled }}
 - name: REDIS_SENTINELS
   value: {{ include "parley.redis.sentinels" . | quote }}
