@@ -36,16 +36,15 @@ export class PubSub {
     this.subscriber.on('ready', () => {
       if (this.connectedOnce) {
         logger.warn({ channels: this.channels.size }, 'redis subscriber reconnected');
-        // ioredis subscribes again right after 'ready'; a PING sent after that is answered after
-        // those SUBSCRIBEs, so the listeners run once every channel receives again.
-        setImmediate(() => {
-          this.subscriber.ping().then(
-            () => {
-              for (const listener of this.resubscribedListeners) listener();
-            },
-            () => undefined, // dropped again: the next 'ready' runs them
-          );
-        });
+        // Once every channel receives again, the listeners run (they catch up on what was missed).
+        const channels = [...this.channels.keys()];
+        const resubscribed = channels.length > 0 ? this.subscriber.subscribe(...channels) : Promise.resolve();
+        resubscribed.then(
+          () => {
+            for (const listener of this.resubscribedListeners) listener();
+          },
+          () => undefined, // dropped again: the next 'ready' subscribes and runs them
+        );
       }
       this.connectedOnce = true;
     });

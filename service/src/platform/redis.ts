@@ -24,6 +24,9 @@ export function createRedis(
     // Commands issued in the same tick by concurrent requests go out in one write (measured in
     // docs/benchmarks.md). BullMQ manages its own connections' pipelining.
     enableAutoPipelining: purpose === 'app',
+    // PubSub subscribes again itself after a reconnect, handling a SUBSCRIBE that fails (ioredis's
+    // own resubscribe leaves that promise unhandled: a reconnect cut short by a close crashed it).
+    autoResubscribe: purpose !== 'subscriber',
   };
   // A password in the URL wins; REDIS_PASSWORD(_FILE) keeps it out of the URL (ElastiCache AUTH).
   if (config.kind === 'url')
