@@ -32,11 +32,28 @@ app.kubernetes.io/component: {{ .component }}
 helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version | replace "+" "_" }}
 {{ include "parley.selectorLabels" . }}
 app.kubernetes.io/version: {{ .root.Chart.AppVersion | quote }}
+{{ include "parley.ownerLabels" . }}
+{{- end }}
+
+{{/* Labels without the chart or app version, for the pod templates of the data stores: a label
+that changes with every release would roll MySQL and Redis on every upgrade, nothing of theirs
+changed. */}}
+{{- define "parley.stableLabels" -}}
+{{ include "parley.selectorLabels" . }}
+{{ include "parley.ownerLabels" . }}
+{{- end }}
+
+{{- define "parley.ownerLabels" -}}
 app.kubernetes.io/managed-by: {{ .root.Release.Service }}
 app.kubernetes.io/part-of: parley
 {{- with .root.Values.commonLabels }}
 {{ toYaml . }}
 {{- end }}
+{{- end }}
+
+{{/* A checksum of a ConfigMap template's data only: its metadata carries the chart version. */}}
+{{- define "parley.dataChecksum" -}}
+{{- (include (print .root.Template.BasePath "/" .template) .root | fromYaml).data | toJson | sha256sum -}}
 {{- end }}
 
 {{/* Images: digest wins; otherwise an exact tag that is never "latest" ------------------------ */}}

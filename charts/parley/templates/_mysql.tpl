@@ -25,10 +25,10 @@ spec:
   template:
     metadata:
       labels:
-        {{- include "parley.labels" $ctx | nindent 8 }}
+        {{- include "parley.stableLabels" $ctx | nindent 8 }}
         app.kubernetes.io/database: mysql
       annotations:
-        checksum/config: {{ include (print $root.Template.BasePath "/mysql-configmap.yaml") $root | sha256sum }}
+        checksum/config: {{ include "parley.dataChecksum" (dict "root" $root "template" "mysql-configmap.yaml") }}
     spec:
       automountServiceAccountToken: false
       securityContext:
