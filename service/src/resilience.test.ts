@@ -52,6 +52,18 @@ describe('circuit breakers', () => {
     } finally {
       await cluster.stack.mysql.replica!.start();
     }
+    // And the replica's circuit closes again by itself once it answers.
+    for (const i of [0, 1]) {
+      const closed = await until(
+        async () => {
+          await listMessages(i, reader.accessToken);
+          return /circuit_breaker_state\{circuit="mysql-replica"\} 0/.test(await metricsOf(i));
+        },
+        20_000,
+        100,
+      );
+      expect(closed).toBe(true);
+    }
   });
 
   it('fail fast with 503 and Retry-After once the primary’s circuit is open, and recover without a restart', async () => {
@@ -61,6 +73,16 @@ describe('circuit breakers', () => {
         body: { body: 'during outage' },
         headers: { 'Idempotency-Key': randomUUID() },
       });
+    const readyz = (i: number) =>
+      fetch(`http://127.0.0.1:${cluster.processes[i]!.ports.managementPort}/readyz`);
+    // In the endpoints, as a pod is only after a successful probe.
+    expect((await readyz(0)).status).toBe(200);
+    // A room nobody has read yet: no process has it cached, so its reads must load it during the outage.
+    const quietRoom = await api(0)('POST', '/v1/rooms', {
+      token: user.accessToken,
+      body: { name: 'quiet', visibility: 'public' },
+    });
+    await cluster.stack.mysql.waitForReplication();
     await cluster.stack.mysql.primary.stop();
     try {
       // Failures (503 already: the dependency is unavailable) until the circuit opens.
@@ -83,6 +105,14 @@ describe('circuit breakers', () => {
       expect(cluster.processes[0]!.logs).toContainEqual(
         expect.objectContaining({ msg: 'circuit mysql-primary open' }),
       );
+      // The process stays in the endpoints: it answers the outage itself, and serves what it can.
+      const readiness = await readyz(0);
+      expect(readiness.status).toBe(200);
+      expect(await readiness.json()).toMatchObject({ status: 'degraded' });
+      const read = await api(0)('GET', `/v1/rooms/${String(quietRoom.body.id)}/messages`, {
+        token: user.accessToken,
+      });
+      expect(read.status).toBe(200); // room and messages from the replica
     } finally {
       await cluster.stack.mysql.primary.start();
     }

@@ -2,7 +2,10 @@ import type { Redis } from 'ioredis';
 import type { Database } from '../../platform/mysql.js';
 import type { DependencyCheck } from './readiness.js';
 
-/** The MySQL primary and Redis are required; a replica is not, because reads fall back to the primary. */
+/**
+ * The MySQL primary and Redis must answer once before the first readiness (see createReadiness);
+ * a replica need not, because reads fall back to the primary.
+ */
 export function dependencyChecks(db: Database, redis: Redis): DependencyCheck[] {
   return [
     { name: 'mysql-primary', required: true, check: (timeoutMs) => db.ping('primary', timeoutMs) },

@@ -31,7 +31,7 @@ describe('/livez and /readyz', () => {
   it('is alive and ready with every dependency up, and reports pool stats', async () => {
     expect((await subject.management.request('/livez')).status).toBe(200);
     // Ready once the clients have connected, which takes a moment after start-up.
-    const { status, body } = await eventually(readyz, (result) => result.status === 200);
+    const { status, body } = await eventually(readyz, (result) => result.body.status === 'ready');
     expect(status).toBe(200);
     expect(body.status).toBe('ready');
     expect(Object.keys(body.checks).sort()).toEqual(['mysql-primary', 'mysql-replica', 'redis']);
@@ -39,22 +39,58 @@ describe('/livez and /readyz', () => {
     expect(body.pools.primary).toEqual({ total: expect.any(Number), idle: expect.any(Number), waiting: 0 });
   });
 
-  it('is 503 while the MySQL primary is stopped, and 200 again after it restarts', async () => {
+  it('stays ready, reporting "degraded", while the MySQL primary is stopped: the app answers for it', async () => {
     await testStack.stack.mysql.primary.stop();
-    const down = await readyz();
-    expect(down.status).toBe(503);
-    expect(down.body.status).toBe('not-ready');
-    expect(down.body.checks['mysql-primary']).toMatchObject({
-      status: 'down',
-      required: true,
-      error: expect.any(String),
-    });
-    expect((await subject.management.request('/livez')).status).toBe(200); // liveness does not follow dependencies
-
-    await testStack.stack.mysql.primary.start();
+    try {
+      const down = await readyz();
+      expect(down.status).toBe(200);
+      expect(down.body.status).toBe('degraded');
+      expect(down.body.checks['mysql-primary']).toMatchObject({
+        status: 'down',
+        required: true,
+        error: expect.any(String),
+      });
+      expect(down.body.checks['mysql-replica']).toMatchObject({ status: 'up' });
+      expect((await subject.management.request('/livez')).status).toBe(200); // liveness does not follow dependencies
+    } finally {
+      await testStack.stack.mysql.primary.start();
+    }
     await testStack.stack.mysql.waitForReplication();
-    const up = await eventually(readyz, (result) => result.status === 200);
+    const up = await eventually(readyz, (result) => result.body.status === 'ready');
     expect(up.status).toBe(200);
+  });
+
+  it('is 503 "starting" until the primary has answered once, so a pod that cannot reach it never joins', async () => {
+    await testStack.stack.mysql.primary.stop();
+    // A new pod's health routes: nothing has answered it yet.
+    const fresh = healthRoutes({
+      checks: dependencyChecks(subject.db, subject.redis),
+      timeoutMs: 1_000,
+      isDraining: () => false,
+      registry: subject.metrics.registry,
+    });
+    const readyzOf = async () => {
+      const response = await fresh.request('/readyz');
+      return { status: response.status, body: (await response.json()) as Health };
+    };
+    try {
+      const starting = await readyzOf();
+      expect(starting.status).toBe(503);
+      expect(starting.body.status).toBe('starting');
+      expect(starting.body.checks['redis']).toMatchObject({ status: 'up' });
+    } finally {
+      await testStack.stack.mysql.primary.start();
+    }
+    await testStack.stack.mysql.waitForReplication();
+    expect((await eventually(readyzOf, (result) => result.body.status === 'ready')).status).toBe(200);
+    // Once started, a later outage no longer takes it out.
+    await testStack.stack.mysql.primary.stop();
+    try {
+      expect(await readyzOf()).toMatchObject({ status: 200, body: { status: 'degraded' } });
+    } finally {
+      await testStack.stack.mysql.primary.start();
+    }
+    await testStack.stack.mysql.waitForReplication();
   });
 
   it('stays ready when only the replica is down (it is optional)', async () => {
@@ -62,6 +98,7 @@ describe('/livez and /readyz', () => {
     try {
       const { status, body } = await readyz();
       expect(status).toBe(200);
+      expect(body.status).toBe('degraded');
       expect(body.checks['mysql-replica']).toMatchObject({ status: 'down', required: false });
     } finally {
       await testStack.stack.mysql.replica!.start();
@@ -73,7 +110,8 @@ describe('/livez and /readyz', () => {
     try {
       const startedAt = performance.now();
       const { status, body } = await readyz();
-      expect(status).toBe(503);
+      expect(status).toBe(200);
+      expect(body.status).toBe('degraded');
       expect(body.checks['mysql-primary']?.error).toMatch(/no answer within 1000 ms/);
       expect(performance.now() - startedAt).toBeLessThan(5_000); // bound generous for a shared machine
     } finally {
@@ -109,6 +147,22 @@ describe('read routing', () => {
   it('reads from the replica while it is up', async () => {
     const serverId = await subject.db.read((db) => db.execute(sql`SELECT @@server_id AS id`));
     expect((serverId[0] as unknown as { id: number }[])[0]!.id).toBe(2);
+  });
+
+  it('reads the latest from the primary, and from the replica while the primary is stopped', async () => {
+    const serverId = () =>
+      subject.db.readLatest(async (db) => {
+        const [rows] = (await db.execute(sql`SELECT @@server_id AS id`)) as unknown as [{ id: number }[]];
+        return rows[0]!.id;
+      });
+    expect(await serverId()).toBe(1);
+    await testStack.stack.mysql.primary.stop();
+    try {
+      expect(await serverId()).toBe(2);
+    } finally {
+      await testStack.stack.mysql.primary.start();
+    }
+    await testStack.stack.mysql.waitForReplication();
   });
 
   it('falls back to the primary when the replica is stopped', async () => {

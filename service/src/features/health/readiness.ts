@@ -1,4 +1,7 @@
-/** A dependency the process needs; `required: false` ones are reported but do not fail readiness. */
+/**
+ * A dependency the process needs. `required` ones gate the first readiness only: see
+ * `createReadiness`. The others are reported and never change the answer.
+ */
 export interface DependencyCheck {
   name: string;
   required: boolean;
@@ -12,8 +15,13 @@ export interface CheckResult {
   error?: string;
 }
 
+/**
+ * starting: a required dependency has not answered yet since the process started (503).
+ * ready: every check is up. degraded: something is down, and the process answers for it (200).
+ * draining: the process is shutting down (503).
+ */
 export interface Readiness {
-  status: 'ready' | 'not-ready' | 'draining';
+  status: 'starting' | 'ready' | 'degraded' | 'draining';
   checks: Record<string, CheckResult>;
 }
 
@@ -40,10 +48,24 @@ async function runCheck(check: DependencyCheck, timeoutMs: number): Promise<Chec
   }
 }
 
-/** Runs every check in parallel, each within the deadline. */
-export async function assessReadiness(checks: DependencyCheck[], timeoutMs: number): Promise<Readiness> {
-  const results = await Promise.all(checks.map((check) => runCheck(check, timeoutMs)));
-  const byName = Object.fromEntries(checks.map((check, i) => [check.name, results[i]!]));
-  const requiredDown = results.some((result) => result.required && result.status === 'down');
-  return { status: requiredDown ? 'not-ready' : 'ready', checks: byName };
+/**
+ * Readiness says whether this pod can serve, not whether every shared dependency is up.
+ *
+ * Until each required dependency has answered once since start, it cannot: a pod with a wrong
+ * password or a blocked network path must not take the place of working pods in a rollout. After
+ * that, an outage of MySQL or Redis is the same for every pod, and pulling them all from the
+ * endpoints would only swap the app's own answers (503 problem+json with Retry-After from an open
+ * circuit, replica reads, live sockets, rate limits that fall back per process) for the proxy's
+ * bare 502/503 to everything. So the pod stays ready, and reports the outage as `degraded`.
+ */
+export function createReadiness(checks: DependencyCheck[], timeoutMs: number) {
+  const answeredOnce = new Set<string>();
+  return async function assess(): Promise<Readiness> {
+    const results = await Promise.all(checks.map((check) => runCheck(check, timeoutMs)));
+    const byName = Object.fromEntries(checks.map((check, i) => [check.name, results[i]!]));
+    for (const [name, result] of Object.entries(byName)) if (result.status === 'up') answeredOnce.add(name);
+    const started = checks.every((check) => !check.required || answeredOnce.has(check.name));
+    const allUp = results.every((result) => result.status === 'up');
+    return { status: !started ? 'starting' : allUp ? 'ready' : 'degraded', checks: byName };
+  };
 }

@@ -1,6 +1,6 @@
 import { Hono } from 'hono';
 import type { Registry } from 'prom-client';
-import { assessReadiness, type DependencyCheck, type Readiness } from './readiness.js';
+import { createReadiness, type DependencyCheck, type Readiness } from './readiness.js';
 
 export interface HealthOptions {
   checks: DependencyCheck[];
@@ -21,6 +21,7 @@ export function healthRoutes(options: HealthOptions): Hono {
   // Probes must never be cached by a proxy in between. Set per route: a router-wide `use` would be
   // mounted on '/*' of the app that routes this one, and so touch every API response.
   const noStore = { 'Cache-Control': 'no-store' };
+  const assessReadiness = createReadiness(options.checks, options.timeoutMs);
 
   app.get('/livez', async (c) => {
     const liveness = (await options.liveness?.()) ?? { alive: true };
@@ -38,10 +39,10 @@ export function healthRoutes(options: HealthOptions): Hono {
       const draining: Readiness = { status: 'draining', checks: {} };
       return c.json({ ...draining, ...options.details?.() }, 503, noStore);
     }
-    const readiness = await assessReadiness(options.checks, options.timeoutMs);
+    const readiness = await assessReadiness();
     return c.json(
       { ...readiness, ...options.details?.() },
-      readiness.status === 'ready' ? 200 : 503,
+      readiness.status === 'starting' ? 503 : 200,
       noStore,
     );
   });
