@@ -136,6 +136,12 @@ export interface Database {
   /** Reads from the replica; falls back to the primary when the replica is down or its circuit open. */
   read<T>(query: (db: Db) => Promise<T>): Promise<T>;
   /**
+   * Reads that should see the latest write (a cache load, a user's own room just after a post):
+   * from the primary, or from the replica while the primary is unavailable, since an answer a
+   * moment stale beats a 503 for a read the replica can serve.
+   */
+  readLatest<T>(query: (db: Db) => Promise<T>): Promise<T>;
+  /**
    * Reads from the replica and never from the primary, for questions about the replica itself (its
    * lag), where a fallback answer would be wrong. Throws when none is configured or it is down.
    */
@@ -186,6 +192,15 @@ export function createDatabase(
         if (!isConnectionError(error)) throw error;
         onReplicaFallback(error);
         return write(query);
+      }
+    },
+    readLatest: async (query) => {
+      try {
+        return await write(query);
+      } catch (error) {
+        if (!replica || !isConnectionError(error)) throw error;
+        // Should the replica fail too, the primary's outage is the one to report.
+        return breakers.replica.run(() => query(replica)).catch(() => Promise.reject(error));
       }
     },
     writeScript: (statements) =>

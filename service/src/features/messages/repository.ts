@@ -287,7 +287,7 @@ export function messagesRepository(db: Database) {
           .orderBy(desc(messages.id))
           .limit(page.limit);
       };
-      const rows = await (fromPrimary ? db.write(query) : db.read(query));
+      const rows = await (fromPrimary ? db.readLatest(query) : db.read(query));
       return rows.map(toMessage);
     },
 

@@ -24,16 +24,16 @@ export function roomsRepository(db: Database) {
       );
     },
 
-    /** Cache loaders read the primary: a room must be visible the moment its creation returns. */
+    /** Cache loaders read the latest: a room must be visible the moment its creation returns. */
     async find(id: string): Promise<Room | null> {
-      const [row] = await db.write((database) =>
+      const [row] = await db.readLatest((database) =>
         database.select().from(rooms).where(eq(rooms.id, id)).limit(1),
       );
       return row ? toRoom(row) : null;
     },
 
     async memberIds(roomId: string): Promise<string[]> {
-      const rows = await db.write((database) =>
+      const rows = await db.readLatest((database) =>
         database
           .select({ userId: roomMemberships.userId })
           .from(roomMemberships)
