@@ -161,3 +161,44 @@ describe('helm template rejects wrong values with a clear message', () => {
     expect(message).toContain('session affinity is not supported');
   });
 });
+
+describe('a PodDisruptionBudget must let drains through without taking a workload down', () => {
+  it.each([
+    // api runs at least autoscaling.minReplicas (3) pods.
+    [{ 'api.pdb.maxUnavailable': '4' }, 'api.pdb.maxUnavailable (4) is above the 3 api pods'],
+    [{ 'api.pdb.maxUnavailable': '3' }, 'would let one drain evict all 3 api pods'],
+    [
+      { 'api.pdb.maxUnavailable': 'null', 'api.pdb.minAvailable': '100%' },
+      'api.pdb.minAvailable (100%) keeps all 3 api pods',
+    ],
+    [{ 'api.pdb.maxUnavailable': '0' }, 'never lets a pod be evicted, so every node drain blocks'],
+    [
+      { 'worker.pdb.maxUnavailable': 'null', 'worker.pdb.minAvailable': '2' },
+      'worker.pdb.minAvailable (2) keeps all 2 worker pods',
+    ],
+    [
+      { 'worker.autoscaling.enabled': 'false', 'worker.replicas': '1', 'worker.pdb.maxUnavailable': '2' },
+      'worker.pdb.maxUnavailable (2) is above the 1 worker pods',
+    ],
+    [{ 'mysql.pdb.maxUnavailable': '2' }, 'would let one drain evict all 2 MySQL replicas'],
+    [
+      { 'redis.pdb.maxUnavailable': '2' },
+      'and with them the Sentinel majority (2) that a failover needs: at most 1',
+    ],
+  ])('%j', async (values, message) => {
+    expect(await failure(values)).toContain(message);
+  });
+
+  it('accepts one pod at a time, and a single pod that may go', async () => {
+    await expect(renderChartText([], { 'api.pdb.maxUnavailable': '2' })).resolves.toContain(
+      'PodDisruptionBudget',
+    );
+    await expect(
+      renderChartText([], {
+        'worker.autoscaling.enabled': 'false',
+        'worker.replicas': '1',
+        'worker.pdb.maxUnavailable': '1',
+      }),
+    ).resolves.toContain('PodDisruptionBudget');
+  });
+});

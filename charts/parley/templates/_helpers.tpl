@@ -177,6 +177,16 @@ app.kubernetes.io/part-of: parley
 {{- if and $pdb.enabled (not (kindIs "invalid" $pdb.minAvailable)) (not (kindIs "invalid" $pdb.maxUnavailable)) -}}
 {{- fail (printf "%s.pdb: set minAvailable or maxUnavailable, not both (set the other to null)" $name) -}}
 {{- end -}}
+{{- $workload := index $v $name -}}
+{{- $fewest := int $workload.replicas -}}
+{{- if and (eq $name "worker") $v.worker.keda.enabled -}}
+{{- $fewest = int $v.worker.keda.minReplicaCount -}}
+{{- else if $workload.autoscaling.enabled -}}
+{{- $fewest = int $workload.autoscaling.minReplicas -}}
+{{- end -}}
+{{- if $pdb.enabled -}}
+{{- include "parley.validatePdb" (dict "path" (printf "%s.pdb" $name) "pdb" $pdb "pods" $fewest "what" (printf "%s pods (the fewest it runs)" $name)) -}}
+{{- end -}}
 {{- $hpa := (index $v $name).autoscaling -}}
 {{- if and $hpa.enabled (gt (int $hpa.minReplicas) (int $hpa.maxReplicas)) -}}
 {{- fail (printf "%s.autoscaling.minReplicas (%d) is greater than maxReplicas (%d)" $name (int $hpa.minReplicas) (int $hpa.maxReplicas)) -}}
@@ -231,6 +241,16 @@ longest job is 5 + 6 × 10 + 1 = 66 s.
 {{- end -}}
 {{- if and $v.metrics.podMonitor.enabled $v.metrics.serviceMonitor.enabled -}}
 {{- fail "metrics.podMonitor and metrics.serviceMonitor both enabled would scrape every pod twice: choose one" -}}
+{{- end -}}
+{{- if and $v.mysql.enabled $v.mysql.pdb.enabled (gt (int $v.mysql.replicas.count) 1) -}}
+{{- include "parley.validatePdb" (dict "path" "mysql.pdb" "pdb" (dict "maxUnavailable" $v.mysql.pdb.maxUnavailable) "pods" (int $v.mysql.replicas.count) "what" "MySQL replicas") -}}
+{{- end -}}
+{{- if and $v.redis.enabled $v.redis.pdb.enabled (ge (int $v.redis.replicas) 3) -}}
+{{- $majority := add (div (int $v.redis.replicas) 2) 1 -}}
+{{- $spare := sub (int $v.redis.replicas) $majority -}}
+{{- if and (not (kindIs "string" $v.redis.pdb.maxUnavailable)) (gt (int $v.redis.pdb.maxUnavailable) $spare) -}}
+{{- fail (printf "redis.pdb.maxUnavailable (%d) would let a drain take down %d of %d Redis pods, and with them the Sentinel majority (%d) that a failover needs: at most %d" (int $v.redis.pdb.maxUnavailable) (int $v.redis.pdb.maxUnavailable) (int $v.redis.replicas) $majority $spare) -}}
+{{- end -}}
 {{- end -}}
 {{- end }}
 
@@ -644,4 +664,38 @@ metrics:
   mountPath: {{ include "parley.backups.keyDir" . }}
   readOnly: true
 {{- end }}
+{{- end }}
+
+{{/*
+A PodDisruptionBudget that means something: one that lets a drain evict every pod at once is an
+outage, and one that never lets a pod go blocks every node drain. `pods` is the fewest pods the
+workload runs; percentages are checked as the eviction API rounds them (maxUnavailable up,
+minAvailable up).
+*/}}
+{{- define "parley.validatePdb" -}}
+{{- $pods := int .pods -}}
+{{- range $field := list "maxUnavailable" "minAvailable" -}}
+{{- $value := index $.pdb $field -}}
+{{- if not (kindIs "invalid" $value) -}}
+{{- $count := 0 -}}
+{{- if kindIs "string" $value -}}
+{{- $percent := int (trimSuffix "%" $value) -}}
+{{- $count = int (div (add (mul $percent $pods) 99) 100) -}}
+{{- else -}}
+{{- $count = int $value -}}
+{{- end -}}
+{{- if and (eq $field "maxUnavailable") (gt $count $pods) -}}
+{{- fail (printf "%s.maxUnavailable (%v) is above the %d %s: set at most %d" $.path $value $pods $.what (max 1 (sub $pods 1))) -}}
+{{- end -}}
+{{- if and (eq $field "maxUnavailable") (gt $pods 1) (eq $count $pods) -}}
+{{- fail (printf "%s.maxUnavailable (%v) would let one drain evict all %d %s at once: set at most %d" $.path $value $pods $.what (sub $pods 1)) -}}
+{{- end -}}
+{{- if and (eq $field "maxUnavailable") (eq $count 0) -}}
+{{- fail (printf "%s.maxUnavailable (%v) never lets a pod be evicted, so every node drain blocks: set at least 1" $.path $value) -}}
+{{- end -}}
+{{- if and (eq $field "minAvailable") (ge $count $pods) -}}
+{{- fail (printf "%s.minAvailable (%v) keeps all %d %s, so every node drain blocks: set at most %d, or use maxUnavailable" $.path $value $pods $.what (max 0 (sub $pods 1))) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
 {{- end }}
