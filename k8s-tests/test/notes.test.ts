@@ -54,6 +54,11 @@ describe('NOTES.txt tells the installer what to do next', () => {
     const text = await notes('dev');
     expect(text).toContain('kubectl -n parley port-forward svc/parley-api 3000:80');
     expect(text).toContain('Credentials were generated into Secret "parley"');
+    // lookup sees no cluster under helm template or GitOps renders: the passwords would change each time.
+    expect(text).toMatch(
+      /`helm template`, `--dry-run`, Argo CD and other GitOps\s+tools render new random passwords/,
+    );
+    expect(text).toContain('With any of those, set secrets.existingSecret.');
     expect(text).toContain('Development only');
   });
 
