@@ -964,13 +964,20 @@ describe('Redis with Sentinel', () => {
 
   it('asks Sentinel to fail over before the master stops', () => {
     const objects = render('default');
-    const redis = container(workload(objects, 'StatefulSet', 'parley-redis').spec, 'redis');
-    expect(redis.lifecycle!.preStop!.exec!.command).toEqual(['sh', '/scripts/prestop.sh']);
-    const prestop = (find(objects, 'ConfigMap', 'parley-redis')['data'] as Record<string, string>)[
-      'prestop.sh'
-    ]!;
-    expect(prestop).toMatch(/sentinel failover "\$MASTER_NAME"/);
-    expect(prestop).toMatch(/role/);
+    const pod = workload(objects, 'StatefulSet', 'parley-redis').spec;
+    const redis = container(pod, 'redis');
+    expect(redis.lifecycle?.preStop?.exec?.command).toEqual(['sh', '/scripts/prestop.sh']);
+    const scripts = find(objects, 'ConfigMap', 'parley-redis')['data'] as Record<string, string>;
+    expect(scripts['prestop.sh']).toMatch(/sentinel failover "\$MASTER_NAME"/);
+    // The peers' Sentinels, by the names the hook builds.
+    expect(envOf(redis).get('STATEFULSET')!.value).toBe('parley-redis');
+    expect(envOf(redis).get('HEADLESS')!.value).toBe('parley-redis-headless');
+    expect(envOf(redis).get('REPLICAS')!.value).toBe('3');
+    // The hook ends within FAILOVER_WAIT_SECONDS and a few bounded calls; then a master's SIGTERM
+    // may wait shutdown-timeout (10 s) for its replicas.
+    const wait = Number(envOf(redis).get('FAILOVER_WAIT_SECONDS')!.value);
+    expect(wait).toBe(20);
+    expect(pod.terminationGracePeriodSeconds).toBeGreaterThanOrEqual(wait + 10 + 6);
   });
 
   it('the app finds the master through every Sentinel', () => {
