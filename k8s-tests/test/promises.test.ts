@@ -962,22 +962,29 @@ describe('Redis with Sentinel', () => {
     expect(script).toMatch(/sentinel get-master-addr-by-name/);
   });
 
-  it('asks Sentinel to fail over before the master stops', () => {
+  it('hands the master role over before the pod stops, its Sentinel kept up meanwhile', () => {
     const objects = render('default');
     const pod = workload(objects, 'StatefulSet', 'parley-redis').spec;
     const redis = container(pod, 'redis');
+    const sentinel = container(pod, 'sentinel');
     expect(redis.lifecycle?.preStop?.exec?.command).toEqual(['sh', '/scripts/prestop.sh']);
+    // SIGTERM reaches both containers at once: the redis hook may still need this Sentinel.
+    expect(sentinel.lifecycle?.preStop?.exec?.command).toEqual(['sh', '/scripts/sentinel-prestop.sh']);
+    expect(sentinel.volumeMounts).toContainEqual({ name: 'scripts', mountPath: '/scripts', readOnly: true });
     const scripts = find(objects, 'ConfigMap', 'parley-redis')['data'] as Record<string, string>;
     expect(scripts['prestop.sh']).toMatch(/sentinel failover "\$MASTER_NAME"/);
+    expect(scripts['sentinel-prestop.sh']).toMatch(/role/);
     // The peers' Sentinels, by the names the hook builds.
     expect(envOf(redis).get('STATEFULSET')!.value).toBe('parley-redis');
     expect(envOf(redis).get('HEADLESS')!.value).toBe('parley-redis-headless');
     expect(envOf(redis).get('REPLICAS')!.value).toBe('3');
-    // The hook ends within FAILOVER_WAIT_SECONDS and a few bounded calls; then a master's SIGTERM
-    // may wait shutdown-timeout (10 s) for its replicas.
-    const wait = Number(envOf(redis).get('FAILOVER_WAIT_SECONDS')!.value);
-    expect(wait).toBe(20);
-    expect(pod.terminationGracePeriodSeconds).toBeGreaterThanOrEqual(wait + 10 + 6);
+    // Each hook ends within FAILOVER_WAIT_SECONDS (the redis one within a few bounded calls more);
+    // then a master's SIGTERM may wait shutdown-timeout (10 s) for its replicas.
+    for (const c of [redis, sentinel]) {
+      const wait = Number(envOf(c).get('FAILOVER_WAIT_SECONDS')!.value);
+      expect(wait).toBe(20);
+      expect(pod.terminationGracePeriodSeconds, c.name).toBeGreaterThanOrEqual(wait + 10 + 6);
+    }
   });
 
   it('the app finds the master through every Sentinel', () => {

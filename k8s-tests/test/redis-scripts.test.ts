@@ -1,7 +1,7 @@
 /**
  * The chart's Redis scripts, run for real against local redis-server binaries (Debian's redis,
  * present on this machine kind): the config they write must be accepted by Redis and Sentinel,
- * and the preStop hook must move the master role, and the writes, away before the pod stops.
+ * and the preStop hooks must move the master role, and the writes, away before the pod stops.
  * Kubernetes-only details are rewritten for loopback: mount paths become a temporary directory,
  * fixed ports in the config files become free ones, and the hooks run with a stand-in `redis-cli`
  * first on PATH that plays cluster DNS: it sends a pod's DNS name and fixed port, or this pod's
@@ -246,6 +246,7 @@ exec ${realCli} -h 127.0.0.1 -p "$port" "$@"
       const pods = [0, 1, 2].map((i) => `parley-redis-${i}.parley-redis-headless.parley.svc`);
       const port = { master: 0, replica: 0, sentinels: [0, 0, 0] };
       let handOver = { stdout: '', seconds: 0 };
+      let sentinelHook: { stdout: string; seconds: number } | Error = new Error('not run');
       let writes = { acknowledged: 0, refusal: '' };
       let podEnv: (ordinal: number, redisPort: number) => Promise<Record<string, string>>;
 
@@ -310,7 +311,13 @@ exec ${realCli} -h 127.0.0.1 -p "$port" "$@"
         await until('writes flowing', async () =>
           Number(await cli(port.master, 'get', 'handover:writes')) >= 20 ? true : undefined,
         );
-        handOver = await hook(scripts['prestop.sh']!, env);
+        const sentinelScript = scripts['sentinel-prestop.sh'];
+        [handOver, sentinelHook] = await Promise.all([
+          hook(scripts['prestop.sh']!, env),
+          sentinelScript
+            ? hook(sentinelScript, env).catch((e: Error) => e)
+            : new Error('no sentinel-prestop.sh'),
+        ]);
         hooksDone = true;
         writes = await writer;
       }, 120_000);
@@ -333,6 +340,22 @@ exec ${realCli} -h 127.0.0.1 -p "$port" "$@"
       it('loses no write the old master acknowledged', async () => {
         expect(writes.acknowledged).toBeGreaterThan(0);
         expect(Number(await cli(port.replica, 'get', 'handover:writes'))).toBe(writes.acknowledged);
+      });
+
+      it("keeps the pod's Sentinel up until the hand-over is done, and no longer", () => {
+        if (sentinelHook instanceof Error) throw sentinelHook;
+        expect(sentinelHook.stdout).toBe('redis is not master here');
+        // Both hooks start together; the Sentinel's polls once a second.
+        expect(sentinelHook.seconds).toBeGreaterThan(handOver.seconds - 1.5);
+        expect(sentinelHook.seconds).toBeLessThan(handOver.seconds + 1.5);
+      });
+
+      it("the Sentinel's preStop holds while this pod's Redis is master, up to FAILOVER_WAIT_SECONDS", async () => {
+        // After the hand-over the replica is the master: play its pod (pod 1).
+        const env = { ...(await podEnv(1, port.replica)), FAILOVER_WAIT_SECONDS: '2' };
+        const { stdout, seconds } = await hook(scripts['sentinel-prestop.sh']!, env);
+        expect(stdout).toBe('redis still master here after 2s');
+        expect(seconds).toBeGreaterThanOrEqual(2);
       });
     });
   },

@@ -4,7 +4,7 @@
 #  1. pause writes here (CLIENT PAUSE WRITE: clients wait, nothing fails) and wait until the
 #     replicas have acknowledged everything written before, so the one promoted has it all;
 #  2. ask a Sentinel to fail over: a peer's first, because this pod's own Sentinel gets SIGTERM at
-#     the same moment as this Redis (so it is only the last resort);
+#     the same moment as this Redis (its own preStop holds it, but it is only the last resort);
 #     SENTINEL FAILOVER needs no agreement from the other Sentinels;
 #  3. once that Sentinel names the new master, replicate from it at once (Sentinel itself would
 #     demote this Redis only seconds later, taking writes meanwhile that the resync then drops),
