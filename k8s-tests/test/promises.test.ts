@@ -987,6 +987,23 @@ describe('Redis with Sentinel', () => {
     }
   });
 
+  // Under noeviction a full Redis refuses writes with a clear error; past the container limit it
+  // would be OOMKilled instead. 25 % of the limit is left for forks, buffers and fragmentation.
+  it.each([
+    [{}, String(384 * 2 ** 20)],
+    [{ 'redis.resources.limits.memory': '2Gi' }, String(1.5 * 2 ** 30)],
+    [{ 'redis.resources.limits.memory': '1.5Gi' }, String(1.125 * 2 ** 30)],
+    [{ 'redis.resources.limits.memory': '1G' }, '750000000'],
+    [{ 'redis.resources.limits.memory': '800Ki' }, String(600 * 1024)],
+    [{ 'redis.resources.limits.memory': '1000000' }, '750000'],
+    [{ 'redis.maxmemory': '300mb' }, '300mb'],
+    [{ 'redis.maxmemory': '104857600' }, '104857600'],
+  ])('gives Redis a maxmemory under its container memory limit: %o', async (values, maxmemory) => {
+    const objects = await renderChart([scenarioFile('default')], values);
+    const init = workload(objects, 'StatefulSet', 'parley-redis').spec.initContainers!;
+    expect(envOf(container({ containers: init }, 'config')).get('MAXMEMORY')!.value).toBe(maxmemory);
+  });
+
   it('the app finds the master through every Sentinel', () => {
     const env = envOf(workload(render('default'), 'Deployment', 'parley-api').spec.containers[0]!);
     expect(env.get('REDIS_SENTINELS')!.value).toBe(

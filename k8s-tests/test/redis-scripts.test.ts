@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { find, scenarioFile } from '../lib/objects.js';
+import { container, envOf, find, scenarioFile, workload } from '../lib/objects.js';
 import { renderChart } from '../lib/render.js';
 
 const run = promisify(execFile);
@@ -106,6 +106,7 @@ describe.skipIf(!redisAvailable)(
   () => {
     let dir = '';
     let scripts: Record<string, string> = {};
+    let maxmemory = '';
     const children: ChildProcess[] = [];
 
     const rewritePaths = (script: string): string =>
@@ -128,7 +129,7 @@ describe.skipIf(!redisAvailable)(
           QUORUM: String(quorum),
           DOWN_AFTER_MS: '1000',
           FAILOVER_TIMEOUT_MS: '5000',
-          MAXMEMORY: '0',
+          MAXMEMORY: maxmemory,
         },
       });
       return {
@@ -197,9 +198,10 @@ exec ${realCli} -h 127.0.0.1 -p "$port" "$@"
       dir = await mkdtemp(join(tmpdir(), 'parley-redis-'));
       await mkdir(join(dir, 'secrets'));
       await writeFile(join(dir, 'secrets', 'redis-password'), PASSWORD);
-      scripts = find(await renderChart([scenarioFile('default')]), 'ConfigMap', 'parley-redis')[
-        'data'
-      ] as Record<string, string>;
+      const objects = await renderChart([scenarioFile('default')]);
+      scripts = find(objects, 'ConfigMap', 'parley-redis')['data'] as Record<string, string>;
+      const init = workload(objects, 'StatefulSet', 'parley-redis').spec.initContainers!;
+      maxmemory = envOf(container({ containers: init }, 'config')).get('MAXMEMORY')!.value!;
     });
 
     afterAll(async () => {
@@ -217,7 +219,7 @@ exec ${realCli} -h 127.0.0.1 -p "$port" "$@"
       expect(second.redis).toMatch(/^replicaof parley-redis-0\.parley-redis-headless\.parley\.svc 6379$/m);
     });
 
-    it('Redis accepts the config: auth required, AOF on, noeviction', async () => {
+    it('Redis accepts the config: auth required, AOF on, noeviction under the rendered maxmemory', async () => {
       const { redis } = await configure(0);
       const master = await freePort();
       const replica = await freePort();
@@ -232,6 +234,7 @@ exec ${realCli} -h 127.0.0.1 -p "$port" "$@"
       expect(stdout).toMatch(/NOAUTH/);
       expect(await cli(master, 'config', 'get', 'maxmemory-policy')).toBe('maxmemory-policy\nnoeviction');
       expect(await cli(master, 'config', 'get', 'appendonly')).toBe('appendonly\nyes');
+      expect(await cli(master, 'config', 'get', 'maxmemory')).toBe(`maxmemory\n${384 * 2 ** 20}`);
       await until('replication link', async () =>
         (await cli(replica, 'info', 'replication')).includes('master_link_status:up') ? true : undefined,
       );
