@@ -987,6 +987,19 @@ describe('Redis with Sentinel', () => {
     }
   });
 
+  it.each([
+    [1, 1],
+    [3, 2],
+    [5, 3],
+    [5, 4],
+  ])('renders %i Sentinels with a quorum of %i', async (replicas, quorum) => {
+    const objects = await renderChart([scenarioFile('default')], {
+      'redis.replicas': String(replicas),
+      'redis.sentinel.quorum': String(quorum),
+    });
+    expect(spec<{ replicas: number }>(find(objects, 'StatefulSet', 'parley-redis')).replicas).toBe(replicas);
+  });
+
   // Under noeviction a full Redis refuses writes with a clear error; past the container limit it
   // would be OOMKilled instead. 25 % of the limit is left for forks, buffers and fragmentation.
   it.each([

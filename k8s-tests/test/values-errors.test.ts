@@ -142,6 +142,18 @@ describe('helm template rejects wrong values with a clear message', () => {
       'gateway.websocketTimeoutSeconds (60) must be at least twice config.realtime.heartbeatMs (30001 ms)',
     ],
     [{ 'redis.replicas': '1' }, 'redis.sentinel.quorum (2) cannot exceed redis.replicas (1)'],
+    // Each pod runs a Sentinel: the count and quorum decide whether a failover can ever happen.
+    [{ 'redis.replicas': '2' }, 'redis.replicas (2) must be odd'],
+    [{ 'redis.replicas': '4', 'redis.sentinel.quorum': '3' }, 'redis.replicas (4) must be odd'],
+    [
+      { 'redis.sentinel.quorum': '1' },
+      'redis.sentinel.quorum (1) must be at least a majority of the 3 Sentinels (2)',
+    ],
+    [
+      { 'redis.replicas': '5', 'redis.sentinel.quorum': '2' },
+      'redis.sentinel.quorum (2) must be at least a majority of the 5 Sentinels (3)',
+    ],
+    [{ 'redis.sentinel.quorum': '3' }, 'redis.sentinel.quorum (3) must be below redis.replicas (3)'],
     // Without a bound Redis grows until the kernel kills it, instead of refusing writes.
     [
       { 'redis.resources.limits.memory': 'null' },
