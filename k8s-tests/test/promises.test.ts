@@ -962,15 +962,59 @@ describe('Redis with Sentinel', () => {
     expect(script).toMatch(/sentinel get-master-addr-by-name/);
   });
 
-  it('asks Sentinel to fail over before the master stops', () => {
+  it('hands the master role over before the pod stops, its Sentinel kept up meanwhile', () => {
     const objects = render('default');
-    const redis = container(workload(objects, 'StatefulSet', 'parley-redis').spec, 'redis');
-    expect(redis.lifecycle!.preStop!.exec!.command).toEqual(['sh', '/scripts/prestop.sh']);
-    const prestop = (find(objects, 'ConfigMap', 'parley-redis')['data'] as Record<string, string>)[
-      'prestop.sh'
-    ]!;
-    expect(prestop).toMatch(/sentinel failover "\$MASTER_NAME"/);
-    expect(prestop).toMatch(/role/);
+    const pod = workload(objects, 'StatefulSet', 'parley-redis').spec;
+    const redis = container(pod, 'redis');
+    const sentinel = container(pod, 'sentinel');
+    expect(redis.lifecycle?.preStop?.exec?.command).toEqual(['sh', '/scripts/prestop.sh']);
+    // SIGTERM reaches both containers at once: the redis hook may still need this Sentinel.
+    expect(sentinel.lifecycle?.preStop?.exec?.command).toEqual(['sh', '/scripts/sentinel-prestop.sh']);
+    expect(sentinel.volumeMounts).toContainEqual({ name: 'scripts', mountPath: '/scripts', readOnly: true });
+    const scripts = find(objects, 'ConfigMap', 'parley-redis')['data'] as Record<string, string>;
+    expect(scripts['prestop.sh']).toMatch(/sentinel failover "\$MASTER_NAME"/);
+    expect(scripts['sentinel-prestop.sh']).toMatch(/role/);
+    // The peers' Sentinels, by the names the hook builds.
+    expect(envOf(redis).get('STATEFULSET')!.value).toBe('parley-redis');
+    expect(envOf(redis).get('HEADLESS')!.value).toBe('parley-redis-headless');
+    expect(envOf(redis).get('REPLICAS')!.value).toBe('3');
+    // Each hook ends within FAILOVER_WAIT_SECONDS (the redis one within a few bounded calls more);
+    // then a master's SIGTERM may wait shutdown-timeout (10 s) for its replicas.
+    for (const c of [redis, sentinel]) {
+      const wait = Number(envOf(c).get('FAILOVER_WAIT_SECONDS')!.value);
+      expect(wait).toBe(20);
+      expect(pod.terminationGracePeriodSeconds, c.name).toBeGreaterThanOrEqual(wait + 10 + 6);
+    }
+  });
+
+  it.each([
+    [1, 1],
+    [3, 2],
+    [5, 3],
+    [5, 4],
+  ])('renders %i Sentinels with a quorum of %i', async (replicas, quorum) => {
+    const objects = await renderChart([scenarioFile('default')], {
+      'redis.replicas': String(replicas),
+      'redis.sentinel.quorum': String(quorum),
+    });
+    expect(spec<{ replicas: number }>(find(objects, 'StatefulSet', 'parley-redis')).replicas).toBe(replicas);
+  });
+
+  // Under noeviction a full Redis refuses writes with a clear error; past the container limit it
+  // would be OOMKilled instead. 25 % of the limit is left for forks, buffers and fragmentation.
+  it.each([
+    [{}, String(384 * 2 ** 20)],
+    [{ 'redis.resources.limits.memory': '2Gi' }, String(1.5 * 2 ** 30)],
+    [{ 'redis.resources.limits.memory': '1.5Gi' }, String(1.125 * 2 ** 30)],
+    [{ 'redis.resources.limits.memory': '1G' }, '750000000'],
+    [{ 'redis.resources.limits.memory': '800Ki' }, String(600 * 1024)],
+    [{ 'redis.resources.limits.memory': '1000000' }, '750000'],
+    [{ 'redis.maxmemory': '300mb' }, '300mb'],
+    [{ 'redis.maxmemory': '104857600' }, '104857600'],
+  ])('gives Redis a maxmemory under its container memory limit: %o', async (values, maxmemory) => {
+    const objects = await renderChart([scenarioFile('default')], values);
+    const init = workload(objects, 'StatefulSet', 'parley-redis').spec.initContainers!;
+    expect(envOf(container({ containers: init }, 'config')).get('MAXMEMORY')!.value).toBe(maxmemory);
   });
 
   it('the app finds the master through every Sentinel', () => {

@@ -28,6 +28,7 @@ describe('helm template rejects wrong values with a clear message', () => {
       '/api/autoscaling/targetCPUUtilizationPercentage',
     ],
     [{ 'redis.external.url': 'http://cache:6379' }, '/redis/external/url'],
+    [{ 'redis.maxmemory': '1tb' }, '/redis/maxmemory'],
     // The workers export the queue depth KEDA scales on: at zero replicas nothing would report it.
     [{ 'worker.keda.minReplicaCount': '0' }, '/worker/keda/minReplicaCount'],
     // longestJobSeconds × 1000 is WORKER_SHUTDOWN_GRACE_MS, which the service accepts from 1 ms to 1 h.
@@ -141,6 +142,32 @@ describe('helm template rejects wrong values with a clear message', () => {
       'gateway.websocketTimeoutSeconds (60) must be at least twice config.realtime.heartbeatMs (30001 ms)',
     ],
     [{ 'redis.replicas': '1' }, 'redis.sentinel.quorum (2) cannot exceed redis.replicas (1)'],
+    // Each pod runs a Sentinel: the count and quorum decide whether a failover can ever happen.
+    [{ 'redis.replicas': '2' }, 'redis.replicas (2) must be odd'],
+    [{ 'redis.replicas': '4', 'redis.sentinel.quorum': '3' }, 'redis.replicas (4) must be odd'],
+    [
+      { 'redis.sentinel.quorum': '1' },
+      'redis.sentinel.quorum (1) must be at least a majority of the 3 Sentinels (2)',
+    ],
+    [
+      { 'redis.replicas': '5', 'redis.sentinel.quorum': '2' },
+      'redis.sentinel.quorum (2) must be at least a majority of the 5 Sentinels (3)',
+    ],
+    [{ 'redis.sentinel.quorum': '3' }, 'redis.sentinel.quorum (3) must be below redis.replicas (3)'],
+    // Without a bound Redis grows until the kernel kills it, instead of refusing writes.
+    [
+      { 'redis.resources.limits.memory': 'null' },
+      'redis.maxmemory is not set and redis.resources.limits.memory is empty',
+    ],
+    [
+      { 'redis.maxmemory': '0' },
+      'redis.maxmemory (0) must be above 0 and below redis.resources.limits.memory (512Mi)',
+    ],
+    [
+      { 'redis.maxmemory': '1gb' },
+      'redis.maxmemory (1gb) must be above 0 and below redis.resources.limits.memory (512Mi)',
+    ],
+    [{ 'redis.resources.limits.memory': '512m' }, "redis.resources.limits.memory (512m): 'm' is millibytes"],
     [
       { 'metrics.podMonitor.enabled': 'true', 'metrics.serviceMonitor.enabled': 'true' },
       'would scrape every pod twice',

@@ -236,8 +236,27 @@ longest job is 5 + 6 × 10 + 1 = 66 s.
 {{- if lt (int $v.worker.terminationGracePeriodSeconds) (int $workerShutdown) -}}
 {{- fail (printf "worker.terminationGracePeriodSeconds (%d) must be at least worker.longestJobSeconds + %d s (%d): the job workers wait up to longestJobSeconds (WORKER_SHUTDOWN_GRACE_MS) for running jobs and take up to 5 s more to hand them back, then the replication heartbeat, S3 client, job queues, Redis, MySQL and management server closes may take up to 10 s each, and the process exits within 1 s" (int $v.worker.terminationGracePeriodSeconds) (int $workerCloseMargin) (int $workerShutdown)) -}}
 {{- end -}}
-{{- if and $v.redis.enabled (gt (int $v.redis.sentinel.quorum) (int $v.redis.replicas)) -}}
-{{- fail (printf "redis.sentinel.quorum (%d) cannot exceed redis.replicas (%d): Sentinel could never agree on a failover" (int $v.redis.sentinel.quorum) (int $v.redis.replicas)) -}}
+{{- /*
+Every Redis pod runs a Sentinel. Sentinel declares the master down when `quorum` of them see it
+down, and the failover then needs a leader elected by max(quorum, majority) of all of them
+(sentinelGetLeader in Redis's sentinel.c). The master's pod takes its own Sentinel down with it.
+*/ -}}
+{{- if $v.redis.enabled -}}
+{{- $sentinels := int $v.redis.replicas -}}
+{{- $quorum := int $v.redis.sentinel.quorum -}}
+{{- $majority := add (div $sentinels 2) 1 -}}
+{{- if eq (mod $sentinels 2) 0 -}}
+{{- fail (printf "redis.replicas (%d) must be odd: each pod runs a Sentinel and a failover needs a majority of them, so an even count survives no more lost pods than one pod fewer (2 survives none) and can split into halves that both lack a majority; use 1 for development (no failover) or 3, 5, ..." $sentinels) -}}
+{{- end -}}
+{{- if gt $quorum $sentinels -}}
+{{- fail (printf "redis.sentinel.quorum (%d) cannot exceed redis.replicas (%d): Sentinel could never agree on a failover" $quorum $sentinels) -}}
+{{- end -}}
+{{- if and (gt $sentinels 1) (eq $quorum $sentinels) -}}
+{{- fail (printf "redis.sentinel.quorum (%d) must be below redis.replicas (%d): the master's pod takes its own Sentinel down with it, and the others are then too few to agree that the master is down" $quorum $sentinels) -}}
+{{- end -}}
+{{- if lt $quorum $majority -}}
+{{- fail (printf "redis.sentinel.quorum (%d) must be at least a majority of the %d Sentinels (%d): a smaller quorum lets fewer than half of them, cut off from a healthy master, declare it down and fail it over" $quorum $sentinels $majority) -}}
+{{- end -}}
 {{- end -}}
 {{- if and $v.metrics.podMonitor.enabled $v.metrics.serviceMonitor.enabled -}}
 {{- fail "metrics.podMonitor and metrics.serviceMonitor both enabled would scrape every pod twice: choose one" -}}
