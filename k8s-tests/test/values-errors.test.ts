@@ -154,6 +154,23 @@ describe('helm template rejects wrong values with a clear message', () => {
     expect(await failure(values)).toContain(message);
   });
 
+  // The MySQL init scripts use 8.4 syntax (RESET BINARY LOGS AND GTIDS): an exact 8.4 LTS or 9.x release.
+  it.each(['8.0.39', '8.3.0', '5.7.44', '8.4', 'lts', 'innovation', 'latest', '10.0.0'])(
+    'refuses the MySQL tag %s',
+    async (tag) => {
+      expect(await failure({ 'mysql.image.tag': tag })).toContain(
+        `at '/mysql/image/tag': '${tag}' does not match pattern`,
+      );
+    },
+  );
+
+  it.each(['8.4.6', '8.4.10', '8.4.6-oracle', '8.4.6-oraclelinux9', '9.4.0', '9.5.0-oraclelinux9'])(
+    'accepts the MySQL tag %s',
+    async (tag) => {
+      await expect(renderChartText([], { 'mysql.image.tag': tag })).resolves.toContain(`image: mysql:${tag}`);
+    },
+  );
+
   it('refuses a session-affinity annotation on the Ingress', async () => {
     const message = await failure({ 'ingress.annotations.nginx\\.com/sticky-cookie-services': 'x' }, [
       scenarioFile('default'),
