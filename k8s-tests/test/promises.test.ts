@@ -1037,6 +1037,61 @@ describe('MySQL 8.4 primary + read replicas', () => {
     ).toBe(1);
   });
 
+  describe('the InnoDB buffer pool is sized from the container memory limit', () => {
+    const mysqlCnf = (objects: K8sObject[], role: 'primary' | 'replica'): string =>
+      (find(objects, 'ConfigMap', 'parley-mysql')['data'] as Record<string, string>)[`${role}.cnf`]!;
+    const pool = (cnf: string): { size: number; instances: number } => ({
+      size: Number(/^innodb_buffer_pool_size=(\d+)$/m.exec(cnf)?.[1]),
+      instances: Number(/^innodb_buffer_pool_instances=(\d+)$/m.exec(cnf)?.[1]),
+    });
+    const GiB = 1024 ** 3;
+    const MiB = 1024 ** 2;
+
+    it('half of the 2Gi limit for the primary and the replicas by default, in the file each role loads', () => {
+      const objects = render('default');
+      expect(pool(mysqlCnf(objects, 'primary'))).toEqual({ size: GiB, instances: 1 });
+      expect(pool(mysqlCnf(objects, 'replica'))).toEqual({ size: GiB, instances: 1 });
+      for (const role of ['primary', 'replica'] as const) {
+        const volumes = workload(objects, 'StatefulSet', `parley-mysql-${role}`).spec.volumes!;
+        const config = volumes.find((v) => v['name'] === 'config') as {
+          configMap: { items: { key: string }[] };
+        };
+        expect(config.configMap.items.map((i) => i.key)).toContain(`${role}.cnf`);
+      }
+    });
+
+    it('half of a 1Gi limit in the dev scenario', () => {
+      expect(pool(mysqlCnf(render('dev'), 'primary'))).toEqual({ size: 512 * MiB, instances: 1 });
+    });
+
+    // InnoDB rounds the pool up to whole chunks (128 MiB) times instances, past the limit if the
+    // chart did not round down itself; one instance per GiB, at most 8.
+    it.each([
+      ['3000M', 11 * 128 * MiB, 1],
+      ['1.5Gi', 6 * 128 * MiB, 1],
+      ['5Gi', 2.5 * GiB, 2],
+      ['8Gi', 4 * GiB, 4],
+      ['64Gi', 32 * GiB, 8],
+      ['2147483648', GiB, 1],
+    ])('a %s limit gives a pool of %d bytes in %d instances', async (limit, size, instances) => {
+      const objects = await renderChart([scenarioFile('default')], {
+        'mysql.primary.resources.limits.memory': limit,
+        'mysql.replicas.resources.limits.memory': limit,
+      });
+      expect(pool(mysqlCnf(objects, 'primary'))).toEqual({ size, instances });
+      expect(pool(mysqlCnf(objects, 'replica'))).toEqual({ size, instances });
+    });
+
+    it('an explicit innodbBufferPoolSize wins over the limit, per role', async () => {
+      const objects = await renderChart([scenarioFile('default')], {
+        'mysql.primary.innodbBufferPoolSize': '1536Mi',
+        'mysql.replicas.innodbBufferPoolSize': '3Gi',
+      });
+      expect(pool(mysqlCnf(objects, 'primary'))).toEqual({ size: 1536 * MiB, instances: 1 });
+      expect(pool(mysqlCnf(objects, 'replica'))).toEqual({ size: 3 * GiB, instances: 3 });
+    });
+  });
+
   it('external: writer and reader endpoints over verified TLS, no in-cluster MySQL', () => {
     for (const [kind, name] of [
       ['Deployment', 'parley-api'],

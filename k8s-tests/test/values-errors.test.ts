@@ -149,6 +149,20 @@ describe('helm template rejects wrong values with a clear message', () => {
     // An empty tag would render `image: redis:` and fail as a YAML parse error far from the cause.
     [{ 'redis.image.tag': '' }, "at '/redis/image/tag': minLength"],
     [{ 'mysql.image.tag': '' }, "at '/mysql/image/tag': minLength"],
+    // The InnoDB buffer pool is half the memory limit: with no limit the chart cannot size it.
+    [
+      { 'mysql.primary.resources.limits': 'null' },
+      'mysql.primary: set resources.limits.memory or innodbBufferPoolSize',
+    ],
+    [
+      { 'mysql.replicas.resources.limits.memory': 'null' },
+      'mysql.replicas: set resources.limits.memory or innodbBufferPoolSize',
+    ],
+    [
+      { 'mysql.primary.resources.limits.memory': '200Mi' },
+      'mysql.primary: an InnoDB buffer pool of 104857600 bytes is less than one 128 MiB chunk',
+    ],
+    [{ 'mysql.replicas.innodbBufferPoolSize': 'lots' }, "at '/mysql/replicas/innodbBufferPoolSize'"],
     [{ 'minio.enabled': 'true', 'minio.image.tag': '' }, "at '/minio/image/tag': minLength"],
   ])('cross-field rule: %o', async (values, message) => {
     expect(await failure(values)).toContain(message);

@@ -56,6 +56,24 @@ app.kubernetes.io/part-of: parley
 {{- include "parley.imageRef" (dict "image" .Values.image "default" .Chart.AppVersion "path" "image") }}
 {{- end }}
 
+{{/*
+Bytes in a Kubernetes quantity: "2Gi", "1.5G", "512Mi", "128974848000m", "1000000" or a number.
+Binary suffixes are powers of 1024 and decimal ones powers of 1000, as the API server reads them.
+*/}}
+{{- define "parley.quantityBytes" -}}
+{{- $quantity := . -}}
+{{- if not (kindIs "string" $quantity) -}}
+{{- $quantity = printf "%.0f" (float64 $quantity) -}}
+{{- end -}}
+{{- $factors := dict "" 1 "m" 0.001 "k" 1000 "M" 1000000 "G" 1000000000 "T" 1000000000000 "Ki" 1024 "Mi" 1048576 "Gi" 1073741824 "Ti" 1099511627776 -}}
+{{- $number := regexFind `^[0-9]+(\.[0-9]+)?` $quantity -}}
+{{- $suffix := trimPrefix $number $quantity -}}
+{{- if or (not $number) (not (hasKey $factors $suffix)) -}}
+{{- fail (printf "%q is not a quantity of bytes (e.g. 2Gi, 512Mi, 1G)" $quantity) -}}
+{{- end -}}
+{{- mulf (float64 $number) (index $factors $suffix) | floor | int64 -}}
+{{- end }}
+
 {{- define "parley.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create }}
 {{- default (include "parley.fullname" .) .Values.serviceAccount.name }}

@@ -144,9 +144,7 @@ spec:
             name: {{ $configMap }}
             items:
               - { key: common.cnf, path: common.cnf }
-              {{- if ne $role "primary" }}
-              - { key: replica.cnf, path: replica.cnf }
-              {{- end }}
+              - { key: {{ $role }}.cnf, path: {{ $role }}.cnf }
               - { key: server-id.sh, path: server-id.sh }
               - { key: {{ $role }}-init.sh, path: {{ $role }}-init.sh }
         - { name: conf-d, emptyDir: {} }
@@ -180,4 +178,42 @@ spec:
         resources:
           requests:
             storage: {{ $spec.persistence.size }}
+{{- end }}
+
+{{/*
+InnoDB buffer pool settings for one role, as [mysqld] lines. Args: spec (mysql.primary or
+mysql.replicas), path (its name in values, for messages).
+
+Unless set explicitly, the pool gets half of the container's memory limit. The limit is a hard cap
+(the kernel kills mysqld past it) and the other half is mysqld's memory outside the pool, which
+grows with load: each connection's thread stack and sort, join and read buffers (max_connections is
+1000 and every API and worker pod opens a pool), performance_schema's instruments sized from
+max_connections, the redo log buffer, binary log caches and in-memory temporary tables.
+
+InnoDB rounds the pool size up to a whole number of chunks (innodb_buffer_pool_chunk_size, 128 MiB)
+times innodb_buffer_pool_instances, whose default depends on the host, so a size derived from the
+limit could grow past it. The chart sets the instances (one per GiB of pool, at most 8) and rounds
+the size down to whole chunks per instance itself.
+*/}}
+{{- define "parley.mysql.bufferPool" -}}
+{{- $chunk := 134217728 -}}
+{{- $gib := 1073741824 -}}
+{{- $bytes := 0 -}}
+{{- if .spec.innodbBufferPoolSize -}}
+{{- $bytes = include "parley.quantityBytes" .spec.innodbBufferPoolSize | int64 -}}
+{{- else -}}
+{{- $limit := dig "limits" "memory" "" (.spec.resources | default dict) -}}
+{{- if not $limit -}}
+{{- fail (printf "%s: set resources.limits.memory or innodbBufferPoolSize: the InnoDB buffer pool is sized from the memory limit (half of it)" .path) -}}
+{{- end -}}
+{{- $bytes = div (include "parley.quantityBytes" $limit | int64) 2 -}}
+{{- end -}}
+{{- $instances := min 8 (max 1 (div $bytes $gib)) -}}
+{{- $unit := mul $chunk $instances -}}
+{{- $size := mul (div $bytes $unit) $unit -}}
+{{- if lt $size $chunk -}}
+{{- fail (printf "%s: an InnoDB buffer pool of %d bytes is less than one 128 MiB chunk: raise resources.limits.memory (the pool is half of it) or set innodbBufferPoolSize" .path $bytes) -}}
+{{- end -}}
+innodb_buffer_pool_size={{ $size }}
+innodb_buffer_pool_instances={{ $instances }}
 {{- end }}
