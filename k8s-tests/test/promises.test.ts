@@ -1006,16 +1006,67 @@ describe('MySQL 8.4 primary + read replicas', () => {
     const data = find(objects, 'ConfigMap', 'parley-mysql')['data'] as Record<string, string>;
     expect(data['common.cnf']).toMatch(/^gtid_mode=ON$/m);
     expect(data['common.cnf']).toMatch(/^enforce_gtid_consistency=ON$/m);
-    expect(data['replica-init.sh']).toMatch(/SOURCE_AUTO_POSITION=1/);
-    expect(data['replica-init.sh']).toMatch(/SET PERSIST super_read_only = ON/);
     expect(data['primary-init.sh']).toMatch(/GRANT SELECT, INSERT, UPDATE, DELETE ON/);
-    const mounts = container(
-      workload(objects, 'StatefulSet', 'parley-mysql-replica').spec,
-      'mysql',
-    ).volumeMounts!;
-    expect(mounts.find((m) => m.mountPath.startsWith('/docker-entrypoint-initdb.d/'))!.subPath).toBe(
-      'replica-init.sh',
-    );
+    // Only the primary initialises its data directory through the image's entrypoint; replicas
+    // arrive seeded (below).
+    const initScripts = (role: string): (string | undefined)[] =>
+      container(workload(objects, 'StatefulSet', `parley-mysql-${role}`).spec, 'mysql')
+        .volumeMounts!.filter((m) => m.mountPath.startsWith('/docker-entrypoint-initdb.d/'))
+        .map((m) => m.subPath);
+    expect(initScripts('primary')).toEqual(['primary-init.sh']);
+    expect(initScripts('replica')).toEqual([]);
+  });
+
+  it('the primary and the replicas load the clone plugin, so an empty replica can be cloned from the primary', () => {
+    const data = find(render('default'), 'ConfigMap', 'parley-mysql')['data'] as Record<string, string>;
+    expect(data['common.cnf']).toMatch(/^plugin-load-add=mysql_clone\.so$/m);
+    for (const role of ['primary', 'replica']) {
+      const volumes = workload(render('default'), 'StatefulSet', `parley-mysql-${role}`).spec.volumes!;
+      const config = volumes.find((v) => v['name'] === 'config') as {
+        configMap: { items: { key: string }[] };
+      };
+      expect(config.configMap.items.map((i) => i.key)).toContain('common.cnf');
+    }
+  });
+
+  it("a replica seeds an empty data directory by CLONE in an init container, with the main container's image, config, volumes and limits", () => {
+    const objects = render('default');
+    const pod = workload(objects, 'StatefulSet', 'parley-mysql-replica').spec;
+    expect(pod.initContainers!.map((c) => c.name)).toEqual(['config', 'seed']);
+    const seed = container(pod, 'seed');
+    const mysql = container(pod, 'mysql');
+    expect(seed.image).toBe(mysql.image);
+    expect(seed.command).toEqual(['sh', '/config/replica-seed.sh']);
+    expect(envOf(seed).get('PARLEY_PRIMARY_HOST')!.value).toBe('parley-mysql');
+    expect(seed.securityContext).toEqual(mysql.securityContext);
+    expect(seed.securityContext).toMatchObject({
+      readOnlyRootFilesystem: true,
+      allowPrivilegeEscalation: false,
+    });
+    // mysqld runs there with the pool sized for the main container: the same memory.
+    expect(seed.resources).toEqual(mysql.resources);
+    const mountsOf = (c: Container) =>
+      Object.fromEntries(
+        c.volumeMounts!.map((m) => [m.mountPath, { name: m.name, readOnly: m.readOnly ?? false }]),
+      );
+    expect(mountsOf(seed)).toEqual({
+      '/var/lib/mysql': { name: 'data', readOnly: false },
+      '/etc/mysql/conf.d': { name: 'conf-d', readOnly: true },
+      '/tmp': { name: 'tmp', readOnly: false },
+      '/var/lib/mysql-files': { name: 'mysql-files', readOnly: false },
+      '/config': { name: 'config', readOnly: true },
+      '/var/run/secrets/parley': { name: 'secrets', readOnly: true },
+    });
+    const volumes = pod.volumes!;
+    const config = volumes.find((v) => v['name'] === 'config') as { configMap: { items: { key: string }[] } };
+    expect(config.configMap.items.map((i) => i.key)).toContain('replica-seed.sh');
+    const secrets = volumes.find((v) => v['name'] === 'secrets') as { secret: { items: { key: string }[] } };
+    expect(secrets.secret.items.map((i) => i.key).sort()).toEqual([
+      'mysql-replication-password',
+      'mysql-root-password',
+    ]);
+    const data = find(objects, 'ConfigMap', 'parley-mysql')['data'] as Record<string, string>;
+    expect(data['replica-init.sh']).toBeUndefined();
   });
 
   it('a writer Service on the primary and a reader Service on the replicas', () => {

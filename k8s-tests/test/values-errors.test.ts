@@ -168,7 +168,8 @@ describe('helm template rejects wrong values with a clear message', () => {
     expect(await failure(values)).toContain(message);
   });
 
-  // The MySQL init scripts use 8.4 syntax (RESET BINARY LOGS AND GTIDS): an exact 8.4 LTS or 9.x release.
+  // The scripts and settings are written for 8.4, and replicas CLONE the primary, which works only
+  // within one series: an exact 8.4 LTS or 9.x release.
   it.each(['8.0.39', '8.3.0', '5.7.44', '8.4', 'lts', 'innovation', 'latest', '10.0.0'])(
     'refuses the MySQL tag %s',
     async (tag) => {

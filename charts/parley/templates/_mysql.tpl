@@ -80,6 +80,28 @@ spec:
           volumeMounts:
             - { name: config, mountPath: /config, readOnly: true }
             - { name: conf-d, mountPath: /conf.d }
+        {{- if ne $role "primary" }}
+        # Seeds an empty data directory from the primary by CLONE (files/mysql-replica-seed.sh). It
+        # runs mysqld with the main container's config and buffer pool, hence its resources.
+        - name: seed
+          image: {{ $image }}
+          imagePullPolicy: {{ $root.Values.mysql.image.pullPolicy }}
+          command: ["sh", "/config/replica-seed.sh"]
+          env:
+            - name: PARLEY_PRIMARY_HOST
+              value: {{ include "parley.componentName" (dict "root" $root "component" "mysql") }}
+          resources:
+            {{- toYaml $spec.resources | nindent 12 }}
+          securityContext:
+            {{- toYaml $root.Values.containerSecurityContext | nindent 12 }}
+          volumeMounts:
+            - { name: data, mountPath: /var/lib/mysql }
+            - { name: conf-d, mountPath: /etc/mysql/conf.d, readOnly: true }
+            - { name: tmp, mountPath: /tmp }
+            - { name: mysql-files, mountPath: /var/lib/mysql-files }
+            - { name: config, mountPath: /config, readOnly: true }
+            - { name: secrets, mountPath: {{ $secretsDir }}, readOnly: true }
+        {{- end }}
       containers:
         - name: mysql
           image: {{ $image }}
@@ -99,8 +121,6 @@ spec:
               value: {{ $root.Values.mysql.user | quote }}
             - name: PARLEY_MIGRATION_USER
               value: {{ $root.Values.mysql.migrationUser | quote }}
-            - name: PARLEY_PRIMARY_HOST
-              value: {{ include "parley.componentName" (dict "root" $root "component" "mysql") }}
           startupProbe:
             exec:
               command: ["sh", "-c", "MYSQL_PWD=\"$(cat {{ $secretsDir }}/mysql-root-password)\" mysqladmin -uroot --protocol=socket ping"]
@@ -133,10 +153,12 @@ spec:
             - { name: run, mountPath: /var/run/mysqld }
             - { name: tmp, mountPath: /tmp }
             - { name: mysql-files, mountPath: /var/lib/mysql-files }
+            {{- if eq $role "primary" }}
             - name: config
-              mountPath: /docker-entrypoint-initdb.d/10-{{ $role }}-init.sh
-              subPath: {{ $role }}-init.sh
+              mountPath: /docker-entrypoint-initdb.d/10-primary-init.sh
+              subPath: primary-init.sh
               readOnly: true
+            {{- end }}
             - { name: secrets, mountPath: {{ $secretsDir }}, readOnly: true }
       volumes:
         - name: config
@@ -146,7 +168,11 @@ spec:
               - { key: common.cnf, path: common.cnf }
               - { key: {{ $role }}.cnf, path: {{ $role }}.cnf }
               - { key: server-id.sh, path: server-id.sh }
-              - { key: {{ $role }}-init.sh, path: {{ $role }}-init.sh }
+              {{- if eq $role "primary" }}
+              - { key: primary-init.sh, path: primary-init.sh }
+              {{- else }}
+              - { key: replica-seed.sh, path: replica-seed.sh }
+              {{- end }}
         - { name: conf-d, emptyDir: {} }
         - { name: run, emptyDir: {} }
         - { name: tmp, emptyDir: {} }
