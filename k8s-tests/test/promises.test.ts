@@ -1050,16 +1050,67 @@ describe('MySQL 8.4 primary + read replicas', () => {
     const data = find(objects, 'ConfigMap', 'parley-mysql')['data'] as Record<string, string>;
     expect(data['common.cnf']).toMatch(/^gtid_mode=ON$/m);
     expect(data['common.cnf']).toMatch(/^enforce_gtid_consistency=ON$/m);
-    expect(data['replica-init.sh']).toMatch(/SOURCE_AUTO_POSITION=1/);
-    expect(data['replica-init.sh']).toMatch(/SET PERSIST super_read_only = ON/);
     expect(data['primary-init.sh']).toMatch(/GRANT SELECT, INSERT, UPDATE, DELETE ON/);
-    const mounts = container(
-      workload(objects, 'StatefulSet', 'parley-mysql-replica').spec,
-      'mysql',
-    ).volumeMounts!;
-    expect(mounts.find((m) => m.mountPath.startsWith('/docker-entrypoint-initdb.d/'))!.subPath).toBe(
-      'replica-init.sh',
-    );
+    // Only the primary initialises its data directory through the image's entrypoint; replicas
+    // arrive seeded (below).
+    const initScripts = (role: string): (string | undefined)[] =>
+      container(workload(objects, 'StatefulSet', `parley-mysql-${role}`).spec, 'mysql')
+        .volumeMounts!.filter((m) => m.mountPath.startsWith('/docker-entrypoint-initdb.d/'))
+        .map((m) => m.subPath);
+    expect(initScripts('primary')).toEqual(['primary-init.sh']);
+    expect(initScripts('replica')).toEqual([]);
+  });
+
+  it('the primary and the replicas load the clone plugin, so an empty replica can be cloned from the primary', () => {
+    const data = find(render('default'), 'ConfigMap', 'parley-mysql')['data'] as Record<string, string>;
+    expect(data['common.cnf']).toMatch(/^plugin-load-add=mysql_clone\.so$/m);
+    for (const role of ['primary', 'replica']) {
+      const volumes = workload(render('default'), 'StatefulSet', `parley-mysql-${role}`).spec.volumes!;
+      const config = volumes.find((v) => v['name'] === 'config') as {
+        configMap: { items: { key: string }[] };
+      };
+      expect(config.configMap.items.map((i) => i.key)).toContain('common.cnf');
+    }
+  });
+
+  it("a replica seeds an empty data directory by CLONE in an init container, with the main container's image, config, volumes and limits", () => {
+    const objects = render('default');
+    const pod = workload(objects, 'StatefulSet', 'parley-mysql-replica').spec;
+    expect(pod.initContainers!.map((c) => c.name)).toEqual(['config', 'seed']);
+    const seed = container(pod, 'seed');
+    const mysql = container(pod, 'mysql');
+    expect(seed.image).toBe(mysql.image);
+    expect(seed.command).toEqual(['sh', '/config/replica-seed.sh']);
+    expect(envOf(seed).get('PARLEY_PRIMARY_HOST')!.value).toBe('parley-mysql');
+    expect(seed.securityContext).toEqual(mysql.securityContext);
+    expect(seed.securityContext).toMatchObject({
+      readOnlyRootFilesystem: true,
+      allowPrivilegeEscalation: false,
+    });
+    // mysqld runs there with the pool sized for the main container: the same memory.
+    expect(seed.resources).toEqual(mysql.resources);
+    const mountsOf = (c: Container) =>
+      Object.fromEntries(
+        c.volumeMounts!.map((m) => [m.mountPath, { name: m.name, readOnly: m.readOnly ?? false }]),
+      );
+    expect(mountsOf(seed)).toEqual({
+      '/var/lib/mysql': { name: 'data', readOnly: false },
+      '/etc/mysql/conf.d': { name: 'conf-d', readOnly: true },
+      '/tmp': { name: 'tmp', readOnly: false },
+      '/var/lib/mysql-files': { name: 'mysql-files', readOnly: false },
+      '/config': { name: 'config', readOnly: true },
+      '/var/run/secrets/parley': { name: 'secrets', readOnly: true },
+    });
+    const volumes = pod.volumes!;
+    const config = volumes.find((v) => v['name'] === 'config') as { configMap: { items: { key: string }[] } };
+    expect(config.configMap.items.map((i) => i.key)).toContain('replica-seed.sh');
+    const secrets = volumes.find((v) => v['name'] === 'secrets') as { secret: { items: { key: string }[] } };
+    expect(secrets.secret.items.map((i) => i.key).sort()).toEqual([
+      'mysql-replication-password',
+      'mysql-root-password',
+    ]);
+    const data = find(objects, 'ConfigMap', 'parley-mysql')['data'] as Record<string, string>;
+    expect(data['replica-init.sh']).toBeUndefined();
   });
 
   it('a writer Service on the primary and a reader Service on the replicas', () => {
@@ -1079,6 +1130,61 @@ describe('MySQL 8.4 primary + read replicas', () => {
       spec<{ maxUnavailable: number }>(find(objects, 'PodDisruptionBudget', 'parley-mysql-replica'))
         .maxUnavailable,
     ).toBe(1);
+  });
+
+  describe('the InnoDB buffer pool is sized from the container memory limit', () => {
+    const mysqlCnf = (objects: K8sObject[], role: 'primary' | 'replica'): string =>
+      (find(objects, 'ConfigMap', 'parley-mysql')['data'] as Record<string, string>)[`${role}.cnf`]!;
+    const pool = (cnf: string): { size: number; instances: number } => ({
+      size: Number(/^innodb_buffer_pool_size=(\d+)$/m.exec(cnf)?.[1]),
+      instances: Number(/^innodb_buffer_pool_instances=(\d+)$/m.exec(cnf)?.[1]),
+    });
+    const GiB = 1024 ** 3;
+    const MiB = 1024 ** 2;
+
+    it('half of the 2Gi limit for the primary and the replicas by default, in the file each role loads', () => {
+      const objects = render('default');
+      expect(pool(mysqlCnf(objects, 'primary'))).toEqual({ size: GiB, instances: 1 });
+      expect(pool(mysqlCnf(objects, 'replica'))).toEqual({ size: GiB, instances: 1 });
+      for (const role of ['primary', 'replica'] as const) {
+        const volumes = workload(objects, 'StatefulSet', `parley-mysql-${role}`).spec.volumes!;
+        const config = volumes.find((v) => v['name'] === 'config') as {
+          configMap: { items: { key: string }[] };
+        };
+        expect(config.configMap.items.map((i) => i.key)).toContain(`${role}.cnf`);
+      }
+    });
+
+    it('half of a 1Gi limit in the dev scenario', () => {
+      expect(pool(mysqlCnf(render('dev'), 'primary'))).toEqual({ size: 512 * MiB, instances: 1 });
+    });
+
+    // InnoDB rounds the pool up to whole chunks (128 MiB) times instances, past the limit if the
+    // chart did not round down itself; one instance per GiB, at most 8.
+    it.each([
+      ['3000M', 11 * 128 * MiB, 1],
+      ['1.5Gi', 6 * 128 * MiB, 1],
+      ['5Gi', 2.5 * GiB, 2],
+      ['8Gi', 4 * GiB, 4],
+      ['64Gi', 32 * GiB, 8],
+      ['2147483648', GiB, 1],
+    ])('a %s limit gives a pool of %d bytes in %d instances', async (limit, size, instances) => {
+      const objects = await renderChart([scenarioFile('default')], {
+        'mysql.primary.resources.limits.memory': limit,
+        'mysql.replicas.resources.limits.memory': limit,
+      });
+      expect(pool(mysqlCnf(objects, 'primary'))).toEqual({ size, instances });
+      expect(pool(mysqlCnf(objects, 'replica'))).toEqual({ size, instances });
+    });
+
+    it('an explicit innodbBufferPoolSize wins over the limit, per role', async () => {
+      const objects = await renderChart([scenarioFile('default')], {
+        'mysql.primary.innodbBufferPoolSize': '1536Mi',
+        'mysql.replicas.innodbBufferPoolSize': '3Gi',
+      });
+      expect(pool(mysqlCnf(objects, 'primary'))).toEqual({ size: 1536 * MiB, instances: 1 });
+      expect(pool(mysqlCnf(objects, 'replica'))).toEqual({ size: 3 * GiB, instances: 3 });
+    });
   });
 
   it('external: writer and reader endpoints over verified TLS, no in-cluster MySQL', () => {

@@ -176,10 +176,42 @@ describe('helm template rejects wrong values with a clear message', () => {
     // An empty tag would render `image: redis:` and fail as a YAML parse error far from the cause.
     [{ 'redis.image.tag': '' }, "at '/redis/image/tag': minLength"],
     [{ 'mysql.image.tag': '' }, "at '/mysql/image/tag': minLength"],
+    // The InnoDB buffer pool is half the memory limit: with no limit the chart cannot size it.
+    [
+      { 'mysql.primary.resources.limits': 'null' },
+      'mysql.primary: set resources.limits.memory or innodbBufferPoolSize',
+    ],
+    [
+      { 'mysql.replicas.resources.limits.memory': 'null' },
+      'mysql.replicas: set resources.limits.memory or innodbBufferPoolSize',
+    ],
+    [
+      { 'mysql.primary.resources.limits.memory': '200Mi' },
+      'mysql.primary: an InnoDB buffer pool of 104857600 bytes is less than one 128 MiB chunk',
+    ],
+    [{ 'mysql.replicas.innodbBufferPoolSize': 'lots' }, "at '/mysql/replicas/innodbBufferPoolSize'"],
     [{ 'minio.enabled': 'true', 'minio.image.tag': '' }, "at '/minio/image/tag': minLength"],
   ])('cross-field rule: %o', async (values, message) => {
     expect(await failure(values)).toContain(message);
   });
+
+  // The scripts and settings are written for 8.4, and replicas CLONE the primary, which works only
+  // within one series: an exact 8.4 LTS or 9.x release.
+  it.each(['8.0.39', '8.3.0', '5.7.44', '8.4', 'lts', 'innovation', 'latest', '10.0.0'])(
+    'refuses the MySQL tag %s',
+    async (tag) => {
+      expect(await failure({ 'mysql.image.tag': tag })).toContain(
+        `at '/mysql/image/tag': '${tag}' does not match pattern`,
+      );
+    },
+  );
+
+  it.each(['8.4.6', '8.4.10', '8.4.6-oracle', '8.4.6-oraclelinux9', '9.4.0', '9.5.0-oraclelinux9'])(
+    'accepts the MySQL tag %s',
+    async (tag) => {
+      await expect(renderChartText([], { 'mysql.image.tag': tag })).resolves.toContain(`image: mysql:${tag}`);
+    },
+  );
 
   it('refuses a session-affinity annotation on the Ingress', async () => {
     const message = await failure({ 'ingress.annotations.nginx\\.com/sticky-cookie-services': 'x' }, [

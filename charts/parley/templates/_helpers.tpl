@@ -73,6 +73,27 @@ app.kubernetes.io/part-of: parley
 {{- include "parley.imageRef" (dict "image" .Values.image "default" .Chart.AppVersion "path" "image") }}
 {{- end }}
 
+{{/*
+Bytes in a Kubernetes memory quantity: a number, or a string with a binary (Ki, Mi, Gi, Ti) or
+decimal (k, M, G, T) suffix, as the API server reads them. Args: value, path (for the message).
+*/}}
+{{- define "parley.quantityBytes" -}}
+{{- $quantity := .value -}}
+{{- if not (kindIs "string" $quantity) -}}
+{{- $quantity = printf "%.0f" (float64 $quantity) -}}
+{{- end -}}
+{{- $factors := dict "" 1 "k" 1000 "M" 1000000 "G" 1000000000 "T" 1000000000000 "Ki" 1024 "Mi" 1048576 "Gi" 1073741824 "Ti" 1099511627776 -}}
+{{- $number := regexFind `^[0-9]+(\.[0-9]+)?` $quantity -}}
+{{- $suffix := trimPrefix $number $quantity -}}
+{{- if eq $suffix "m" -}}
+{{- fail (printf "%s (%s): 'm' is millibytes; Mi (mebibytes) was surely meant" .path $quantity) -}}
+{{- end -}}
+{{- if or (not $number) (not (hasKey $factors $suffix)) -}}
+{{- fail (printf "%s: %q is not a quantity of bytes (e.g. 2Gi, 512Mi, 1G)" .path $quantity) -}}
+{{- end -}}
+{{- mulf (float64 $number) (index $factors $suffix) | floor | int64 -}}
+{{- end }}
+
 {{- define "parley.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create }}
 {{- default (include "parley.fullname" .) .Values.serviceAccount.name }}

@@ -80,6 +80,28 @@ spec:
           volumeMounts:
             - { name: config, mountPath: /config, readOnly: true }
             - { name: conf-d, mountPath: /conf.d }
+        {{- if ne $role "primary" }}
+        # Seeds an empty data directory from the primary by CLONE (files/mysql-replica-seed.sh). It
+        # runs mysqld with the main container's config and buffer pool, hence its resources.
+        - name: seed
+          image: {{ $image }}
+          imagePullPolicy: {{ $root.Values.mysql.image.pullPolicy }}
+          command: ["sh", "/config/replica-seed.sh"]
+          env:
+            - name: PARLEY_PRIMARY_HOST
+              value: {{ include "parley.componentName" (dict "root" $root "component" "mysql") }}
+          resources:
+            {{- toYaml $spec.resources | nindent 12 }}
+          securityContext:
+            {{- toYaml $root.Values.containerSecurityContext | nindent 12 }}
+          volumeMounts:
+            - { name: data, mountPath: /var/lib/mysql }
+            - { name: conf-d, mountPath: /etc/mysql/conf.d, readOnly: true }
+            - { name: tmp, mountPath: /tmp }
+            - { name: mysql-files, mountPath: /var/lib/mysql-files }
+            - { name: config, mountPath: /config, readOnly: true }
+            - { name: secrets, mountPath: {{ $secretsDir }}, readOnly: true }
+        {{- end }}
       containers:
         - name: mysql
           image: {{ $image }}
@@ -99,8 +121,6 @@ spec:
               value: {{ $root.Values.mysql.user | quote }}
             - name: PARLEY_MIGRATION_USER
               value: {{ $root.Values.mysql.migrationUser | quote }}
-            - name: PARLEY_PRIMARY_HOST
-              value: {{ include "parley.componentName" (dict "root" $root "component" "mysql") }}
           startupProbe:
             exec:
               command: ["sh", "-c", "MYSQL_PWD=\"$(cat {{ $secretsDir }}/mysql-root-password)\" mysqladmin -uroot --protocol=socket ping"]
@@ -133,10 +153,12 @@ spec:
             - { name: run, mountPath: /var/run/mysqld }
             - { name: tmp, mountPath: /tmp }
             - { name: mysql-files, mountPath: /var/lib/mysql-files }
+            {{- if eq $role "primary" }}
             - name: config
-              mountPath: /docker-entrypoint-initdb.d/10-{{ $role }}-init.sh
-              subPath: {{ $role }}-init.sh
+              mountPath: /docker-entrypoint-initdb.d/10-primary-init.sh
+              subPath: primary-init.sh
               readOnly: true
+            {{- end }}
             - { name: secrets, mountPath: {{ $secretsDir }}, readOnly: true }
       volumes:
         - name: config
@@ -144,11 +166,13 @@ spec:
             name: {{ $configMap }}
             items:
               - { key: common.cnf, path: common.cnf }
-              {{- if ne $role "primary" }}
-              - { key: replica.cnf, path: replica.cnf }
-              {{- end }}
+              - { key: {{ $role }}.cnf, path: {{ $role }}.cnf }
               - { key: server-id.sh, path: server-id.sh }
-              - { key: {{ $role }}-init.sh, path: {{ $role }}-init.sh }
+              {{- if eq $role "primary" }}
+              - { key: primary-init.sh, path: primary-init.sh }
+              {{- else }}
+              - { key: replica-seed.sh, path: replica-seed.sh }
+              {{- end }}
         - { name: conf-d, emptyDir: {} }
         - { name: run, emptyDir: {} }
         - { name: tmp, emptyDir: {} }
@@ -180,4 +204,42 @@ spec:
         resources:
           requests:
             storage: {{ $spec.persistence.size }}
+{{- end }}
+
+{{/*
+InnoDB buffer pool settings for one role, as [mysqld] lines. Args: spec (mysql.primary or
+mysql.replicas), path (its name in values, for messages).
+
+Unless set explicitly, the pool gets half of the container's memory limit. The limit is a hard cap
+(the kernel kills mysqld past it) and the other half is mysqld's memory outside the pool, which
+grows with load: each connection's thread stack and sort, join and read buffers (max_connections is
+1000 and every API and worker pod opens a pool), performance_schema's instruments sized from
+max_connections, the redo log buffer, binary log caches and in-memory temporary tables.
+
+InnoDB rounds the pool size up to a whole number of chunks (innodb_buffer_pool_chunk_size, 128 MiB)
+times innodb_buffer_pool_instances, whose default depends on the host, so a size derived from the
+limit could grow past it. The chart sets the instances (one per GiB of pool, at most 8) and rounds
+the size down to whole chunks per instance itself.
+*/}}
+{{- define "parley.mysql.bufferPool" -}}
+{{- $chunk := 134217728 -}}
+{{- $gib := 1073741824 -}}
+{{- $bytes := 0 -}}
+{{- if .spec.innodbBufferPoolSize -}}
+{{- $bytes = include "parley.quantityBytes" (dict "value" .spec.innodbBufferPoolSize "path" (printf "%s.innodbBufferPoolSize" .path)) | int64 -}}
+{{- else -}}
+{{- $limit := dig "limits" "memory" "" (.spec.resources | default dict) -}}
+{{- if not $limit -}}
+{{- fail (printf "%s: set resources.limits.memory or innodbBufferPoolSize: the InnoDB buffer pool is sized from the memory limit (half of it)" .path) -}}
+{{- end -}}
+{{- $bytes = div (include "parley.quantityBytes" (dict "value" $limit "path" (printf "%s.resources.limits.memory" .path)) | int64) 2 -}}
+{{- end -}}
+{{- $instances := min 8 (max 1 (div $bytes $gib)) -}}
+{{- $unit := mul $chunk $instances -}}
+{{- $size := mul (div $bytes $unit) $unit -}}
+{{- if lt $size $chunk -}}
+{{- fail (printf "%s: an InnoDB buffer pool of %d bytes is less than one 128 MiB chunk: raise resources.limits.memory (the pool is half of it) or set innodbBufferPoolSize" .path $bytes) -}}
+{{- end -}}
+innodb_buffer_pool_size={{ $size }}
+innodb_buffer_pool_instances={{ $instances }}
 {{- end }}

@@ -1,23 +1,4 @@
 {{/*
-Bytes in a Kubernetes memory quantity: a number, or a string with a binary (Ki, Mi, Gi, Ti) or
-decimal (k, M, G, T) suffix, as values.schema.json admits. Args: value, path (for the message).
-*/}}
-{{- define "parley.quantityBytes" -}}
-{{- $value := .value -}}
-{{- if or (kindIs "float64" $value) (kindIs "int64" $value) (kindIs "int" $value) -}}
-{{- printf "%d" (int64 $value) -}}
-{{- else -}}
-{{- $number := regexFind "^[0-9]+(\\.[0-9]+)?" $value -}}
-{{- $suffix := trimPrefix $number $value -}}
-{{- if eq $suffix "m" -}}
-{{- fail (printf "%s (%s): 'm' is millibytes; Mi (mebibytes) was surely meant" .path $value) -}}
-{{- end -}}
-{{- $units := dict "" 1 "k" 1000 "M" 1000000 "G" 1000000000 "T" 1000000000000 "Ki" 1024 "Mi" 1048576 "Gi" 1073741824 "Ti" 1099511627776 -}}
-{{- printf "%d" (int64 (floor (mulf (float64 $number) (index $units $suffix)))) -}}
-{{- end -}}
-{{- end }}
-
-{{/*
 Bytes in a redis.conf memory size: a number, or a string with kb, mb or gb (powers of 1024, as
 Redis reads them; the schema admits no other unit).
 */}}
