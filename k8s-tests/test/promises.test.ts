@@ -119,9 +119,15 @@ describe('least-connections entry, never session affinity', () => {
 
 describe('idle sockets through the edge', () => {
   type Rule = {
+    name?: string;
     matches: { path: { type: string; value: string } }[];
     timeouts?: { request?: string };
     backendRefs: unknown[];
+  };
+  type TrafficPolicy = {
+    targetRefs: { group: string; kind: string; name: string; sectionName?: string }[];
+    loadBalancer?: unknown;
+    timeout?: { http?: { connectionIdleTimeout?: string; streamIdleTimeout?: string } };
   };
   const seconds = (duration: string): number => {
     const match = /^(\d+)s$/.exec(duration);
@@ -142,12 +148,26 @@ describe('idle sockets through the edge', () => {
     expect(rule, 'a rule for /v1/ws').toBeDefined();
     return rule!;
   };
-  type Values = { ingress?: { controller?: string; websocketTimeoutSeconds?: number } };
-  const values = (file: string): Values => parse(readFileSync(join(chartDir, file), 'utf8')) as Values;
+  /** The BackendTrafficPolicy Envoy Gateway applies to the /v1/ws rule: the one naming that rule. */
+  const socketPolicy = (objects: K8sObject[]): TrafficPolicy => {
+    const name = socketRule(objects).name;
+    expect(name, 'the /v1/ws rule has a name a policy can target').toBeDefined();
+    const policies = byKind(objects, 'BackendTrafficPolicy')
+      .map((obj) => spec<TrafficPolicy>(obj))
+      .filter((p) => p.targetRefs.some((ref) => ref.kind === 'HTTPRoute' && ref.sectionName === name));
+    expect(policies, `one BackendTrafficPolicy on rule ${name}`).toHaveLength(1);
+    return policies[0]!;
+  };
+  /** `timeout tunnel <n>s` of the HAProxy backend, from the Ingress's backend config snippet. */
+  const tunnelTimeout = (ingress: K8sObject): number => {
+    const snippet = annotations(ingress)['haproxy.org/backend-config-snippet'] ?? '';
+    const match = /^timeout tunnel (\d+s)$/m.exec(snippet);
+    expect(match, `timeout tunnel in ${JSON.stringify(snippet)}`).not.toBeNull();
+    return seconds(match![1]!);
+  };
 
   /** How long each edge object the scenario renders lets a socket sit idle, in seconds. */
-  const idleTimeouts = (scenario: string): Record<string, number> => {
-    const objects = render(scenario);
+  const idleTimeouts = (objects: K8sObject[]): Record<string, number> => {
     const found: Record<string, number> = {};
     for (const ingress of byKind(objects, 'Ingress')) {
       const nginx = annotations(ingress);
@@ -155,41 +175,76 @@ describe('idle sockets through the edge', () => {
         found['nginx read'] = seconds(nginx['nginx.org/proxy-read-timeout']!);
         found['nginx send'] = seconds(nginx['nginx.org/proxy-send-timeout']!);
       } else {
-        // HAProxy: its ConfigMap's timeout-tunnel, which the values state and the chart cannot set.
-        found['haproxy timeout-tunnel (stated)'] =
-          values(scenarioFile(scenario)).ingress?.websocketTimeoutSeconds ??
-          values('values.yaml').ingress!.websocketTimeoutSeconds!;
+        found['haproxy timeout tunnel'] = tunnelTimeout(ingress);
       }
     }
     if (byKind(objects, 'HTTPRoute').length > 0)
-      found['envoy route request timeout'] = seconds(socketRule(objects).timeouts!.request!);
+      found['envoy stream idle timeout'] = seconds(socketPolicy(objects).timeout!.http!.streamIdleTimeout!);
     return found;
   };
 
   it.each(scenarios)('%s: every edge lets a socket idle for at least two heartbeats', (scenario) => {
     const beat = heartbeatSeconds(render(scenario));
-    for (const [edge, timeout] of Object.entries(idleTimeouts(scenario)))
+    for (const [edge, timeout] of Object.entries(idleTimeouts(render(scenario))))
       expect(timeout, edge).toBeGreaterThanOrEqual(2 * beat);
   });
 
   it('the scenarios cover every edge', () => {
-    const edges = new Set(scenarios.flatMap((scenario) => Object.keys(idleTimeouts(scenario))));
+    const edges = new Set(scenarios.flatMap((scenario) => Object.keys(idleTimeouts(render(scenario)))));
     expect([...edges].sort()).toEqual([
-      'envoy route request timeout',
-      'haproxy timeout-tunnel (stated)',
+      'envoy stream idle timeout',
+      'haproxy timeout tunnel',
       'nginx read',
       'nginx send',
     ]);
   });
 
-  it('gateway: /v1/ws has its own rule with a request timeout, the rest keeps Envoy\u2019s defaults', () => {
+  it.each([
+    ['default', 'ingress.websocketTimeoutSeconds', ['nginx read', 'nginx send']],
+    ['haproxy', 'ingress.websocketTimeoutSeconds', ['haproxy timeout tunnel']],
+    ['gateway', 'gateway.websocketTimeoutSeconds', ['envoy stream idle timeout']],
+  ] as const)(
+    '%s: a quiet socket lives exactly %s through the edge, shorter or longer than an hour',
+    async (scenario, value, edges) => {
+      for (const timeout of [600, 5400]) {
+        const objects = await renderChart([scenarioFile(scenario)], { [value]: String(timeout) });
+        expect(idleTimeouts(objects)).toEqual(Object.fromEntries(edges.map((edge) => [edge, timeout])));
+      }
+    },
+  );
+
+  it("haproxy: the operator's own backend snippet follows timeout tunnel", async () => {
+    const objects = await renderChart([scenarioFile('haproxy')], {
+      'ingress.annotations.haproxy\\.org/backend-config-snippet': 'option forwardfor',
+    });
+    expect(annotations(find(objects, 'Ingress', 'parley-api'))['haproxy.org/backend-config-snippet']).toBe(
+      'timeout tunnel 3600s\noption forwardfor',
+    );
+  });
+
+  it('gateway: /v1/ws is a named rule whose own policy bounds idle sockets; the rest keeps Envoy\u2019s defaults', () => {
     const objects = render('gateway');
     const rules = spec<{ rules: Rule[] }>(find(objects, 'HTTPRoute', 'parley-api')).rules;
-    expect(socketRule(objects).timeouts).toEqual({ request: '3600s' });
+    // A route timeout starts only once the whole request is in, which an open WebSocket never is:
+    // it would bound nothing, so the rule sets none.
+    expect(socketRule(objects).timeouts).toBeUndefined();
+    expect(socketPolicy(objects)).toEqual({
+      targetRefs: [
+        {
+          group: 'gateway.networking.k8s.io',
+          kind: 'HTTPRoute',
+          name: 'parley-api',
+          sectionName: 'websocket',
+        },
+      ],
+      // A rule's own policy replaces the route's: it repeats least-request balancing.
+      loadBalancer: { type: 'LeastRequest' },
+      timeout: { http: { connectionIdleTimeout: '3600s', streamIdleTimeout: '3600s' } },
+    });
     const rest = rules.filter((r) => r !== socketRule(objects));
     expect(rest.map((r) => r.matches)).toEqual([[{ path: { type: 'PathPrefix', value: '/' } }]]);
     expect(rest[0]!.timeouts).toBeUndefined();
-    // Upstream pool idleness only: an open socket is a request in flight, which this never cuts.
+    // Upstream pool idleness only: HTTP requests keep Envoy's stream idle timeout.
     const policy = spec<{ timeout: unknown }>(find(objects, 'BackendTrafficPolicy', 'parley-api'));
     expect(policy.timeout).toEqual({ http: { connectionIdleTimeout: '3600s' } });
   });

@@ -92,6 +92,18 @@ describe('helm template rejects wrong values with a clear message', () => {
       { 'ingress.enabled': 'true', 'gateway.enabled': 'true' },
       'ingress.enabled and gateway.enabled are exclusive',
     ],
+    // The default IngressClass names are ambiguous: `nginx` is also the retired community
+    // ingress-nginx's, `haproxy` also HAProxy Ingress's. Guessing could hand the Ingress to a
+    // controller that ignores its annotations.
+    [{ 'ingress.enabled': 'true' }, 'ingress.className is required with ingress.enabled'],
+    [
+      { 'ingress.enabled': 'true' },
+      'F5 NGINX Ingress Controller installs IngressClass `nginx` (controller nginx.org/ingress-controller)',
+    ],
+    [
+      { 'ingress.enabled': 'true', 'ingress.controller': 'haproxy' },
+      'HAProxy Kubernetes Ingress Controller installs IngressClass `haproxy` (controller haproxy.org/ingress-controller/haproxy)',
+    ],
     [{ 'worker.keda.enabled': 'true' }, 'worker.keda.enabled and worker.autoscaling.enabled are exclusive'],
     [{ 'mysql.enabled': 'false' }, 'mysql.enabled=false needs mysql.external.writerHost'],
     [
@@ -129,7 +141,7 @@ describe('helm template rejects wrong values with a clear message', () => {
     ],
     // An idle socket carries only the heartbeat: the edge must outlast two of them.
     [
-      { 'ingress.enabled': 'true', 'config.realtime.heartbeatMs': '1800001' },
+      { 'ingress.enabled': 'true', 'ingress.className': 'nginx', 'config.realtime.heartbeatMs': '1800001' },
       'ingress.websocketTimeoutSeconds (3600) must be at least twice config.realtime.heartbeatMs (1800001 ms)',
     ],
     [
@@ -152,6 +164,13 @@ describe('helm template rejects wrong values with a clear message', () => {
     [{ 'minio.enabled': 'true', 'minio.image.tag': '' }, "at '/minio/image/tag': minLength"],
   ])('cross-field rule: %o', async (values, message) => {
     expect(await failure(values)).toContain(message);
+  });
+
+  it('refuses an Ingress annotation that would replace one the chart sets', async () => {
+    const message = await failure({ 'ingress.annotations.nginx\\.org/proxy-read-timeout': '60s' }, [
+      scenarioFile('default'),
+    ]);
+    expect(message).toContain('ingress.annotations.nginx.org/proxy-read-timeout is set by the chart');
   });
 
   it('refuses a session-affinity annotation on the Ingress', async () => {
