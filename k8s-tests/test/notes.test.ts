@@ -52,6 +52,20 @@ describe('NOTES.txt tells the installer what to do next', () => {
     expect(await notes('default')).not.toContain('timeout tunnel');
   });
 
+  it('network policies: which namespace may reach the API, and what to set for NodeLocal DNSCache or OpenShift', async () => {
+    const nginx = await notes('default');
+    expect(nginx).toContain(
+      'NetworkPolicy lets the API port be reached from namespace nginx-ingress (the F5 NGINX Ingress Controller',
+    );
+    expect(nginx).toContain('set networkPolicy.ingressNamespaceSelector');
+    expect(nginx).toContain('NodeLocal DNSCache or OpenShift');
+    expect(nginx).toContain('networkPolicy.dns');
+    expect(await notes('haproxy')).toContain('from namespace haproxy-controller');
+    const gateway = await notes('gateway');
+    expect(gateway).toContain('from namespace envoy-gateway-system');
+    expect(await notes('default', ['networkPolicy.enabled=false'])).not.toContain('NodeLocal DNSCache');
+  });
+
   it('backups: where the passphrase is, and that it must be kept outside the cluster', async () => {
     const text = await notes('default');
     expect(text).toContain('Backups: the worker writes an encrypted backup at "0 3 * * *" (UTC)');

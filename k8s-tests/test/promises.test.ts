@@ -27,6 +27,7 @@ import {
 import {
   allowed,
   dnsAllowed,
+  egressAllowed,
   egressToCidr,
   isolated,
   reachableFromNamespace,
@@ -1160,13 +1161,112 @@ describe('NetworkPolicies', () => {
     expect(can('test', 'redis', 6379)).toBe(false);
   });
 
-  it('lets the ingress controller namespace reach the API and the app reach S3 over 443', () => {
+  it('lets the app reach S3 over 443, and the in-chart MySQL and Redis by pod selector, not by address', () => {
     const objects = render('default');
-    const api = find(objects, 'NetworkPolicy', 'parley-api');
-    expect(JSON.stringify(spec(api))).toContain('"kubernetes.io/metadata.name":"ingress"');
     for (const app of ['api', 'worker'])
       expect(egressToCidr(objects, labelsOf(app), 443)).toEqual(['0.0.0.0/0']);
     expect(egressToCidr(objects, labelsOf('migrations'), 443)).toEqual([]);
+    // Cilium never matches a pod's address against an ipBlock: in-cluster stores need a selector.
+    for (const app of ['api', 'worker', 'migrations']) {
+      expect(egressToCidr(objects, labelsOf(app), 3306), app).toEqual([]);
+      expect(allowed(objects, labelsOf(app), labelsOf('mysql-primary'), 3306), app).toBe(true);
+    }
+    for (const app of ['api', 'worker']) {
+      expect(egressToCidr(objects, labelsOf(app), 6379), app).toEqual([]);
+      expect(allowed(objects, labelsOf(app), labelsOf('redis'), 6379), app).toBe(true);
+    }
+  });
+
+  describe("an Ingress controller in its project's usual namespace reaches the API with no NetworkPolicy setting", () => {
+    const controllerPod = { 'app.kubernetes.io/name': 'ingress-controller' };
+    const withIngress = (controller: string, set: Record<string, string> = {}): Promise<K8sObject[]> =>
+      renderChart([], {
+        'ingress.enabled': 'true',
+        'ingress.controller': controller,
+        'ingress.className': controller === 'haproxy' ? 'haproxy' : 'nginx',
+        ...set,
+      });
+
+    it.each([
+      ['nginx-inc', 'nginx-ingress'],
+      ['haproxy', 'haproxy-controller'],
+    ])('%s: from namespace %s, on the API port only', async (controller, namespace) => {
+      const objects = await withIngress(controller);
+      expect(reachableFromNamespace(objects, namespace, labelsOf('api'), 3000, controllerPod)).toBe(true);
+      expect(reachableFromNamespace(objects, namespace, labelsOf('api'), 9464, controllerPod)).toBe(false);
+      for (const elsewhere of ['ingress', 'default', 'envoy-gateway-system'])
+        expect(reachableFromNamespace(objects, elsewhere, labelsOf('api'), 3000), elsewhere).toBe(false);
+    });
+
+    it('networkPolicy.ingressNamespaceSelector names the namespace instead when the controller runs elsewhere', async () => {
+      const objects = await withIngress('nginx-inc', {
+        'networkPolicy.ingressNamespaceSelector.matchLabels.kubernetes\\.io/metadata\\.name': 'edge',
+      });
+      expect(reachableFromNamespace(objects, 'edge', labelsOf('api'), 3000)).toBe(true);
+      expect(reachableFromNamespace(objects, 'nginx-ingress', labelsOf('api'), 3000)).toBe(false);
+    });
+
+    it('without an Ingress or Gateway route, no other namespace reaches the API port', async () => {
+      const objects = await renderChart([]);
+      for (const namespace of ['nginx-ingress', 'haproxy-controller', 'envoy-gateway-system', 'default'])
+        expect(reachableFromNamespace(objects, namespace, labelsOf('api'), 3000), namespace).toBe(false);
+    });
+  });
+
+  describe('DNS goes where the cluster resolves names', () => {
+    const renderDns = (dns: unknown): Promise<K8sObject[]> =>
+      renderChart([], {}, { extraArgs: ['--set-json', `networkPolicy.dns=${JSON.stringify(dns)}`] });
+    const coreDns = { namespace: 'kube-system', pod: { 'k8s-app': 'kube-dns' } };
+
+    it('by default, the kube-dns / CoreDNS pods on port 53, and no other address', async () => {
+      const objects = await renderChart([]);
+      for (const app of ['api', 'worker', 'migrations']) {
+        expect(egressAllowed(objects, labelsOf(app), coreDns, 53, 'UDP'), app).toBe(true);
+        expect(egressAllowed(objects, labelsOf(app), coreDns, 53, 'TCP'), app).toBe(true);
+        expect(egressAllowed(objects, labelsOf(app), { ip: '169.254.20.10' }, 53, 'UDP'), app).toBe(false);
+      }
+    });
+
+    it('NodeLocal DNSCache: its link-local address, when networkPolicy.dns.peers names it', async () => {
+      const objects = await renderDns({
+        peers: [
+          { ipBlock: { cidr: '169.254.20.10/32' } },
+          { namespaceSelector: {}, podSelector: { matchLabels: { 'k8s-app': 'kube-dns' } } },
+        ],
+      });
+      for (const w of workloads(objects)) {
+        expect(
+          egressAllowed(objects, w.labels, { ip: '169.254.20.10' }, 53, 'UDP'),
+          w.object.metadata.name,
+        ).toBe(true);
+        expect(egressAllowed(objects, w.labels, coreDns, 53, 'UDP'), w.object.metadata.name).toBe(true);
+      }
+      expect(egressAllowed(objects, labelsOf('api'), { ip: '169.254.20.11' }, 53, 'UDP')).toBe(false);
+    });
+
+    it("OpenShift: the DNS operator's pods in openshift-dns on port 5353, with networkPolicy.dns", async () => {
+      const objects = await renderDns({
+        peers: [
+          {
+            namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'openshift-dns' } },
+            podSelector: { matchLabels: { 'dns.operator.openshift.io/daemonset-dns': 'default' } },
+          },
+        ],
+        ports: [
+          { protocol: 'UDP', port: 5353 },
+          { protocol: 'TCP', port: 5353 },
+        ],
+      });
+      const openshiftDns = {
+        namespace: 'openshift-dns',
+        pod: { 'dns.operator.openshift.io/daemonset-dns': 'default' },
+      };
+      for (const w of workloads(objects))
+        expect(egressAllowed(objects, w.labels, openshiftDns, 5353, 'UDP'), w.object.metadata.name).toBe(
+          true,
+        );
+      expect(egressAllowed(objects, labelsOf('api'), coreDns, 53, 'UDP')).toBe(false);
+    });
   });
 
   it('gateway: the namespace of the Gateway proxies may reach the API', () => {
@@ -1227,7 +1327,7 @@ describe('NetworkPolicies', () => {
       expect(reachableFromNamespace(objects, 'envoy-gateway-system', labelsOf('api'), 3000, envoy)).toBe(
         false,
       );
-      expect(reachableFromNamespace(objects, 'ingress', labelsOf('api'), 3000)).toBe(true);
+      expect(reachableFromNamespace(objects, 'nginx-ingress', labelsOf('api'), 3000)).toBe(true);
     });
   });
 
@@ -1235,6 +1335,56 @@ describe('NetworkPolicies', () => {
     const objects = render('external-data');
     expect(egressToCidr(objects, labelsOf('api'), 3306)).toEqual(['10.20.0.0/16']);
     expect(egressToCidr(objects, labelsOf('api'), 6379)).toEqual(['10.20.0.0/16']);
+  });
+
+  it('external MySQL and Redis that run in the cluster are reached by selector (networkPolicy.externalDataPeers)', async () => {
+    // keda: a MOCO MySQL and Redis Sentinels in namespace "data".
+    const data = { namespace: 'data', pod: { 'app.kubernetes.io/name': 'mysql' } };
+    const peers = [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'data' } } }];
+    const objects = await renderChart(
+      [scenarioFile('keda')],
+      {},
+      {
+        extraArgs: ['--set-json', `networkPolicy.externalDataPeers=${JSON.stringify(peers)}`],
+      },
+    );
+    for (const app of ['api', 'worker']) {
+      for (const port of [3306, 6379, 26379])
+        expect(egressAllowed(objects, labelsOf(app), data, port), `${app} ${port}`).toBe(true);
+    }
+    expect(egressAllowed(objects, labelsOf('migrations'), data, 3306)).toBe(true);
+    expect(egressAllowed(objects, labelsOf('migrations'), data, 6379)).toBe(false);
+    expect(egressAllowed(objects, labelsOf('api'), { namespace: 'other', pod: data.pod }, 3306)).toBe(false);
+  });
+
+  it('migrations, with the in-chart MySQL and an external Redis, reach no external address on any port', async () => {
+    const objects = await renderChart([], {
+      'redis.enabled': 'false',
+      'redis.external.url': 'redis://cache.example.internal:6379',
+    });
+    for (const port of [3306, 6379, 22])
+      expect(egressAllowed(objects, labelsOf('migrations'), { ip: '10.1.2.3' }, port), String(port)).toBe(
+        false,
+      );
+    expect(allowed(objects, labelsOf('migrations'), labelsOf('mysql-primary'), 3306)).toBe(true);
+    expect(egressAllowed(objects, labelsOf('api'), { ip: '10.1.2.3' }, 6379)).toBe(true);
+  });
+
+  it('an empty list of external data CIDRs and peers opens those ports to nothing, not to everything', async () => {
+    const objects = await renderChart(
+      [scenarioFile('external-data')],
+      {},
+      {
+        extraArgs: [
+          '--set-json',
+          'networkPolicy.externalDataCidrs=[]',
+          '--set-json',
+          'networkPolicy.s3EgressCidrs=[]',
+        ],
+      },
+    );
+    for (const port of [3306, 6379, 443])
+      expect(egressAllowed(objects, labelsOf('api'), { ip: '203.0.113.9' }, port), String(port)).toBe(false);
   });
 });
 

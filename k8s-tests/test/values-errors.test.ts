@@ -83,6 +83,21 @@ describe('helm template rejects wrong values with a clear message', () => {
     [{ 'config.leaderboards.flushIntervalMs': '99' }, "at '/config/leaderboards/flushIntervalMs': minimum"],
     // A Gateway API duration has at most five digits per unit.
     [{ 'gateway.websocketTimeoutSeconds': '100000' }, "at '/gateway/websocketTimeoutSeconds': maximum"],
+    // DNS needs its peers and ports: null drops the key, which the schema requires.
+    [{ 'networkPolicy.dns.peers': 'null' }, "missing property 'peers'"],
+    [
+      { 'networkPolicy.dns.peers[0].ipblock.cidr': '169.254.20.10/32' },
+      "additional properties 'ipblock' not allowed",
+    ],
+    [{ 'networkPolicy.dns.ports[0].protocol': 'ICMP' }, "at '/networkPolicy/dns/ports/0/protocol'"],
+    [
+      { 'networkPolicy.externalDataPeers[0].namespaceSelector.matchLabel.team': 'data' },
+      "additional properties 'matchLabel' not allowed",
+    ],
+    [
+      { 'networkPolicy.ingressNamespaceSelector.matchLabel.team': 'edge' },
+      "additional properties 'matchLabel' not allowed",
+    ],
   ])('schema: %o', async (values, message) => {
     expect(await failure(values)).toContain(message);
   });
@@ -164,6 +179,19 @@ describe('helm template rejects wrong values with a clear message', () => {
     [{ 'minio.enabled': 'true', 'minio.image.tag': '' }, "at '/minio/image/tag': minLength"],
   ])('cross-field rule: %o', async (values, message) => {
     expect(await failure(values)).toContain(message);
+  });
+
+  // A NetworkPolicy rule with no peers or no ports allows every peer or every port.
+  it.each(['peers', 'ports'])('schema: an empty networkPolicy.dns.%s', async (key) => {
+    const error = await renderChartText(
+      [],
+      {},
+      { extraArgs: ['--set-json', `networkPolicy.dns.${key}=[]`] },
+    ).then(
+      () => '',
+      (caught: unknown) => (caught instanceof HelmError ? caught.stderr : String(caught)),
+    );
+    expect(error).toContain(`at '/networkPolicy/dns/${key}': minItems`);
   });
 
   it('refuses an Ingress annotation that would replace one the chart sets', async () => {

@@ -649,3 +649,18 @@ class name, and the namespace its install docs use.
 {{- dict "name" "F5 NGINX Ingress Controller" "defaultClass" "nginx" "ingressClassController" "nginx.org/ingress-controller" "lookalike" "the retired community ingress-nginx" "namespace" "nginx-ingress" | toJson -}}
 {{- end -}}
 {{- end }}
+
+{{/*
+The namespace selector of the ingress controller that the API's NetworkPolicy lets in, as JSON, or
+"" for none: networkPolicy.ingressNamespaceSelector, or when that is null and an Ingress is
+rendered, the namespace of the controller's usual install.
+*/}}
+{{- define "parley.np.ingressNamespaceSelector" -}}
+{{- $selector := .Values.networkPolicy.ingressNamespaceSelector -}}
+{{- if not (kindIs "invalid" $selector) -}}
+{{- toJson $selector -}}
+{{- else if .Values.ingress.enabled -}}
+{{- $edge := include "parley.ingress.controller" . | fromJson -}}
+{{- dict "matchLabels" (dict "kubernetes.io/metadata.name" $edge.namespace) | toJson -}}
+{{- end -}}
+{{- end }}
