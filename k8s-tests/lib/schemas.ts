@@ -80,6 +80,34 @@ function watched(value: unknown, records: Map<object, Watched>, path = ''): unkn
   });
 }
 
+/**
+ * Fields newer than the CRD schemas kubernetes-models ships, by `apiVersion/kind` and path, each with
+ * the pattern its upstream schema gives the value. Envoy Gateway v1.8 added
+ * `timeout.http.streamIdleTimeout` to BackendTrafficPolicy (envoyproxy/gateway#8455), a
+ * Gateway API Duration; @kubernetes-models/envoy-gateway 2.0.0 predates it.
+ */
+const NEWER_THAN_MODELS: Record<string, Record<string, RegExp>> = {
+  'gateway.envoyproxy.io/v1alpha1/BackendTrafficPolicy': {
+    'spec.timeout.http.streamIdleTimeout': /^([0-9]{1,5}(h|m|s|ms)){1,4}$/,
+  },
+};
+
+function at(obj: unknown, path: string): unknown {
+  return path.split('.').reduce<unknown>((node, key) => (node as Record<string, unknown>)?.[key], obj);
+}
+
+/** The fields of `obj` that NEWER_THAN_MODELS knows, after checking their values. */
+function newerFields(obj: K8sObject): string[] {
+  const known = NEWER_THAN_MODELS[`${obj.apiVersion}/${obj.kind}`] ?? {};
+  return Object.entries(known).flatMap(([path, pattern]) => {
+    const value = at(obj, path);
+    if (value === undefined) return [];
+    if (typeof value !== 'string' || !pattern.test(value))
+      throw new Error(`${path}: ${JSON.stringify(value)} does not match ${pattern}`);
+    return [path];
+  });
+}
+
 function unread(records: Map<object, Watched>): string[] {
   const unknown: string[] = [];
   for (const [target, record] of records) {
@@ -108,7 +136,8 @@ export async function unknownFields(obj: K8sObject): Promise<string[]> {
   // schema's compiled validator on `this`.
   const data = watched(JSON.parse(JSON.stringify(new Model(obj))), records);
   (Model.prototype.validate as (this: unknown) => void).call(data);
-  return unread(records);
+  const newer = newerFields(obj);
+  return unread(records).filter((path) => !newer.includes(path));
 }
 
 /**

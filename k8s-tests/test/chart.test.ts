@@ -126,6 +126,17 @@ describe('the chart', () => {
     );
     (policy['spec'] as { loadBalancer: { type: string } }).loadBalancer.type = 'LeastConnections';
     await expect(validateObject(policy)).rejects.toThrow(/loadBalancer/);
+    // A field newer than the packaged CRD schemas is checked against its upstream pattern.
+    const socketPolicy = structuredClone(
+      parseManifests(await renderChartText([scenarioFile('gateway')])).find(
+        (obj) => obj.kind === 'BackendTrafficPolicy' && obj.metadata.name === 'parley-api-websocket',
+      )!,
+    );
+    await validateObject(socketPolicy);
+    (
+      socketPolicy['spec'] as { timeout: { http: { streamIdleTimeout: string } } }
+    ).timeout.http.streamIdleTimeout = '1 hour';
+    await expect(validateObject(socketPolicy)).rejects.toThrow(/streamIdleTimeout/);
   });
 
   it('schema validation catches a misspelt field at any depth, in core objects and CRDs alike', async () => {

@@ -31,11 +31,39 @@ describe('NOTES.txt tells the installer what to do next', () => {
     expect(text).not.toContain('Credentials were generated');
   });
 
-  it('haproxy: the tunnel timeout lives in the controller ConfigMap, which the chart cannot set', async () => {
-    const text = await notes('haproxy');
-    expect(text).toContain("timeout-tunnel, a key of its controller's ConfigMap");
-    expect(text).toContain('ingress.websocketTimeoutSeconds (3600 s)');
-    expect(await notes('default')).not.toContain('timeout-tunnel');
+  it('names the IngressClass and how to check which controller owns it', async () => {
+    const nginx = await notes('default');
+    expect(nginx).toContain(
+      '(Ingress via F5 NGINX Ingress Controller, IngressClass nginx, least connections)',
+    );
+    expect(nginx).toContain(
+      "kubectl get ingressclass nginx -o jsonpath='{.spec.controller}'   # expect nginx.org/ingress-controller",
+    );
+    const haproxy = await notes('haproxy');
+    expect(haproxy).toContain('(Ingress via HAProxy Kubernetes Ingress Controller, IngressClass haproxy');
+    expect(haproxy).toContain('# expect haproxy.org/ingress-controller/haproxy');
+  });
+
+  it('haproxy: the backend carries timeout tunnel; with backend snippets disabled, the ConfigMap key to set', async () => {
+    const text = await notes('haproxy', ['ingress.websocketTimeoutSeconds=5400']);
+    expect(text).toContain('timeout tunnel 5400s, set on its backend by haproxy.org/backend-config-snippet');
+    expect(text).toContain('--disable-config-snippets');
+    expect(text).toContain('timeout-tunnel: "5400s"');
+    expect(await notes('default')).not.toContain('timeout tunnel');
+  });
+
+  it('network policies: which namespace may reach the API, and what to set for NodeLocal DNSCache or OpenShift', async () => {
+    const nginx = await notes('default');
+    expect(nginx).toContain(
+      'NetworkPolicy lets the API port be reached from namespace nginx-ingress (the F5 NGINX Ingress Controller',
+    );
+    expect(nginx).toContain('set networkPolicy.ingressNamespaceSelector');
+    expect(nginx).toContain('NodeLocal DNSCache or OpenShift');
+    expect(nginx).toContain('networkPolicy.dns');
+    expect(await notes('haproxy')).toContain('from namespace haproxy-controller');
+    const gateway = await notes('gateway');
+    expect(gateway).toContain('from namespace envoy-gateway-system');
+    expect(await notes('default', ['networkPolicy.enabled=false'])).not.toContain('NodeLocal DNSCache');
   });
 
   it('backups: where the passphrase is, and that it must be kept outside the cluster', async () => {

@@ -27,6 +27,7 @@ import {
 import {
   allowed,
   dnsAllowed,
+  egressAllowed,
   egressToCidr,
   isolated,
   reachableFromNamespace,
@@ -119,9 +120,15 @@ describe('least-connections entry, never session affinity', () => {
 
 describe('idle sockets through the edge', () => {
   type Rule = {
+    name?: string;
     matches: { path: { type: string; value: string } }[];
     timeouts?: { request?: string };
     backendRefs: unknown[];
+  };
+  type TrafficPolicy = {
+    targetRefs: { group: string; kind: string; name: string; sectionName?: string }[];
+    loadBalancer?: unknown;
+    timeout?: { http?: { connectionIdleTimeout?: string; streamIdleTimeout?: string } };
   };
   const seconds = (duration: string): number => {
     const match = /^(\d+)s$/.exec(duration);
@@ -142,12 +149,26 @@ describe('idle sockets through the edge', () => {
     expect(rule, 'a rule for /v1/ws').toBeDefined();
     return rule!;
   };
-  type Values = { ingress?: { controller?: string; websocketTimeoutSeconds?: number } };
-  const values = (file: string): Values => parse(readFileSync(join(chartDir, file), 'utf8')) as Values;
+  /** The BackendTrafficPolicy Envoy Gateway applies to the /v1/ws rule: the one naming that rule. */
+  const socketPolicy = (objects: K8sObject[]): TrafficPolicy => {
+    const name = socketRule(objects).name;
+    expect(name, 'the /v1/ws rule has a name a policy can target').toBeDefined();
+    const policies = byKind(objects, 'BackendTrafficPolicy')
+      .map((obj) => spec<TrafficPolicy>(obj))
+      .filter((p) => p.targetRefs.some((ref) => ref.kind === 'HTTPRoute' && ref.sectionName === name));
+    expect(policies, `one BackendTrafficPolicy on rule ${name}`).toHaveLength(1);
+    return policies[0]!;
+  };
+  /** `timeout tunnel <n>s` of the HAProxy backend, from the Ingress's backend config snippet. */
+  const tunnelTimeout = (ingress: K8sObject): number => {
+    const snippet = annotations(ingress)['haproxy.org/backend-config-snippet'] ?? '';
+    const match = /^timeout tunnel (\d+s)$/m.exec(snippet);
+    expect(match, `timeout tunnel in ${JSON.stringify(snippet)}`).not.toBeNull();
+    return seconds(match![1]!);
+  };
 
   /** How long each edge object the scenario renders lets a socket sit idle, in seconds. */
-  const idleTimeouts = (scenario: string): Record<string, number> => {
-    const objects = render(scenario);
+  const idleTimeouts = (objects: K8sObject[]): Record<string, number> => {
     const found: Record<string, number> = {};
     for (const ingress of byKind(objects, 'Ingress')) {
       const nginx = annotations(ingress);
@@ -155,41 +176,76 @@ describe('idle sockets through the edge', () => {
         found['nginx read'] = seconds(nginx['nginx.org/proxy-read-timeout']!);
         found['nginx send'] = seconds(nginx['nginx.org/proxy-send-timeout']!);
       } else {
-        // HAProxy: its ConfigMap's timeout-tunnel, which the values state and the chart cannot set.
-        found['haproxy timeout-tunnel (stated)'] =
-          values(scenarioFile(scenario)).ingress?.websocketTimeoutSeconds ??
-          values('values.yaml').ingress!.websocketTimeoutSeconds!;
+        found['haproxy timeout tunnel'] = tunnelTimeout(ingress);
       }
     }
     if (byKind(objects, 'HTTPRoute').length > 0)
-      found['envoy route request timeout'] = seconds(socketRule(objects).timeouts!.request!);
+      found['envoy stream idle timeout'] = seconds(socketPolicy(objects).timeout!.http!.streamIdleTimeout!);
     return found;
   };
 
   it.each(scenarios)('%s: every edge lets a socket idle for at least two heartbeats', (scenario) => {
     const beat = heartbeatSeconds(render(scenario));
-    for (const [edge, timeout] of Object.entries(idleTimeouts(scenario)))
+    for (const [edge, timeout] of Object.entries(idleTimeouts(render(scenario))))
       expect(timeout, edge).toBeGreaterThanOrEqual(2 * beat);
   });
 
   it('the scenarios cover every edge', () => {
-    const edges = new Set(scenarios.flatMap((scenario) => Object.keys(idleTimeouts(scenario))));
+    const edges = new Set(scenarios.flatMap((scenario) => Object.keys(idleTimeouts(render(scenario)))));
     expect([...edges].sort()).toEqual([
-      'envoy route request timeout',
-      'haproxy timeout-tunnel (stated)',
+      'envoy stream idle timeout',
+      'haproxy timeout tunnel',
       'nginx read',
       'nginx send',
     ]);
   });
 
-  it('gateway: /v1/ws has its own rule with a request timeout, the rest keeps Envoy\u2019s defaults', () => {
+  it.each([
+    ['default', 'ingress.websocketTimeoutSeconds', ['nginx read', 'nginx send']],
+    ['haproxy', 'ingress.websocketTimeoutSeconds', ['haproxy timeout tunnel']],
+    ['gateway', 'gateway.websocketTimeoutSeconds', ['envoy stream idle timeout']],
+  ] as const)(
+    '%s: a quiet socket lives exactly %s through the edge, shorter or longer than an hour',
+    async (scenario, value, edges) => {
+      for (const timeout of [600, 5400]) {
+        const objects = await renderChart([scenarioFile(scenario)], { [value]: String(timeout) });
+        expect(idleTimeouts(objects)).toEqual(Object.fromEntries(edges.map((edge) => [edge, timeout])));
+      }
+    },
+  );
+
+  it("haproxy: the operator's own backend snippet follows timeout tunnel", async () => {
+    const objects = await renderChart([scenarioFile('haproxy')], {
+      'ingress.annotations.haproxy\\.org/backend-config-snippet': 'option forwardfor',
+    });
+    expect(annotations(find(objects, 'Ingress', 'parley-api'))['haproxy.org/backend-config-snippet']).toBe(
+      'timeout tunnel 3600s\noption forwardfor',
+    );
+  });
+
+  it('gateway: /v1/ws is a named rule whose own policy bounds idle sockets; the rest keeps Envoy\u2019s defaults', () => {
     const objects = render('gateway');
     const rules = spec<{ rules: Rule[] }>(find(objects, 'HTTPRoute', 'parley-api')).rules;
-    expect(socketRule(objects).timeouts).toEqual({ request: '3600s' });
+    // A route timeout starts only once the whole request is in, which an open WebSocket never is:
+    // it would bound nothing, so the rule sets none.
+    expect(socketRule(objects).timeouts).toBeUndefined();
+    expect(socketPolicy(objects)).toEqual({
+      targetRefs: [
+        {
+          group: 'gateway.networking.k8s.io',
+          kind: 'HTTPRoute',
+          name: 'parley-api',
+          sectionName: 'websocket',
+        },
+      ],
+      // A rule's own policy replaces the route's: it repeats least-request balancing.
+      loadBalancer: { type: 'LeastRequest' },
+      timeout: { http: { connectionIdleTimeout: '3600s', streamIdleTimeout: '3600s' } },
+    });
     const rest = rules.filter((r) => r !== socketRule(objects));
     expect(rest.map((r) => r.matches)).toEqual([[{ path: { type: 'PathPrefix', value: '/' } }]]);
     expect(rest[0]!.timeouts).toBeUndefined();
-    // Upstream pool idleness only: an open socket is a request in flight, which this never cuts.
+    // Upstream pool idleness only: HTTP requests keep Envoy's stream idle timeout.
     const policy = spec<{ timeout: unknown }>(find(objects, 'BackendTrafficPolicy', 'parley-api'));
     expect(policy.timeout).toEqual({ http: { connectionIdleTimeout: '3600s' } });
   });
@@ -1255,13 +1311,112 @@ describe('NetworkPolicies', () => {
     expect(can('test', 'redis', 6379)).toBe(false);
   });
 
-  it('lets the ingress controller namespace reach the API and the app reach S3 over 443', () => {
+  it('lets the app reach S3 over 443, and the in-chart MySQL and Redis by pod selector, not by address', () => {
     const objects = render('default');
-    const api = find(objects, 'NetworkPolicy', 'parley-api');
-    expect(JSON.stringify(spec(api))).toContain('"kubernetes.io/metadata.name":"ingress"');
     for (const app of ['api', 'worker'])
       expect(egressToCidr(objects, labelsOf(app), 443)).toEqual(['0.0.0.0/0']);
     expect(egressToCidr(objects, labelsOf('migrations'), 443)).toEqual([]);
+    // Cilium never matches a pod's address against an ipBlock: in-cluster stores need a selector.
+    for (const app of ['api', 'worker', 'migrations']) {
+      expect(egressToCidr(objects, labelsOf(app), 3306), app).toEqual([]);
+      expect(allowed(objects, labelsOf(app), labelsOf('mysql-primary'), 3306), app).toBe(true);
+    }
+    for (const app of ['api', 'worker']) {
+      expect(egressToCidr(objects, labelsOf(app), 6379), app).toEqual([]);
+      expect(allowed(objects, labelsOf(app), labelsOf('redis'), 6379), app).toBe(true);
+    }
+  });
+
+  describe("an Ingress controller in its project's usual namespace reaches the API with no NetworkPolicy setting", () => {
+    const controllerPod = { 'app.kubernetes.io/name': 'ingress-controller' };
+    const withIngress = (controller: string, set: Record<string, string> = {}): Promise<K8sObject[]> =>
+      renderChart([], {
+        'ingress.enabled': 'true',
+        'ingress.controller': controller,
+        'ingress.className': controller === 'haproxy' ? 'haproxy' : 'nginx',
+        ...set,
+      });
+
+    it.each([
+      ['nginx-inc', 'nginx-ingress'],
+      ['haproxy', 'haproxy-controller'],
+    ])('%s: from namespace %s, on the API port only', async (controller, namespace) => {
+      const objects = await withIngress(controller);
+      expect(reachableFromNamespace(objects, namespace, labelsOf('api'), 3000, controllerPod)).toBe(true);
+      expect(reachableFromNamespace(objects, namespace, labelsOf('api'), 9464, controllerPod)).toBe(false);
+      for (const elsewhere of ['ingress', 'default', 'envoy-gateway-system'])
+        expect(reachableFromNamespace(objects, elsewhere, labelsOf('api'), 3000), elsewhere).toBe(false);
+    });
+
+    it('networkPolicy.ingressNamespaceSelector names the namespace instead when the controller runs elsewhere', async () => {
+      const objects = await withIngress('nginx-inc', {
+        'networkPolicy.ingressNamespaceSelector.matchLabels.kubernetes\\.io/metadata\\.name': 'edge',
+      });
+      expect(reachableFromNamespace(objects, 'edge', labelsOf('api'), 3000)).toBe(true);
+      expect(reachableFromNamespace(objects, 'nginx-ingress', labelsOf('api'), 3000)).toBe(false);
+    });
+
+    it('without an Ingress or Gateway route, no other namespace reaches the API port', async () => {
+      const objects = await renderChart([]);
+      for (const namespace of ['nginx-ingress', 'haproxy-controller', 'envoy-gateway-system', 'default'])
+        expect(reachableFromNamespace(objects, namespace, labelsOf('api'), 3000), namespace).toBe(false);
+    });
+  });
+
+  describe('DNS goes where the cluster resolves names', () => {
+    const renderDns = (dns: unknown): Promise<K8sObject[]> =>
+      renderChart([], {}, { extraArgs: ['--set-json', `networkPolicy.dns=${JSON.stringify(dns)}`] });
+    const coreDns = { namespace: 'kube-system', pod: { 'k8s-app': 'kube-dns' } };
+
+    it('by default, the kube-dns / CoreDNS pods on port 53, and no other address', async () => {
+      const objects = await renderChart([]);
+      for (const app of ['api', 'worker', 'migrations']) {
+        expect(egressAllowed(objects, labelsOf(app), coreDns, 53, 'UDP'), app).toBe(true);
+        expect(egressAllowed(objects, labelsOf(app), coreDns, 53, 'TCP'), app).toBe(true);
+        expect(egressAllowed(objects, labelsOf(app), { ip: '169.254.20.10' }, 53, 'UDP'), app).toBe(false);
+      }
+    });
+
+    it('NodeLocal DNSCache: its link-local address, when networkPolicy.dns.peers names it', async () => {
+      const objects = await renderDns({
+        peers: [
+          { ipBlock: { cidr: '169.254.20.10/32' } },
+          { namespaceSelector: {}, podSelector: { matchLabels: { 'k8s-app': 'kube-dns' } } },
+        ],
+      });
+      for (const w of workloads(objects)) {
+        expect(
+          egressAllowed(objects, w.labels, { ip: '169.254.20.10' }, 53, 'UDP'),
+          w.object.metadata.name,
+        ).toBe(true);
+        expect(egressAllowed(objects, w.labels, coreDns, 53, 'UDP'), w.object.metadata.name).toBe(true);
+      }
+      expect(egressAllowed(objects, labelsOf('api'), { ip: '169.254.20.11' }, 53, 'UDP')).toBe(false);
+    });
+
+    it("OpenShift: the DNS operator's pods in openshift-dns on port 5353, with networkPolicy.dns", async () => {
+      const objects = await renderDns({
+        peers: [
+          {
+            namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'openshift-dns' } },
+            podSelector: { matchLabels: { 'dns.operator.openshift.io/daemonset-dns': 'default' } },
+          },
+        ],
+        ports: [
+          { protocol: 'UDP', port: 5353 },
+          { protocol: 'TCP', port: 5353 },
+        ],
+      });
+      const openshiftDns = {
+        namespace: 'openshift-dns',
+        pod: { 'dns.operator.openshift.io/daemonset-dns': 'default' },
+      };
+      for (const w of workloads(objects))
+        expect(egressAllowed(objects, w.labels, openshiftDns, 5353, 'UDP'), w.object.metadata.name).toBe(
+          true,
+        );
+      expect(egressAllowed(objects, labelsOf('api'), coreDns, 53, 'UDP')).toBe(false);
+    });
   });
 
   it('gateway: the namespace of the Gateway proxies may reach the API', () => {
@@ -1322,7 +1477,7 @@ describe('NetworkPolicies', () => {
       expect(reachableFromNamespace(objects, 'envoy-gateway-system', labelsOf('api'), 3000, envoy)).toBe(
         false,
       );
-      expect(reachableFromNamespace(objects, 'ingress', labelsOf('api'), 3000)).toBe(true);
+      expect(reachableFromNamespace(objects, 'nginx-ingress', labelsOf('api'), 3000)).toBe(true);
     });
   });
 
@@ -1330,6 +1485,56 @@ describe('NetworkPolicies', () => {
     const objects = render('external-data');
     expect(egressToCidr(objects, labelsOf('api'), 3306)).toEqual(['10.20.0.0/16']);
     expect(egressToCidr(objects, labelsOf('api'), 6379)).toEqual(['10.20.0.0/16']);
+  });
+
+  it('external MySQL and Redis that run in the cluster are reached by selector (networkPolicy.externalDataPeers)', async () => {
+    // keda: a MOCO MySQL and Redis Sentinels in namespace "data".
+    const data = { namespace: 'data', pod: { 'app.kubernetes.io/name': 'mysql' } };
+    const peers = [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'data' } } }];
+    const objects = await renderChart(
+      [scenarioFile('keda')],
+      {},
+      {
+        extraArgs: ['--set-json', `networkPolicy.externalDataPeers=${JSON.stringify(peers)}`],
+      },
+    );
+    for (const app of ['api', 'worker']) {
+      for (const port of [3306, 6379, 26379])
+        expect(egressAllowed(objects, labelsOf(app), data, port), `${app} ${port}`).toBe(true);
+    }
+    expect(egressAllowed(objects, labelsOf('migrations'), data, 3306)).toBe(true);
+    expect(egressAllowed(objects, labelsOf('migrations'), data, 6379)).toBe(false);
+    expect(egressAllowed(objects, labelsOf('api'), { namespace: 'other', pod: data.pod }, 3306)).toBe(false);
+  });
+
+  it('migrations, with the in-chart MySQL and an external Redis, reach no external address on any port', async () => {
+    const objects = await renderChart([], {
+      'redis.enabled': 'false',
+      'redis.external.url': 'redis://cache.example.internal:6379',
+    });
+    for (const port of [3306, 6379, 22])
+      expect(egressAllowed(objects, labelsOf('migrations'), { ip: '10.1.2.3' }, port), String(port)).toBe(
+        false,
+      );
+    expect(allowed(objects, labelsOf('migrations'), labelsOf('mysql-primary'), 3306)).toBe(true);
+    expect(egressAllowed(objects, labelsOf('api'), { ip: '10.1.2.3' }, 6379)).toBe(true);
+  });
+
+  it('an empty list of external data CIDRs and peers opens those ports to nothing, not to everything', async () => {
+    const objects = await renderChart(
+      [scenarioFile('external-data')],
+      {},
+      {
+        extraArgs: [
+          '--set-json',
+          'networkPolicy.externalDataCidrs=[]',
+          '--set-json',
+          'networkPolicy.s3EgressCidrs=[]',
+        ],
+      },
+    );
+    for (const port of [3306, 6379, 443])
+      expect(egressAllowed(objects, labelsOf('api'), { ip: '203.0.113.9' }, port), String(port)).toBe(false);
   });
 });
 

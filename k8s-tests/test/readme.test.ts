@@ -1,8 +1,10 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { chartReadme, renderReadme, valueRows } from '../scripts/chart-readme.js';
 import { chartDir } from '../lib/render.js';
+import { repoRoot } from '../scripts/kube-tools.js';
 
 const readme = readFileSync(chartReadme, 'utf8');
 
@@ -86,5 +88,31 @@ describe('the chart README', () => {
     }
     expect(readme.indexOf('## Values contract')).toBeLessThan(readme.indexOf('## Design choices'));
     expect(readme.slice(0, 800)).toContain('## Values contract');
+  });
+
+  it('calls the supported entry points by their projects\u2019 names, never by a look-alike', () => {
+    const templates = readdirSync(join(chartDir, 'templates')).map((file) =>
+      join(chartDir, 'templates', file),
+    );
+    const files = [
+      chartReadme,
+      join(chartDir, 'values.yaml'),
+      join(chartDir, 'values.schema.json'),
+      ...readdirSync(join(chartDir, 'ci')).map((file) => join(chartDir, 'ci', file)),
+      ...templates.filter((file) => /\.(ya?ml|txt|tpl)$/.test(file)),
+      join(repoRoot, 'docs', 'chart.md'),
+      join(repoRoot, 'docs', 'pulumi.md'),
+    ];
+    const text = files.map((file) => readFileSync(file, 'utf8')).join('\n');
+    // "HAProxy Ingress" is another project (haproxy-ingress.github.io) with the same default class.
+    expect(text.match(/HAProxy Ingress(?!\s\(haproxy-ingress\.github\.io\))/g)).toBeNull();
+    // "NGINX Ingress Controller" alone is ambiguous with the community ingress-nginx.
+    expect(text.match(/(?<!F5 )NGINX Ingress Controller/g)).toBeNull();
+    for (const name of [
+      'HAProxy Kubernetes Ingress Controller',
+      'F5 NGINX Ingress Controller',
+      'Envoy Gateway',
+    ])
+      expect(readFileSync(join(repoRoot, 'docs', 'chart.md'), 'utf8'), name).toContain(name);
   });
 });

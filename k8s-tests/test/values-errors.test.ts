@@ -84,6 +84,21 @@ describe('helm template rejects wrong values with a clear message', () => {
     [{ 'config.leaderboards.flushIntervalMs': '99' }, "at '/config/leaderboards/flushIntervalMs': minimum"],
     // A Gateway API duration has at most five digits per unit.
     [{ 'gateway.websocketTimeoutSeconds': '100000' }, "at '/gateway/websocketTimeoutSeconds': maximum"],
+    // DNS needs its peers and ports: null drops the key, which the schema requires.
+    [{ 'networkPolicy.dns.peers': 'null' }, "missing property 'peers'"],
+    [
+      { 'networkPolicy.dns.peers[0].ipblock.cidr': '169.254.20.10/32' },
+      "additional properties 'ipblock' not allowed",
+    ],
+    [{ 'networkPolicy.dns.ports[0].protocol': 'ICMP' }, "at '/networkPolicy/dns/ports/0/protocol'"],
+    [
+      { 'networkPolicy.externalDataPeers[0].namespaceSelector.matchLabel.team': 'data' },
+      "additional properties 'matchLabel' not allowed",
+    ],
+    [
+      { 'networkPolicy.ingressNamespaceSelector.matchLabel.team': 'edge' },
+      "additional properties 'matchLabel' not allowed",
+    ],
   ])('schema: %o', async (values, message) => {
     expect(await failure(values)).toContain(message);
   });
@@ -92,6 +107,18 @@ describe('helm template rejects wrong values with a clear message', () => {
     [
       { 'ingress.enabled': 'true', 'gateway.enabled': 'true' },
       'ingress.enabled and gateway.enabled are exclusive',
+    ],
+    // The default IngressClass names are ambiguous: `nginx` is also the retired community
+    // ingress-nginx's, `haproxy` also HAProxy Ingress's. Guessing could hand the Ingress to a
+    // controller that ignores its annotations.
+    [{ 'ingress.enabled': 'true' }, 'ingress.className is required with ingress.enabled'],
+    [
+      { 'ingress.enabled': 'true' },
+      'F5 NGINX Ingress Controller installs IngressClass `nginx` (controller nginx.org/ingress-controller)',
+    ],
+    [
+      { 'ingress.enabled': 'true', 'ingress.controller': 'haproxy' },
+      'HAProxy Kubernetes Ingress Controller installs IngressClass `haproxy` (controller haproxy.org/ingress-controller/haproxy)',
     ],
     [{ 'worker.keda.enabled': 'true' }, 'worker.keda.enabled and worker.autoscaling.enabled are exclusive'],
     [{ 'mysql.enabled': 'false' }, 'mysql.enabled=false needs mysql.external.writerHost'],
@@ -130,7 +157,7 @@ describe('helm template rejects wrong values with a clear message', () => {
     ],
     // An idle socket carries only the heartbeat: the edge must outlast two of them.
     [
-      { 'ingress.enabled': 'true', 'config.realtime.heartbeatMs': '1800001' },
+      { 'ingress.enabled': 'true', 'ingress.className': 'nginx', 'config.realtime.heartbeatMs': '1800001' },
       'ingress.websocketTimeoutSeconds (3600) must be at least twice config.realtime.heartbeatMs (1800001 ms)',
     ],
     [
@@ -212,6 +239,26 @@ describe('helm template rejects wrong values with a clear message', () => {
       await expect(renderChartText([], { 'mysql.image.tag': tag })).resolves.toContain(`image: mysql:${tag}`);
     },
   );
+
+  // A NetworkPolicy rule with no peers or no ports allows every peer or every port.
+  it.each(['peers', 'ports'])('schema: an empty networkPolicy.dns.%s', async (key) => {
+    const error = await renderChartText(
+      [],
+      {},
+      { extraArgs: ['--set-json', `networkPolicy.dns.${key}=[]`] },
+    ).then(
+      () => '',
+      (caught: unknown) => (caught instanceof HelmError ? caught.stderr : String(caught)),
+    );
+    expect(error).toContain(`at '/networkPolicy/dns/${key}': minItems`);
+  });
+
+  it('refuses an Ingress annotation that would replace one the chart sets', async () => {
+    const message = await failure({ 'ingress.annotations.nginx\\.org/proxy-read-timeout': '60s' }, [
+      scenarioFile('default'),
+    ]);
+    expect(message).toContain('ingress.annotations.nginx.org/proxy-read-timeout is set by the chart');
+  });
 
   it('refuses a session-affinity annotation on the Ingress', async () => {
     const message = await failure({ 'ingress.annotations.nginx\\.com/sticky-cookie-services': 'x' }, [

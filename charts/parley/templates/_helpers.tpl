@@ -173,6 +173,14 @@ decimal (k, M, G, T) suffix, as the API server reads them. Args: value, path (fo
 {{- if and $v.ingress.enabled $v.gateway.enabled -}}
 {{- fail "ingress.enabled and gateway.enabled are exclusive: choose one least-connections entry" -}}
 {{- end -}}
+{{- /*
+No default IngressClass: each supported controller's default class name is also the default of a
+controller that ignores this chart's annotations, and a guess could hand the Ingress to it.
+*/ -}}
+{{- if and $v.ingress.enabled (not $v.ingress.className) -}}
+{{- $edge := include "parley.ingress.controller" . | fromJson -}}
+{{- fail (printf "ingress.className is required with ingress.enabled: name the IngressClass of your %s (ingress.controller=%s). %s installs IngressClass `%s` (controller %s) by default, but %s uses that name too and would ignore this Ingress's annotations; `kubectl get ingressclass` shows each class's controller" $edge.name $v.ingress.controller $edge.name $edge.defaultClass $edge.ingressClassController $edge.lookalike) -}}
+{{- end -}}
 {{- if le (int64 $v.config.attachments.pendingTtlSeconds) (int64 $v.config.attachments.uploadTtlSeconds) -}}
 {{- fail (printf "config.attachments.pendingTtlSeconds (%d) must be longer than config.attachments.uploadTtlSeconds (%d): an upload swept while its presigned POST is still valid could be uploaded again, with no record left to verify or remove it" (int64 $v.config.attachments.pendingTtlSeconds) (int64 $v.config.attachments.uploadTtlSeconds)) -}}
 {{- end -}}
@@ -737,5 +745,33 @@ minAvailable up).
 {{- fail (printf "%s.minAvailable (%v) keeps all %d %s, so every node drain blocks: set at most %d, or use maxUnavailable" $.path $value $pods $.what (max 0 (sub $pods 1))) -}}
 {{- end -}}
 {{- end -}}
+{{- end -}}
+{{- end }}
+
+{{/*
+The ingress controller the chart configures, as JSON: its project's name, the IngressClass its Helm
+chart installs by default and that class's spec.controller, the other controller that uses the same
+class name, and the namespace its install docs use.
+*/}}
+{{- define "parley.ingress.controller" -}}
+{{- if eq .Values.ingress.controller "haproxy" -}}
+{{- dict "name" "HAProxy Kubernetes Ingress Controller" "defaultClass" "haproxy" "ingressClassController" "haproxy.org/ingress-controller/haproxy" "lookalike" "HAProxy Ingress (haproxy-ingress.github.io)" "namespace" "haproxy-controller" | toJson -}}
+{{- else -}}
+{{- dict "name" "F5 NGINX Ingress Controller" "defaultClass" "nginx" "ingressClassController" "nginx.org/ingress-controller" "lookalike" "the retired community ingress-nginx" "namespace" "nginx-ingress" | toJson -}}
+{{- end -}}
+{{- end }}
+
+{{/*
+The namespace selector of the ingress controller that the API's NetworkPolicy lets in, as JSON, or
+"" for none: networkPolicy.ingressNamespaceSelector, or when that is null and an Ingress is
+rendered, the namespace of the controller's usual install.
+*/}}
+{{- define "parley.np.ingressNamespaceSelector" -}}
+{{- $selector := .Values.networkPolicy.ingressNamespaceSelector -}}
+{{- if not (kindIs "invalid" $selector) -}}
+{{- toJson $selector -}}
+{{- else if .Values.ingress.enabled -}}
+{{- $edge := include "parley.ingress.controller" . | fromJson -}}
+{{- dict "matchLabels" (dict "kubernetes.io/metadata.name" $edge.namespace) | toJson -}}
 {{- end -}}
 {{- end }}
