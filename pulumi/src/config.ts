@@ -125,7 +125,11 @@ const autoscaling = z
 const ingress = z
   .object({
     controller: z.enum(['nginx-inc', 'haproxy']),
-    className: z.string().min(1).optional(),
+    /**
+     * Required: each controller's chart installs a class whose name another project uses too
+     * (nginx: the retired ingress-nginx; haproxy: HAProxy Ingress), which would ignore our annotations.
+     */
+    className: z.string().min(1),
     clusterIssuer: z.string().min(1).optional(),
     tlsSecretName: dnsLabel.optional(),
     /** Where the controller's pods run: the chart's NetworkPolicy lets only them reach the API. */

@@ -67,7 +67,7 @@ export function chartValues(config: StackConfig, wiring: ReleaseWiring): ChartVa
       ? {
           enabled: true,
           controller: config.ingress.controller,
-          ...(config.ingress.className ? { className: config.ingress.className } : {}),
+          className: config.ingress.className,
           host: config.hostname,
           tls: {
             secretName: config.ingress.tlsSecretName ?? `${config.releaseName}-tls`,

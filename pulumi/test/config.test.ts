@@ -97,6 +97,11 @@ describe('stack configuration', () => {
     expect(message).toContain('parley:ingress: set exactly one of ingress or gateway');
   });
 
+  it('requires the IngressClass by name: both controllers share theirs with another project', async () => {
+    const ingress = { controller: 'haproxy', clusterIssuer: 'letsencrypt-staging' };
+    expect(await configProblem({ ...dev, 'parley:ingress': ingress })).toContain('parley:ingress.className');
+  });
+
   it('rejects the Secrets Manager backend without a ClusterSecretStore', async () => {
     expect(await configProblem({ ...dev, 'parley:secretsBackend': 'aws-secrets-manager' })).toContain(
       'parley:externalSecrets: secretsBackend aws-secrets-manager needs externalSecrets.clusterSecretStore',

@@ -130,8 +130,8 @@ describe('the Helm release', () => {
 
 describe('traffic into the namespace', () => {
   it.each([
-    [{ controller: 'haproxy' }, 'haproxy-controller'],
-    [{ controller: 'nginx-inc', controllerNamespace: 'edge' }, 'edge'],
+    [{ controller: 'haproxy', className: 'haproxy' }, 'haproxy-controller'],
+    [{ controller: 'nginx-inc', className: 'nginx', controllerNamespace: 'edge' }, 'edge'],
   ])('lets the ingress controller of %j reach the API from %s', async (ingress, namespace) => {
     const { resources } = await runParley('dev', { ...exampleStack('dev'), 'parley:ingress': ingress });
     const values = only(resources, 'kubernetes:helm.sh/v3:Release').inputs.values;
