@@ -1057,7 +1057,7 @@ describe('Redis with Sentinel', () => {
   });
 
   // Under noeviction a full Redis refuses writes with a clear error; past the container limit it
-  // would be OOMKilled instead. 25 % of the limit is left for forks, buffers and fragmentation.
+  // would be OOMKilled instead. A quarter of the limit is left for forks, buffers and fragmentation.
   it.each([
     [{}, String(384 * 2 ** 20)],
     [{ 'redis.resources.limits.memory': '2Gi' }, String(1.5 * 2 ** 30)],
