@@ -418,6 +418,130 @@ describe.skipIf(target.kind === 'none')(`live: the chart on a real control plane
       },
       10 * 60_000,
     );
+
+    interface Budget {
+      metadata: { name: string };
+      spec: { selector: { matchLabels: Record<string, string> } };
+      status: { disruptionsAllowed: number; currentHealthy: number; desiredHealthy: number };
+    }
+    const budgets = () => items<Budget>(['get', 'poddisruptionbudgets', `--namespace=${namespace}`]);
+    /**
+     * kwok deletes a terminating pod only when its grace period is over, as a kubelet would at worst:
+     * 370 s for a worker. The evictions here shorten it, or a StatefulSet's replacement (same name)
+     * and a drain would wait for it.
+     */
+    const gracePeriodSeconds = 5;
+    /** POSTs an Eviction (policy/v1) for the pod, as `kubectl drain` does: the API server checks the PDB. */
+    const evict = (pod: string) =>
+      cluster.kubectl(
+        ['create', '--raw', `/api/v1/namespaces/${namespace}/pods/${pod}/eviction`, '--filename=-'],
+        JSON.stringify({
+          apiVersion: 'policy/v1',
+          kind: 'Eviction',
+          metadata: { name: pod, namespace },
+          deleteOptions: { gracePeriodSeconds },
+        }),
+      );
+    async function untilAllReady(): Promise<void> {
+      const deadline = Date.now() + 90_000;
+      for (;;) {
+        const notReady: string[] = [];
+        for (const workload of await workloads()) {
+          const ready = (await podsOf(workload)).filter(isReady);
+          if (ready.length !== workload.spec.replicas) notReady.push(workload.metadata.name);
+        }
+        if (notReady.length === 0) return;
+        if (Date.now() > deadline) throw new Error(`not all pods Ready after 90 s: ${notReady.join(', ')}`);
+        await new Promise((resolve) => setTimeout(resolve, 1_000));
+      }
+    }
+
+    it(
+      'refuses (429) each eviction that would break a PodDisruptionBudget, exactly when its disruptionsAllowed is 0',
+      async () => {
+        await untilAllReady();
+        const nodes = (await items<Node>(['get', 'nodes'])).map((node) => node.metadata.name);
+        // With every node cordoned no evicted pod is replaced, so a budget spent stays spent: on kwok
+        // a replacement is Ready within a second and would race the next eviction.
+        for (const node of nodes) await cluster.kubectl(['cordon', node]);
+        try {
+          const all = await budgets();
+          expect(all.map((budget) => budget.metadata.name).sort()).toEqual([
+            'parley-api',
+            'parley-mysql-replica',
+            'parley-redis',
+            'parley-worker',
+          ]);
+          for (const budget of all) {
+            const allowedAtStart = budget.status.disruptionsAllowed;
+            expect(
+              allowedAtStart,
+              `${budget.metadata.name} allows a disruption when all is Ready`,
+            ).toBeGreaterThan(0);
+            const candidates =
+              (await items<Pod>([
+                'get', 'pods', `--namespace=${namespace}`, `--selector=${selector(budget.spec.selector.matchLabels)}`,
+              ])) // prettier-ignore
+                .filter(isReady);
+            let evicted = 0;
+            for (const pod of candidates) {
+              const current = await kubectlJson<Budget>([
+                'get', 'poddisruptionbudget', budget.metadata.name, `--namespace=${namespace}`,
+              ]); // prettier-ignore
+              const allowed = current.status.disruptionsAllowed;
+              const outcome = await evict(pod.metadata.name).then(
+                () => 'evicted',
+                (error: unknown) => String(error),
+              );
+              if (allowed > 0) {
+                expect(outcome, `${pod.metadata.name} with ${budget.metadata.name} allowing ${allowed}`).toBe(
+                  'evicted',
+                );
+                evicted++;
+              } else {
+                expect(outcome).toMatch(/TooManyRequests|429/);
+                expect(outcome).toMatch(/would violate the pod's disruption budget/);
+                break;
+              }
+            }
+            expect(evicted, `evictions ${budget.metadata.name} let through`).toBe(allowedAtStart);
+          }
+        } finally {
+          for (const node of nodes) await cluster.kubectl(['uncordon', node]);
+        }
+        await untilAllReady();
+      },
+      3 * 60_000,
+    );
+
+    it(
+      'drains a node holding chart pods: drain retries the refused evictions until the replacements are Ready elsewhere',
+      async () => {
+        const running = await pods();
+        const perNode = new Map<string, number>();
+        for (const pod of running)
+          if (pod.spec.nodeName) perNode.set(pod.spec.nodeName, (perNode.get(pod.spec.nodeName) ?? 0) + 1);
+        const [node, held] = [...perNode].sort((a, b) => b[1] - a[1])[0]!;
+        expect(held, `chart pods on ${node}`).toBeGreaterThan(1);
+        try {
+          await cluster.kubectl([
+            'drain', node, '--ignore-daemonsets', '--delete-emptydir-data', `--grace-period=${gracePeriodSeconds}`,
+            '--timeout=100s',
+          ]); // prettier-ignore
+          const left = (await pods()).filter(
+            (pod) => pod.spec.nodeName === node && !pod.metadata.deletionTimestamp,
+          );
+          expect(
+            left.map((pod) => pod.metadata.name),
+            `pods left on ${node}`,
+          ).toEqual([]);
+        } finally {
+          await cluster.kubectl(['uncordon', node]);
+        }
+        await untilAllReady();
+      },
+      3 * 60_000,
+    );
   });
 
   describe.skipIf(target.kind !== 'KUBECONFIG')(
