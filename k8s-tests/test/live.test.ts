@@ -419,6 +419,33 @@ describe.skipIf(target.kind === 'none')(`live: the chart on a real control plane
       10 * 60_000,
     );
 
+    it(
+      'refuses an upgrade that changes an immutable field (a StatefulSet volume size), and leaves the store as it was',
+      async () => {
+        const primary = async () =>
+          kubectlJson<{
+            spec: { volumeClaimTemplates: { spec: { resources: { requests: { storage: string } } } }[] };
+          }>(['get', 'statefulset/parley-mysql-primary', `--namespace=${namespace}`, '--output=json']);
+        const sizeOf = async () =>
+          (await primary()).spec.volumeClaimTemplates[0]!.spec.resources.requests.storage;
+        const before = await sizeOf();
+        const failure = await helmIn(namespace, [
+          'upgrade', release, chartDir, ...values, '--set=mysql.primary.persistence.size=40Gi',
+          '--wait', waitTimeout,
+        ]).then(() => '', (error: unknown) => String(error)); // prettier-ignore
+        expect(failure).toMatch(
+          /UPGRADE FAILED: StatefulSet\.apps "parley-mysql-primary" is invalid: spec\.volumeClaimTemplates: .*field is immutable/s,
+        );
+        expect(await sizeOf()).toBe(before);
+        const history = JSON.parse(await helmIn(namespace, ['history', release, '--output=json'])) as {
+          status: string;
+        }[];
+        expect(history.at(-1)!.status).toBe('failed');
+        await expectDataStoresUntouched(await workloads());
+      },
+      10 * 60_000,
+    );
+
     interface Budget {
       metadata: { name: string };
       spec: { selector: { matchLabels: Record<string, string> } };
