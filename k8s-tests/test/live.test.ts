@@ -55,7 +55,12 @@ interface Workload {
   status: { currentRevision?: string; updateRevision?: string; readyReplicas?: number };
 }
 interface ReplicaSet {
-  metadata: { name: string; annotations: Record<string, string>; ownerReferences?: { name: string }[] };
+  metadata: {
+    name: string;
+    creationTimestamp: string;
+    annotations: Record<string, string>;
+    ownerReferences?: { name: string }[];
+  };
   status: { replicas: number };
 }
 
@@ -415,6 +420,36 @@ describe.skipIf(target.kind === 'none')(`live: the chart on a real control plane
         for (const pod of (await podsOf(api)).filter(isReady))
           expect(pod.spec.containers[0]!.image).toBe(installed.apiImage);
         await expectDataStoresUntouched(all);
+      },
+      10 * 60_000,
+    );
+
+    it(
+      'migrates before the API rolls: the pre-upgrade Job completes before the new ReplicaSet exists',
+      async () => {
+        // Whole seconds, as the API server stamps events and objects.
+        const startedAt = Math.floor(Date.now() / 1000) * 1000;
+        await helmIn(namespace, [
+          'upgrade', release, chartDir, ...values, '--set=image.tag=0.1.2-live', '--wait', waitTimeout,
+        ]); // prettier-ignore
+        // The Job itself is deleted once it succeeds (hook-succeeded); its controller's event stays.
+        interface Event {
+          reason: string;
+          lastTimestamp?: string;
+          eventTime?: string;
+        }
+        const completions =
+          (await items<Event>([
+            'get', 'events', `--namespace=${namespace}`,
+            '--field-selector=involvedObject.kind=Job,involvedObject.name=parley-migrations,reason=Completed',
+          ])) // prettier-ignore
+            .map((event) => Date.parse(event.lastTimestamp ?? event.eventTime ?? ''))
+            .filter((at) => at >= startedAt);
+        expect(completions, 'the migrations Job completed during this upgrade').toHaveLength(1);
+        const api = (await workloads()).find((workload) => workload.metadata.name === 'parley-api')!;
+        const rolled = await currentReplicaSet(api);
+        expect(rolled.metadata.name).not.toBe(installed.replicaSets.get('parley-api'));
+        expect(Date.parse(rolled.metadata.creationTimestamp)).toBeGreaterThanOrEqual(completions[0]!);
       },
       10 * 60_000,
     );
